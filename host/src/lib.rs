@@ -1,0 +1,27 @@
+//! storehost: a storage host whose origin stores are WebAssembly components.
+//!
+//! ```no_run
+//! use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore};
+//! use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
+//!
+//! # async fn run() -> anyhow::Result<()> {
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let spec = PluginSpec::new("memory", "builtin:memory", storehost::builtin("memory").unwrap());
+//! let plugin = Plugin::load(&runtime, spec).await?;
+//! let artifacts = PluginArtifactStore::new(plugin)?;
+//! let ctx = Ctx::background();
+//! artifacts.put(&ctx, "reports/today.txt", "hello".into(), Some("text/plain".into())).await?;
+//! assert_eq!(&artifacts.get(&ctx, "reports/today.txt").await?.body[..], b"hello");
+//! # Ok(()) }
+//! ```
+
+pub mod capabilities;
+pub mod domain;
+pub mod runtime;
+
+include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
+
+/// The wasm of a built-in plugin (`builtin:NAME`).
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, wasm)| *wasm)
+}

@@ -1,0 +1,30 @@
+//! Generated bindings of the WIT contracts. Private to the crate: the public surface is the
+//! plain Rust types of `crate::domain`.
+
+wasmtime::component::bindgen!({
+    world: "storehost:origin/mock-origin",
+    path: "../wit",
+    imports: {
+        "storehost:host/sql": async | trappable,
+        "storehost:host/object-store": async | trappable,
+        default: trappable,
+    },
+    exports: { default: async },
+});
+
+pub use exports::storehost::origin as origin;
+pub use storehost::host as host;
+pub use storehost::origin::types::StoreError as WitStoreError;
+
+impl From<WitStoreError> for crate::domain::StoreError {
+    fn from(e: WitStoreError) -> Self {
+        use crate::domain::StoreError as E;
+        match e {
+            WitStoreError::NotFound(m) => E::NotFound(m),
+            WitStoreError::Conflict(m) => E::Conflict(m),
+            WitStoreError::Invalid(m) => E::Invalid(m),
+            WitStoreError::Unavailable(m) => E::Unavailable(m),
+            WitStoreError::Internal(m) => E::Internal(m),
+        }
+    }
+}
