@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod app;
 pub mod capabilities;
 pub mod domain;
 pub mod runtime;

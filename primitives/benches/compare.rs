@@ -1,1 +1,599 @@
-fn main() {}
+//! `cargo bench -p storehost-primitives --bench compare`: our caches against the crates people
+//! reach for, side by side in one run. Prints a table and writes `target/bench/compare.json`
+//! (`[{"case","ours","anchor","ours_ns","anchor_ns","speedup"}]`, speedup = anchor_ns / ours_ns).
+//!
+//! Every timed case runs each contender once per round, interleaved, for several rounds, and
+//! reports the median round; so a burst of load from elsewhere on the machine hits all
+//! contenders alike. Rows whose unit is not nanoseconds say so in the case name (bytes per entry).
+
+// The counting global allocator must implement the `unsafe` trait `GlobalAlloc`; this file is the
+// only place in the crate that needs it.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+
+use storehost_primitives::MemoryCache;
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator: live bytes requested, counted only while `COUNTING` is set so that the
+// timed cases do not pay for a contended counter.
+
+struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+// ---------------------------------------------------------------------------------------------
+// Results.
+
+struct Row {
+    case: String,
+    ours: String,
+    anchor: String,
+    ours_ns: f64,
+    anchor_ns: f64,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn add(&mut self, case: &str, ours: &str, anchor: &str, ours_ns: f64, anchor_ns: f64) {
+        let row = Row {
+            case: case.to_string(),
+            ours: ours.to_string(),
+            anchor: anchor.to_string(),
+            ours_ns,
+            anchor_ns,
+        };
+        println!(
+            "{:<44} {:<26} {:<34} {:>12} {:>12} {:>8.2}x",
+            row.case,
+            row.ours,
+            row.anchor,
+            fmt_num(row.ours_ns),
+            fmt_num(row.anchor_ns),
+            row.anchor_ns / row.ours_ns
+        );
+        self.rows.push(row);
+    }
+
+    fn header() {
+        println!(
+            "{:<44} {:<26} {:<34} {:>12} {:>12} {:>9}",
+            "case", "ours", "anchor", "ours_ns", "anchor_ns", "speedup"
+        );
+        println!("{}", "-".repeat(44 + 26 + 34 + 12 + 12 + 9 + 5));
+    }
+
+    fn write_json(&self, path: &Path) {
+        let mut out = String::from("[\n");
+        for (i, r) in self.rows.iter().enumerate() {
+            out.push_str(&format!(
+                "  {{\"case\": {}, \"ours\": {}, \"anchor\": {}, \"ours_ns\": {:.3}, \"anchor_ns\": {:.3}, \"speedup\": {:.4}}}{}\n",
+                json_str(&r.case),
+                json_str(&r.ours),
+                json_str(&r.anchor),
+                r.ours_ns,
+                r.anchor_ns,
+                r.anchor_ns / r.ours_ns,
+                if i + 1 == self.rows.len() { "" } else { "," }
+            ));
+        }
+        out.push_str("]\n");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, out).unwrap();
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.0}", x)
+    } else if x >= 100.0 {
+        format!("{:.1}", x)
+    } else {
+        format!("{:.2}", x)
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+/// Runs each contender once per round, interleaved, and returns each one's median ns per op.
+/// A contender returns (elapsed, ops) for one round.
+fn interleaved(rounds: usize, contenders: &mut [&mut dyn FnMut() -> (Duration, u64)]) -> Vec<f64> {
+    let mut samples = vec![Vec::new(); contenders.len()];
+    for _ in 0..rounds {
+        for (i, c) in contenders.iter_mut().enumerate() {
+            let (elapsed, ops) = c();
+            samples[i].push(elapsed.as_nanos() as f64 / ops as f64);
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+/// The `target` directory: the bench executable is `target/<profile>/deps/compare-<hash>`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).expect("target directory").to_path_buf()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload: keys, values, zipf-distributed access sequences.
+
+const KEYS: usize = 100_000;
+const VALUE_SIZE: usize = 4096;
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Zipf(s = 1.0) over `n` ranks, mapped to key indices through a fixed shuffle so that hot keys
+/// are spread over the key space.
+struct Zipf {
+    cdf: Vec<f64>,
+    rank_to_key: Vec<u32>,
+}
+
+impl Zipf {
+    fn new(n: usize) -> Self {
+        let mut cdf = Vec::with_capacity(n);
+        let mut sum = 0.0;
+        for rank in 1..=n {
+            sum += 1.0 / rank as f64;
+            cdf.push(sum);
+        }
+        for c in &mut cdf {
+            *c /= sum;
+        }
+        let mut rank_to_key: Vec<u32> = (0..n as u32).collect();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for i in (1..n).rev() {
+            rank_to_key.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        Zipf { cdf, rank_to_key }
+    }
+
+    fn sequence(&self, len: usize, seed: u64) -> Vec<u32> {
+        let mut rng = XorShift(seed | 1);
+        (0..len)
+            .map(|_| {
+                let u = rng.unit();
+                let rank = self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1);
+                self.rank_to_key[rank]
+            })
+            .collect()
+    }
+}
+
+type Value = Arc<[u8]>;
+
+struct Workload {
+    keys: Vec<String>,
+    values: Vec<Value>,
+    zipf: Zipf,
+}
+
+impl Workload {
+    fn new() -> Self {
+        let keys = (0..KEYS).map(|i| format!("artifact/{i:08}")).collect();
+        let values = (0..KEYS)
+            .map(|i| {
+                let mut v = vec![0u8; VALUE_SIZE];
+                v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                Value::from(v)
+            })
+            .collect();
+        Workload { keys, values, zipf: Zipf::new(KEYS) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory contenders behind one small trait, used through generics (no dynamic dispatch in loops).
+
+trait MemCache: Sync {
+    fn get(&self, key: &str) -> Option<Value>;
+    fn insert(&self, key: &str, value: &Value);
+}
+
+struct Ours(MemoryCache<String, Value>);
+struct Moka(moka::sync::Cache<String, Value>);
+struct Quick(quick_cache::sync::Cache<String, Value, BytesWeighter>);
+struct QuickUnit(quick_cache::sync::Cache<String, Value>);
+struct LruMutex(Mutex<lru::LruCache<String, Value>>);
+
+#[derive(Clone)]
+struct BytesWeighter;
+
+impl quick_cache::Weighter<String, Value> for BytesWeighter {
+    fn weight(&self, key: &String, value: &Value) -> u64 {
+        (key.len() + value.len()) as u64
+    }
+}
+
+impl MemCache for Ours {
+    #[inline]
+    fn get(&self, key: &str) -> Option<Value> {
+        self.0.get(key)
+    }
+    fn insert(&self, key: &str, value: &Value) {
+        self.0.insert(key.to_string(), value.clone());
+    }
+}
+
+impl MemCache for Moka {
+    #[inline]
+    fn get(&self, key: &str) -> Option<Value> {
+        self.0.get(key)
+    }
+    fn insert(&self, key: &str, value: &Value) {
+        self.0.insert(key.to_string(), value.clone());
+    }
+}
+
+impl MemCache for Quick {
+    #[inline]
+    fn get(&self, key: &str) -> Option<Value> {
+        self.0.get(key)
+    }
+    fn insert(&self, key: &str, value: &Value) {
+        self.0.insert(key.to_string(), value.clone());
+    }
+}
+
+impl MemCache for QuickUnit {
+    #[inline]
+    fn get(&self, key: &str) -> Option<Value> {
+        self.0.get(key)
+    }
+    fn insert(&self, key: &str, value: &Value) {
+        self.0.insert(key.to_string(), value.clone());
+    }
+}
+
+impl MemCache for LruMutex {
+    #[inline]
+    fn get(&self, key: &str) -> Option<Value> {
+        self.0.lock().unwrap().get(key).cloned()
+    }
+    fn insert(&self, key: &str, value: &Value) {
+        self.0.lock().unwrap().put(key.to_string(), value.clone());
+    }
+}
+
+const TTL: Duration = Duration::from_secs(3600);
+
+fn weigh(key: &String, value: &Value) -> usize {
+    key.len() + value.len()
+}
+
+fn ours_for_gets() -> Ours {
+    Ours(MemoryCache::builder().max_entries(KEYS as u64).default_ttl(TTL).build())
+}
+
+fn moka_for_gets() -> Moka {
+    Moka(moka::sync::Cache::builder().max_capacity(KEYS as u64).time_to_live(TTL).build())
+}
+
+fn quick_for_gets() -> QuickUnit {
+    QuickUnit(quick_cache::sync::Cache::new(KEYS))
+}
+
+fn lru_for_gets() -> LruMutex {
+    LruMutex(Mutex::new(lru::LruCache::new(KEYS.try_into().unwrap())))
+}
+
+/// Runs `threads` threads, each through its own sequence, once; returns (wall time, total ops).
+fn run_threads<F>(threads: usize, ops_per_thread: usize, work: F) -> (Duration, u64)
+where
+    F: Fn(usize) + Sync,
+{
+    let barrier = Barrier::new(threads + 1);
+    let start = std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (barrier, work) = (&barrier, &work);
+            scope.spawn(move || {
+                barrier.wait();
+                work(t);
+            });
+        }
+        barrier.wait();
+        Instant::now()
+    });
+    (start.elapsed(), (threads * ops_per_thread) as u64)
+}
+
+fn get_round<C: MemCache>(cache: &C, w: &Workload, seqs: &[Vec<u32>], threads: usize) -> (Duration, u64) {
+    run_threads(threads, seqs[0].len(), |t| {
+        let mut hits = 0usize;
+        for &i in &seqs[t] {
+            hits += cache.get(&w.keys[i as usize]).is_some() as usize;
+        }
+        black_box(hits);
+    })
+}
+
+fn hit_ratio<C: MemCache>(cache: &C, w: &Workload, seq: &[u32]) -> f64 {
+    let hits = seq.iter().filter(|&&i| cache.get(&w.keys[i as usize]).is_some()).count();
+    hits as f64 / seq.len() as f64
+}
+
+fn memory_get_hit(report: &mut Report, w: &Workload) {
+    let ours = ours_for_gets();
+    let moka = moka_for_gets();
+    let quick = quick_for_gets();
+    let lru = lru_for_gets();
+    for (k, v) in w.keys.iter().zip(&w.values) {
+        ours.insert(k, v);
+        moka.insert(k, v);
+        quick.insert(k, v);
+        lru.insert(k, v);
+    }
+    moka.0.run_pending_tasks();
+    let ops = 1 << 20;
+    let seqs: Vec<Vec<u32>> = (0..2).map(|t| w.zipf.sequence(ops, 17 + t as u64)).collect();
+    for (name, ratio) in [
+        ("ours", hit_ratio(&ours, w, &seqs[0])),
+        ("moka", hit_ratio(&moka, w, &seqs[0])),
+        ("quick_cache", hit_ratio(&quick, w, &seqs[0])),
+        ("lru", hit_ratio(&lru, w, &seqs[0])),
+    ] {
+        assert!(ratio > 0.99, "{name} hit ratio {ratio}");
+    }
+    for threads in [1, 2] {
+        let r = interleaved(
+            9,
+            &mut [
+                &mut || get_round(&ours, w, &seqs, threads),
+                &mut || get_round(&moka, w, &seqs, threads),
+                &mut || get_round(&quick, w, &seqs, threads),
+                &mut || get_round(&lru, w, &seqs, threads),
+            ],
+        );
+        let case = format!("memory get-hit {threads}t, 4KiB Arc, 100k zipf");
+        report.add(&case, "MemoryCache (ttl)", "moka::sync::Cache (ttl)", r[0], r[1]);
+        report.add(&case, "MemoryCache (ttl)", "quick_cache::sync::Cache", r[0], r[2]);
+        report.add(&case, "MemoryCache (ttl)", "Mutex<lru::LruCache>", r[0], r[3]);
+        if threads == 1 {
+            SCALING_1T.lock().unwrap().replace(r[0]);
+        } else {
+            let one = SCALING_1T.lock().unwrap().unwrap();
+            // Per-op wall time: 2 threads do twice the work in the same time when scaling is ideal.
+            report.add(
+                "memory get-hit scaling (2t throughput / 1t)",
+                "MemoryCache 2 threads",
+                "MemoryCache 1 thread",
+                r[0],
+                one,
+            );
+        }
+    }
+}
+
+static SCALING_1T: Mutex<Option<f64>> = Mutex::new(None);
+
+fn mixed_round<C: MemCache>(cache: &C, w: &Workload, seqs: &[Vec<u32>], threads: usize) -> (Duration, u64) {
+    run_threads(threads, seqs[0].len(), |t| {
+        let mut hits = 0usize;
+        for &op in &seqs[t] {
+            let i = (op & !INSERT_BIT) as usize;
+            if op & INSERT_BIT != 0 {
+                cache.insert(&w.keys[i], &w.values[i]);
+            } else {
+                hits += cache.get(&w.keys[i]).is_some() as usize;
+            }
+        }
+        black_box(hits);
+    })
+}
+
+const INSERT_BIT: u32 = 1 << 31;
+
+fn memory_mixed(report: &mut Report, w: &Workload) {
+    // Half the working set fits: gets miss and inserts evict.
+    let entry_bytes = (w.keys[0].len() + VALUE_SIZE) as u64;
+    let budget = entry_bytes * KEYS as u64 / 2;
+    let ours = Ours(
+        MemoryCache::builder().max_bytes(budget).weigher(weigh).default_ttl(TTL).build(),
+    );
+    let moka = Moka(
+        moka::sync::Cache::builder()
+            .max_capacity(budget)
+            .weigher(|k: &String, v: &Value| (k.len() + v.len()) as u32)
+            .time_to_live(TTL)
+            .build(),
+    );
+    let quick = Quick(quick_cache::sync::Cache::with_weighter(KEYS / 2, budget, BytesWeighter));
+    let lru = LruMutex(Mutex::new(lru::LruCache::new((KEYS / 2).try_into().unwrap())));
+    for (k, v) in w.keys.iter().zip(&w.values) {
+        ours.insert(k, v);
+        moka.insert(k, v);
+        quick.insert(k, v);
+        lru.insert(k, v);
+    }
+    moka.0.run_pending_tasks();
+    let ops = 1 << 19;
+    let seqs: Vec<Vec<u32>> = (0..2)
+        .map(|t| {
+            let mut rng = XorShift(99 + t);
+            w.zipf
+                .sequence(ops, 1234 + t)
+                .into_iter()
+                .map(|i| if rng.next() % 10 == 0 { i | INSERT_BIT } else { i })
+                .collect()
+        })
+        .collect();
+    for threads in [1, 2] {
+        let r = interleaved(
+            7,
+            &mut [
+                &mut || mixed_round(&ours, w, &seqs, threads),
+                &mut || mixed_round(&moka, w, &seqs, threads),
+                &mut || mixed_round(&quick, w, &seqs, threads),
+                &mut || mixed_round(&lru, w, &seqs, threads),
+            ],
+        );
+        let case = format!("memory 90% get/10% insert {threads}t, ttl+bytes");
+        report.add(&case, "MemoryCache (ttl, bytes)", "moka::sync::Cache (ttl, bytes)", r[0], r[1]);
+        report.add(&case, "MemoryCache (ttl, bytes)", "quick_cache (bytes, no ttl)", r[0], r[2]);
+        report.add(&case, "MemoryCache (ttl, bytes)", "Mutex<lru::LruCache> (entries)", r[0], r[3]);
+    }
+}
+
+/// Live bytes allocated while `fill` inserts `n` entries, minus the keys' heap bytes and the
+/// keys' and values' own sizes: what the cache costs per entry beyond key and value.
+fn overhead_per_entry(n: usize, keys: &[String], fill: impl FnOnce() -> Box<dyn std::any::Any>) -> f64 {
+    let key_heap: usize = keys[..n].iter().map(String::len).sum();
+    LIVE_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let cache = fill();
+    COUNTING.store(false, Ordering::SeqCst);
+    let live = LIVE_BYTES.load(Ordering::SeqCst) as f64;
+    drop(cache);
+    let per_entry = (live - key_heap as f64) / n as f64;
+    per_entry - (size_of::<String>() + size_of::<Value>()) as f64
+}
+
+fn memory_overhead(report: &mut Report, w: &Workload) {
+    let n = KEYS;
+    let value: Value = Value::from(vec![0u8; 16]);
+    let keys = &w.keys;
+    let ours = overhead_per_entry(n, keys, || {
+        let c = ours_for_gets();
+        for k in &keys[..n] {
+            c.insert(k, &value);
+        }
+        Box::new(c)
+    });
+    let moka = overhead_per_entry(n, keys, || {
+        let c = moka_for_gets();
+        for k in &keys[..n] {
+            c.insert(k, &value);
+        }
+        c.0.run_pending_tasks();
+        Box::new(c)
+    });
+    let quick = overhead_per_entry(n, keys, || {
+        let c = quick_for_gets();
+        for k in &keys[..n] {
+            c.insert(k, &value);
+        }
+        Box::new(c)
+    });
+    let lru = overhead_per_entry(n, keys, || {
+        let c = lru_for_gets();
+        for k in &keys[..n] {
+            c.insert(k, &value);
+        }
+        Box::new(c)
+    });
+    let case = "memory overhead, bytes/entry (100k), not ns";
+    report.add(case, "MemoryCache (ttl)", "moka::sync::Cache (ttl)", ours, moka);
+    report.add(case, "MemoryCache (ttl)", "quick_cache::sync::Cache", ours, quick);
+    report.add(case, "MemoryCache (ttl)", "Mutex<lru::LruCache>", ours, lru);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that a smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    if smoke {
+        println!("compare: not run under `cargo bench`; skipping (use `cargo bench --bench compare`)");
+        return;
+    }
+    // Optional filters: `cargo bench --bench compare -- get-hit` runs only the matching groups.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |group: &str| filters.is_empty() || filters.iter().any(|f| group.contains(f.as_str()));
+    let started = Instant::now();
+    let mut report = Report::default();
+    let w = Workload::new();
+    Report::header();
+    if wanted("memory get-hit") {
+        memory_get_hit(&mut report, &w);
+    }
+    if wanted("memory mixed") {
+        memory_mixed(&mut report, &w);
+    }
+    if wanted("memory overhead") {
+        memory_overhead(&mut report, &w);
+    }
+    drop(w);
+
+    let json = target_dir().join("bench").join("compare.json");
+    report.write_json(&json);
+    println!("\nwrote {} in {:.1}s", json.display(), started.elapsed().as_secs_f64());
+}

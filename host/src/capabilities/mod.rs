@@ -8,12 +8,15 @@ pub mod log;
 use std::fmt;
 
 /// A capability a component may import, and the manifest key that grants it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Capability {
     Log,
     Config,
     Sql,
     ObjectStore,
+    /// `storehost:origin/types`: the contract's shared types (no functions).
+    OriginTypes,
     /// `wasi:*` interfaces: filesystem access is limited to the granted `dirs`; clocks, random
     /// and stdio are sandboxed; sockets are denied.
     Wasi,
@@ -28,6 +31,7 @@ impl Capability {
             "storehost:host/config" => Some(Capability::Config),
             "storehost:host/sql" => Some(Capability::Sql),
             "storehost:host/object-store" => Some(Capability::ObjectStore),
+            "storehost:origin/types" => Some(Capability::OriginTypes),
             _ if unversioned.starts_with("wasi:") => Some(Capability::Wasi),
             _ => None,
         }
@@ -38,7 +42,7 @@ impl Capability {
         match self {
             Capability::Sql => Some("sql"),
             Capability::ObjectStore => Some("object_store"),
-            Capability::Log | Capability::Config | Capability::Wasi => None,
+            Capability::Log | Capability::Config | Capability::OriginTypes | Capability::Wasi => None,
         }
     }
 }
@@ -50,6 +54,7 @@ impl fmt::Display for Capability {
             Capability::Config => "storehost:host/config",
             Capability::Sql => "storehost:host/sql",
             Capability::ObjectStore => "storehost:host/object-store",
+            Capability::OriginTypes => "storehost:origin/types",
             Capability::Wasi => "wasi",
         })
     }

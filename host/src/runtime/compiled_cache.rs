@@ -13,7 +13,8 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Where a component came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CompileSource {
     /// Deserialized from the on-disk cache.
     Cache,

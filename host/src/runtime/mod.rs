@@ -3,6 +3,7 @@
 
 pub(crate) mod bindings;
 pub mod compiled_cache;
+pub mod mock;
 mod plugin;
 mod pool;
 pub(crate) mod state;
@@ -17,7 +18,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use compiled_cache::CompileSource;
 pub(crate) use plugin::CallFuture;
-pub use plugin::{Exports, Interface, LoadError, Plugin, PluginInfo, PluginSettings, PluginSpec, PluginStats};
+pub use plugin::{inspect, Exports, Inspection, Interface, LoadError, Plugin, PluginInfo, PluginSettings, PluginSpec, PluginStats};
 
 /// How often the epoch advances. A plugin running wasm yields to the async executor at every
 /// tick, so a call is cut within one tick of its deadline and a busy plugin never holds a

@@ -136,6 +136,8 @@ pub struct PluginSpec {
     /// Whether the manifest grants `sql` / `object_store`.
     pub grants_sql: bool,
     pub grants_object_store: bool,
+    /// Start instances without calling `init()` (inspection only needs `describe()`).
+    pub(crate) skip_init: bool,
 }
 
 impl PluginSpec {
@@ -149,6 +151,7 @@ impl PluginSpec {
             dirs: Vec::new(),
             grants_sql: false,
             grants_object_store: false,
+            skip_init: false,
         }
     }
 }
@@ -305,35 +308,19 @@ impl Plugin {
     /// failing `init`.
     pub async fn load(runtime: &Runtime, spec: PluginSpec) -> Result<Plugin, LoadError> {
         let plugin = spec.name.clone();
-        let source_name = spec.source.clone();
-        if !wasmparser::Parser::is_component(&spec.wasm) {
-            return Err(if wasmparser::Parser::is_core_wasm(&spec.wasm) {
-                LoadError::CoreModule { plugin, source_name }
-            } else {
-                LoadError::NotWasm { plugin, source_name }
-            });
-        }
-
-        let started = Instant::now();
-        let (engine, wasm, cache_dir) = (runtime.engine().clone(), spec.wasm.clone(), runtime.config().compiled_cache.clone());
-        let compiled = tokio::task::spawn_blocking(move || compiled_cache::load(&engine, &wasm, cache_dir.as_deref()))
-            .await
-            .expect("compilation does not panic");
-        let (component, compile_source) =
-            compiled.map_err(|e| LoadError::Compile { plugin: plugin.clone(), source_name: source_name.clone(), message: format!("{e:#}") })?;
-        let compile_time = started.elapsed();
-
-        let engine = runtime.engine();
-        let ty = component.component_type();
-        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+        let compiled = compile(runtime, &spec).await?;
+        let (component, compile_source, compile_time) = (compiled.component, compiled.source, compiled.time);
+        let imports = compiled.imports;
         check_imports(&spec, &imports)?;
-        let exports = read_exports(&plugin, ty.exports(engine).map(|(name, _)| name))?;
+        let exports = read_exports(&plugin, compiled.exports.iter().map(String::as_str))?;
+        let engine = runtime.engine();
 
         let mut linker: Linker<PluginState> = Linker::new(engine);
         let link = |e: wasmtime::Error| LoadError::Link { plugin: plugin.clone(), message: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         bindings::host::log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
         bindings::host::config::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
+        linker.instance(&format!("storehost:origin/types@{WIT_VERSION}")).map_err(link)?;
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let indices = resolve_indices(&plugin, &pre, &exports)?;
 
@@ -551,21 +538,110 @@ impl PluginInner {
         let instance = self.pre.instantiate_async(&mut store).await.map_err(|e| fail("instantiating", &e))?;
         let guests = self.indices.load(&mut store, &instance).map_err(|e| fail("binding exports", &e))?;
         let info = guests.plugin.call_describe(&mut store).await.map_err(|e| fail("describe()", &e))?;
-        guests
-            .plugin
-            .call_init(&mut store, &self.config_list)
-            .await
-            .map_err(|e| fail("init()", &e))?
-            .map_err(|e| StoreError::from(e))
-            .map_err(|e| match e {
-                StoreError::Invalid(m) => StoreError::Invalid(format!("plugin {name}: init(): {m}")),
-                other => StoreError::Unavailable(format!("plugin {name}: init(): {other}")),
-            })?;
+        if !self.spec.skip_init {
+            self.init(&mut store, &guests).await?;
+        }
         store.data_mut().call_deadline = None;
         bump(&self.counters.instances_created);
         let info = PluginInfo { name: info.name, version: info.version, stateful: info.stateful };
         Ok((Warm { store, guests }, info))
     }
+
+    async fn init(&self, store: &mut Store<PluginState>, guests: &Guests) -> Result<(), StoreError> {
+        let name = &self.spec.name;
+        guests
+            .plugin
+            .call_init(&mut *store, &self.config_list)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("plugin {name}: init(): {e:#}")))?
+            .map_err(StoreError::from)
+            .map_err(|e| match e {
+                StoreError::Invalid(m) => StoreError::Invalid(format!("plugin {name}: init(): {m}")),
+                other => StoreError::Unavailable(format!("plugin {name}: init(): {other}")),
+            })
+    }
+}
+
+/// A compiled component and the names in its type.
+struct Compiled {
+    component: wasmtime::component::Component,
+    source: CompileSource,
+    time: Duration,
+    imports: Vec<String>,
+    exports: Vec<String>,
+}
+
+async fn compile(runtime: &Runtime, spec: &PluginSpec) -> Result<Compiled, LoadError> {
+    let plugin = spec.name.clone();
+    let source_name = spec.source.clone();
+    if !wasmparser::Parser::is_component(&spec.wasm) {
+        return Err(if wasmparser::Parser::is_core_wasm(&spec.wasm) {
+            LoadError::CoreModule { plugin, source_name }
+        } else {
+            LoadError::NotWasm { plugin, source_name }
+        });
+    }
+    let started = Instant::now();
+    let (engine, wasm, cache_dir) = (runtime.engine().clone(), spec.wasm.clone(), runtime.config().compiled_cache.clone());
+    let compiled = tokio::task::spawn_blocking(move || compiled_cache::load(&engine, &wasm, cache_dir.as_deref()))
+        .await
+        .expect("compilation does not panic");
+    let (component, source) = compiled.map_err(|e| LoadError::Compile { plugin, source_name, message: format!("{e:#}") })?;
+    let time = started.elapsed();
+    let ty = component.component_type();
+    let imports = ty.imports(runtime.engine()).map(|(name, _)| name.to_string()).collect();
+    let exports = ty.exports(runtime.engine()).map(|(name, _)| name.to_string()).collect();
+    Ok(Compiled { component, source, time, imports, exports })
+}
+
+/// What `storehost plugin inspect` shows of a component.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Inspection {
+    pub source: String,
+    pub size: usize,
+    /// Every export of the component, by name.
+    pub exports: Vec<String>,
+    /// The `storehost:origin` interfaces among them.
+    pub interfaces: Vec<Interface>,
+    /// Every import, with the capability it needs (`None`: not something storehost provides).
+    pub imports: Vec<(String, Option<Capability>)>,
+    /// `describe()`, when the component could be started with every capability granted.
+    pub describe: Option<PluginInfo>,
+    /// Why it could not be loaded as a plugin, if it could not.
+    pub load_error: Option<String>,
+    pub compile_source: CompileSource,
+    pub compile_time: Duration,
+}
+
+/// Reads a component's type and, if it loads, its `describe()`.
+///
+/// # Errors
+/// Only when the bytes are not a component that compiles.
+pub async fn inspect(runtime: &Runtime, mut spec: PluginSpec) -> Result<Inspection, LoadError> {
+    let compiled = compile(runtime, &spec).await?;
+    let interfaces = Interface::ALL
+        .into_iter()
+        .filter(|i| compiled.exports.iter().any(|e| e.split('@').next() == Some(&format!("storehost:origin/{}", i.wit_name()))))
+        .collect();
+    spec.grants_sql = true;
+    spec.grants_object_store = true;
+    spec.settings.instances = 1;
+    spec.skip_init = true;
+    let (describe, load_error) = match Plugin::load(runtime, spec.clone()).await {
+        Ok(plugin) => (Some(plugin.info().clone()), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Ok(Inspection {
+        source: spec.source,
+        size: spec.wasm.len(),
+        interfaces,
+        imports: compiled.imports.iter().map(|i| (i.clone(), Capability::of_import(i))).collect(),
+        exports: compiled.exports,
+        describe,
+        load_error,
+        compile_source: compiled.source,
+        compile_time: compiled.time,
+    })
 }
 
 fn check_imports(spec: &PluginSpec, imports: &[String]) -> Result<(), LoadError> {
@@ -577,7 +653,7 @@ fn check_imports(spec: &PluginSpec, imports: &[String]) -> Result<(), LoadError>
         let granted = match capability {
             Capability::Sql => spec.grants_sql,
             Capability::ObjectStore => spec.grants_object_store,
-            Capability::Log | Capability::Config | Capability::Wasi => true,
+            Capability::Log | Capability::Config | Capability::OriginTypes | Capability::Wasi => true,
         };
         if !granted {
             let key = capability.manifest_key().expect("capabilities that need a grant have a key");

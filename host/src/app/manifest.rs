@@ -1,0 +1,442 @@
+//! The manifest (TOML): server, runtime, caches, plugins with their grants, and which plugin
+//! is the origin of each domain.
+//!
+//! Strings may hold `${VAR}`, read from the host environment when the manifest is loaded.
+//! Unknown keys are errors, and every error names the file and the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{Dur, Size};
+use crate::capabilities::files::DirMode;
+
+/// The manifest `storehost serve` runs without `--manifest`: the built-in fs plugin for every
+/// domain and the runner store under `./.storehost/`, memory and disk caches on.
+pub const EMBEDDED_DEFAULT: &str = r#"
+[runtime]
+compiled_cache = ".storehost/compiled"
+
+[cache.memory]
+max_bytes = "256MiB"
+
+[cache.disk]
+dir = ".storehost/cache"
+max_bytes = "4GiB"
+
+[plugins.files]
+source = "builtin:fs"
+instances = 4
+dirs = { "/data" = { host = ".storehost/data", mode = "rw" } }
+
+[domains]
+artifact = { origin = "files" }
+project = { origin = "files", artifacts = "files" }
+ui = { origin = "files" }
+workspace = { origin = "files" }
+runner = { origin = "files" }
+"#;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginConfig>,
+    #[serde(default)]
+    pub domains: Domains,
+    /// The directory relative paths are resolved against (the manifest file's directory, or
+    /// the working directory for the embedded default).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Where the manifest came from, for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7070".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen() }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Directory of the compiled-code cache; unset: compile at every start.
+    pub compiled_cache: Option<PathBuf>,
+    /// Upper bound of any plugin's `memory_limit` (default 4GiB).
+    pub max_memory: Option<Size>,
+    /// Instances of all plugins alive at once (default 256).
+    pub max_instances: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    pub memory: Option<MemoryCacheConfig>,
+    pub disk: Option<DiskCacheConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCacheConfig {
+    pub max_bytes: Option<Size>,
+    pub max_entries: Option<u64>,
+    pub ttl: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskCacheConfig {
+    pub dir: PathBuf,
+    pub max_bytes: Option<Size>,
+    pub max_entries: Option<u64>,
+    pub ttl: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// `builtin:NAME`, or a path to a `.wasm` component (relative to the manifest).
+    pub source: String,
+    pub instances: Option<u32>,
+    pub timeout: Option<Dur>,
+    pub memory_limit: Option<Size>,
+    /// Calls that may wait for a free instance.
+    pub queue: Option<u32>,
+    /// The plugin's own settings, readable through `storehost:host/config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Preopened directories: guest path → host directory.
+    #[serde(default)]
+    pub dirs: BTreeMap<String, DirConfig>,
+    /// Grants `storehost:host/sql`.
+    pub sql: Option<SqlGrant>,
+    /// Grants `storehost:host/object-store`.
+    pub object_store: Option<ObjectStoreGrant>,
+}
+
+/// A config value: strings, numbers and booleans are passed to the plugin as text.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::Text(s) => f.write_str(s),
+            ConfigValue::Integer(n) => write!(f, "{n}"),
+            ConfigValue::Float(n) => write!(f, "{n}"),
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirConfig {
+    pub host: PathBuf,
+    #[serde(default = "default_mode")]
+    pub mode: DirMode,
+}
+
+fn default_mode() -> DirMode {
+    DirMode::Ro
+}
+
+impl<'de> Deserialize<'de> for DirMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "ro" => Ok(DirMode::Ro),
+            "rw" => Ok(DirMode::Rw),
+            other => Err(serde::de::Error::custom(format!("mode must be \"ro\" or \"rw\", got {other:?}"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlGrant {
+    pub url: String,
+    pub max_connections: Option<u32>,
+    pub connect_timeout: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreGrant {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub timeout: Option<Dur>,
+    pub max_retries: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domains {
+    pub artifact: Option<DomainConfig>,
+    pub project: Option<DomainConfig>,
+    pub ui: Option<DomainConfig>,
+    pub workspace: Option<DomainConfig>,
+    pub runner: Option<DomainConfig>,
+}
+
+/// Which plugin is a domain's origin, and the domain's cache settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    pub origin: String,
+    /// project only: the origin of project artifact records (default: `origin`).
+    pub artifacts: Option<String>,
+    /// Time to live of cached entries.
+    pub ttl: Option<Dur>,
+    /// Memory budget of this domain's caches (default: a share of `[cache.memory]`).
+    pub max_bytes: Option<Size>,
+    /// Whether the disk tier caches this domain (default: on for artifacts when `[cache.disk]`
+    /// is set).
+    pub disk: Option<bool>,
+    /// Whether to cache this domain at all (default true).
+    pub cache: Option<bool>,
+}
+
+/// A manifest that could not be loaded: the file, the key, and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}: cannot read: {error}")]
+    Read { file: String, error: std::io::Error },
+    #[error("{file}: malformed TOML: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Key { file: String, key: String, message: String },
+}
+
+impl Manifest {
+    /// Loads a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read { file: file.clone(), error })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &file, base, |name| std::env::var(name).ok())
+    }
+
+    /// The embedded default, relative to the working directory.
+    pub fn embedded_default() -> Manifest {
+        Self::parse(EMBEDDED_DEFAULT, "<embedded default>", PathBuf::from("."), |_| None).expect("the embedded default manifest is valid")
+    }
+
+    /// Parses manifest text; `env` resolves `${VAR}`.
+    pub fn parse(text: &str, file: &str, base_dir: PathBuf, env: impl Fn(&str) -> Option<String>) -> Result<Manifest, ManifestError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax { file: file.into(), message: e.to_string().trim().to_string() })?;
+        for (key, value) in table.iter_mut() {
+            expand(value, key, &env).map_err(|(key, message)| ManifestError::Key { file: file.into(), key, message })?;
+        }
+        let mut manifest: Manifest = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            ManifestError::Key { file: file.into(), key, message: e.into_inner().to_string() }
+        })?;
+        manifest.base_dir = base_dir;
+        manifest.origin = file.into();
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Resolves a manifest path against the manifest's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    fn key_error(&self, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
+        ManifestError::Key { file: self.origin.clone(), key: key.into(), message: message.into() }
+    }
+
+    /// Checks what serde cannot: references between tables.
+    fn validate(&self) -> Result<(), ManifestError> {
+        let domains = [
+            ("artifact", &self.domains.artifact),
+            ("project", &self.domains.project),
+            ("ui", &self.domains.ui),
+            ("workspace", &self.domains.workspace),
+            ("runner", &self.domains.runner),
+        ];
+        for (name, domain) in domains {
+            let Some(domain) = domain else { continue };
+            let mut refs = vec![("origin", &domain.origin)];
+            if let Some(artifacts) = &domain.artifacts {
+                if name != "project" {
+                    return Err(self.key_error(format!("domains.{name}.artifacts"), "only the project domain has an `artifacts` origin"));
+                }
+                refs.push(("artifacts", artifacts));
+            }
+            for (field, plugin) in refs {
+                if !self.plugins.contains_key(plugin) {
+                    return Err(self.key_error(
+                        format!("domains.{name}.{field}"),
+                        format!("no plugin named {plugin:?} (defined plugins: {})", self.plugins.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    ));
+                }
+            }
+        }
+        for (name, plugin) in &self.plugins {
+            if plugin.instances == Some(0) {
+                return Err(self.key_error(format!("plugins.{name}.instances"), "must be at least 1"));
+            }
+            for guest in plugin.dirs.keys() {
+                if !guest.starts_with('/') {
+                    return Err(self.key_error(format!("plugins.{name}.dirs.{guest:?}"), "the guest path must be absolute, e.g. \"/data\""));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `${VAR}` in every string of `value`; the error names the key.
+fn expand(value: &mut toml::Value, key: &str, env: &impl Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
+    match value {
+        toml::Value::String(s) => {
+            *s = expand_str(s, env).map_err(|m| (key.to_string(), m))?;
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                expand(v, &format!("{key}.{k}"), env)?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                expand(v, &format!("{key}[{i}]"), env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
+        let name = &after[..end];
+        let value = env(name).ok_or_else(|| format!("environment variable {name} is not set (used as ${{{name}}})"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, "test.toml", PathBuf::from("/etc/storehost"), |name| (name == "DB").then(|| "postgres://db".to_string()))
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let m = Manifest::embedded_default();
+        assert_eq!(m.plugins["files"].source, "builtin:fs");
+        assert_eq!(m.domains.runner.unwrap().origin, "files");
+    }
+
+    #[test]
+    fn architecture_example_parses() {
+        let m = parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:7070"
+            [cache.memory]
+            max_bytes = "256MiB"
+            [cache.disk]
+            dir = ".storehost/cache"
+            max_bytes = "4GiB"
+            [plugins.pg]
+            source = "builtin:postgres"
+            instances = 8
+            timeout = "5s"
+            memory_limit = "64MiB"
+            sql = { url = "${DB}" }
+            config = { schema = "storehost", retries = 3 }
+            [plugins.s3]
+            source = "builtin:s3"
+            object_store = { bucket = "artifacts", endpoint = "http://127.0.0.1:9000", region = "us-east-1", path_style = true }
+            [plugins.files]
+            source = "builtin:fs"
+            dirs = { "/data" = { host = ".storehost/data", mode = "rw" } }
+            [domains]
+            artifact = { origin = "s3", ttl = "10m" }
+            project = { origin = "pg", artifacts = "pg" }
+            ui = { origin = "pg" }
+            workspace = { origin = "pg" }
+            runner = { origin = "files" }
+            "#,
+        )
+        .unwrap();
+        let pg = &m.plugins["pg"];
+        assert_eq!(pg.sql.as_ref().unwrap().url, "postgres://db");
+        assert_eq!(pg.timeout.unwrap().0, std::time::Duration::from_secs(5));
+        assert_eq!(pg.memory_limit.unwrap().0, 64 << 20);
+        assert_eq!(pg.config["retries"].to_string(), "3");
+        assert_eq!(m.plugins["files"].dirs["/data"].mode, DirMode::Rw);
+        assert_eq!(m.resolve(Path::new("x.wasm")), PathBuf::from("/etc/storehost/x.wasm"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let err = parse("[plugins.pg]\nsource = \"builtin:fs\"\ntimout = \"5s\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("test.toml: plugins.pg"), "{err}");
+        assert!(err.contains("unknown field `timout`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_names_the_file_and_line() {
+        let err = parse("[plugins.pg\nsource = 1").unwrap_err().to_string();
+        assert!(err.starts_with("test.toml: malformed TOML"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = parse("[plugins.pg]\nsource = \"builtin:fs\"\ntimeout = \"5 years\"\n").unwrap_err().to_string();
+        assert!(err.contains("plugins.pg.timeout") && err.contains("unknown unit"), "{err}");
+        let err = parse("[plugins.pg]\nsource = \"builtin:fs\"\nsql = { url = \"${NOPE}\" }\n").unwrap_err().to_string();
+        assert!(err.contains("plugins.pg.sql.url") && err.contains("NOPE is not set"), "{err}");
+        let err = parse("[plugins.a]\nsource = \"builtin:fs\"\n[domains]\nui = { origin = \"b\" }\n").unwrap_err().to_string();
+        assert!(err.contains("domains.ui.origin") && err.contains("no plugin named \"b\""), "{err}");
+        let err = parse("[plugins.a]\nsource = \"builtin:fs\"\ndirs = { \"/d\" = { host = \"x\", mode = \"rwx\" } }\n").unwrap_err().to_string();
+        assert!(err.contains("plugins.a.dirs./d.mode") || err.contains("plugins.a.dirs"), "{err}");
+    }
+}

@@ -1,0 +1,148 @@
+//! The `storehost` binary: the server and its command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use storehost::app::{App, Manifest};
+use storehost::runtime::{self, PluginSpec, Runtime, RuntimeConfig};
+
+#[derive(Parser)]
+#[command(name = "storehost", version, about = "A storage host whose origin stores are WebAssembly components")]
+struct Cli {
+    /// Log format (the filter comes from RUST_LOG, default `info`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a manifest and load its plugins (exit 1 with the errors).
+    Check {
+        /// The manifest; without it, the embedded default.
+        #[arg(long, short)]
+        manifest: Option<PathBuf>,
+    },
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a component's exported interfaces, imported capabilities and describe().
+    Inspect {
+        /// A .wasm file, or builtin:NAME.
+        component: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the async runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_manifest(path: Option<&PathBuf>) -> Result<Manifest> {
+    Ok(match path {
+        Some(path) => Manifest::load(path)?,
+        None => Manifest::embedded_default(),
+    })
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
+        Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
+    }
+}
+
+async fn check(manifest: Manifest) -> Result<()> {
+    let origin = manifest.origin.clone();
+    let app = App::build(manifest).await?;
+    println!("{origin}: ok");
+    for (name, plugin) in &app.plugins {
+        let info = plugin.info();
+        let exports: Vec<String> = plugin.exports().iter().filter(|i| i.is_domain()).map(|i| i.to_string()).collect();
+        println!(
+            "  plugin {name}: {} {} ({}), {} instance(s), exports {}",
+            info.name,
+            info.version,
+            plugin.source(),
+            plugin.settings().instances,
+            exports.join(", ")
+        );
+    }
+    let d = &app.manifest.domains;
+    for (domain, config) in [("artifact", &d.artifact), ("project", &d.project), ("ui", &d.ui), ("workspace", &d.workspace), ("runner", &d.runner)] {
+        if let Some(config) = config {
+            println!("  domain {domain}: origin {}", config.origin);
+        }
+    }
+    Ok(())
+}
+
+async fn inspect(component: &str, json: bool) -> Result<()> {
+    let wasm: Vec<u8> = match component.strip_prefix("builtin:") {
+        Some(name) => storehost::builtin(name).with_context(|| format!("no built-in plugin {name:?}"))?.to_vec(),
+        None => std::fs::read(component).with_context(|| format!("cannot read {component}"))?,
+    };
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let spec = PluginSpec::new("inspected", component, wasm);
+    let report = runtime::inspect(&runtime, spec).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{} ({} bytes, compiled in {:?})", report.source, report.size, report.compile_time);
+    match &report.describe {
+        Some(info) => println!("describe: {} {} (stateful: {})", info.name, info.version, info.stateful),
+        None => println!("describe: not available"),
+    }
+    println!("exports:");
+    for export in &report.exports {
+        println!("  {export}");
+    }
+    println!("imports:");
+    for (import, capability) in &report.imports {
+        match capability {
+            Some(capability) => println!("  {import}  [{capability}]"),
+            None => println!("  {import}  [not provided by storehost]"),
+        }
+    }
+    if let Some(error) = &report.load_error {
+        println!("does not load as a plugin: {error}");
+    }
+    Ok(())
+}
