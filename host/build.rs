@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PLUGINS: &[&str] = &["memory", "fs", "mock"];
+/// Components built for the tests only; their paths are recorded, not embedded.
+const FIXTURES: &[&str] = &["sql-user", "other-world"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -16,7 +18,7 @@ fn main() {
 
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
-    for plugin in PLUGINS.iter().copied().chain(["kit"]) {
+    for plugin in PLUGINS.iter().copied().chain(["kit", "fixtures"]) {
         println!("cargo:rerun-if-changed={}", plugins.join(plugin).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
@@ -44,6 +46,13 @@ fn main() {
         let wasm = target_dir.join(format!("wasm32-wasip2/release/storehost_plugin_{plugin}.wasm"));
         assert!(wasm.exists(), "{} was not built", wasm.display());
         table.push_str(&format!("    ({plugin:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+    }
+    table.push_str("];\n");
+    table.push_str("/// Test components: name and path.\n#[doc(hidden)]\npub static TEST_FIXTURES: &[(&str, &str)] = &[\n");
+    for fixture in FIXTURES {
+        let wasm = target_dir.join(format!("wasm32-wasip2/release/storehost_fixture_{}.wasm", fixture.replace('-', "_")));
+        assert!(wasm.exists(), "{} was not built", wasm.display());
+        table.push_str(&format!("    ({fixture:?}, {:?}),\n", wasm.display().to_string()));
     }
     table.push_str("];\n");
     std::fs::write(out_dir.join("builtins.rs"), table).unwrap();

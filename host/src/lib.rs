@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod capabilities;
+pub mod conformance;
 pub mod domain;
 pub mod runtime;
 
@@ -25,4 +26,10 @@ include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 /// The wasm of a built-in plugin (`builtin:NAME`).
 pub fn builtin(name: &str) -> Option<&'static [u8]> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, wasm)| *wasm)
+}
+
+/// The path of a test component built with the workspace (`plugins/fixtures`).
+#[doc(hidden)]
+pub fn test_fixture(name: &str) -> Option<&'static str> {
+    TEST_FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, path)| *path)
 }

@@ -114,4 +114,9 @@ impl MockControl {
     pub async fn reset_counts(&self) -> Result<()> {
         control_call!(self, "mock-control.reset-counts", |g, s| g.call_reset_counts(s))
     }
+
+    /// The environment variables and arguments the plugin instance sees.
+    pub async fn environment(&self) -> Result<Vec<(String, String)>> {
+        control_call!(self, "mock-control.environment", |g, s| g.call_environment(s))
+    }
 }

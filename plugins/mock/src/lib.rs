@@ -162,6 +162,10 @@ impl Guest for MockControl {
     fn reset_counts() {
         Mock::with(|m| m.counts.clear())
     }
+
+    fn environment() -> Vec<(String, String)> {
+        std::env::vars().chain(std::env::args().map(|a| ("arg".to_string(), a))).collect()
+    }
 }
 
 control::export!(MockControl with_types_in control);

@@ -1,0 +1,48 @@
+use anyhow::{Result, ensure};
+use bytes::Bytes;
+
+use super::store;
+use crate::app::Stores;
+use crate::conformance::{Step, suite_cases, ctx, invalid, unique};
+
+suite_cases!("artifacts", "keys"; bad_keys_are_invalid, unusual_keys_round_trip, longest_key_round_trips);
+
+async fn bad_keys_are_invalid(s: Stores) -> Result<()> {
+    let st = store(&s);
+    let long = "k".repeat(1025);
+    for key in ["", "/leading", "a//b", "a/./b", "a/../b", "..", ".", "trailing/", "nul\0byte", long.as_str()] {
+        invalid(&format!("put {key:?}"), st.put(&ctx(), key, Bytes::from_static(b"x"), None).await)?;
+        invalid(&format!("get {key:?}"), st.get(&ctx(), key).await)?;
+    }
+    Ok(())
+}
+
+async fn unusual_keys_round_trip(s: Stores) -> Result<()> {
+    let (st, base) = (store(&s), unique("keys/odd"));
+    for name in ["with space", "ünïcødé/日本", "plus+sign", "100%", "quote'\"", "semi;colon--dash", "a=b&c", ".hidden/x", "~tilde"] {
+        let key = format!("{base}/{name}");
+        st.put(&ctx(), &key, Bytes::from(name.as_bytes().to_vec()), None).await.step(&format!("put {key:?}"))?;
+        let got = st.get(&ctx(), &key).await.step(&format!("get {key:?}"))?;
+        ensure!(got.body == name.as_bytes(), "{key:?} read back {:?}", got.body);
+        ensure!(got.meta.key == key, "{key:?} came back as {:?}", got.meta.key);
+    }
+    let page = st.list(&ctx(), &format!("{base}/"), None, 100).await.step("list")?;
+    ensure!(page.items.len() == 9, "listed {} of 9 unusual keys", page.items.len());
+    Ok(())
+}
+
+async fn longest_key_round_trips(s: Stores) -> Result<()> {
+    let st = store(&s);
+    let base = unique("keys/long");
+    let mut key = base.clone();
+    while key.len() < 1024 {
+        let room = 1024 - key.len() - 1;
+        key.push('/');
+        key.push_str(&"s".repeat(room.min(100)));
+    }
+    ensure!(key.len() == 1024, "test key is {} bytes", key.len());
+    st.put(&ctx(), &key, Bytes::from_static(b"long"), None).await.step("put a 1024-byte key")?;
+    let got = st.get(&ctx(), &key).await.step("get a 1024-byte key")?;
+    ensure!(&got.body[..] == b"long" && got.meta.key == key, "the 1024-byte key did not round-trip");
+    Ok(())
+}

@@ -1,0 +1,20 @@
+use anyhow::Result;
+
+use super::{input, store};
+use crate::app::Stores;
+use crate::conformance::{Step, suite_cases, conflict, ctx, not_found, unique};
+
+suite_cases!("projects", "delete"; delete_checks_version, delete_missing_succeeds);
+
+async fn delete_checks_version(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("project"));
+    st.save(&ctx(), input(&id, "x"), None).await.step("save")?;
+    conflict("delete with a wrong version", st.delete(&ctx(), &id, Some(5)).await)?;
+    st.get(&ctx(), &id).await.step("get after the refused delete")?;
+    st.delete(&ctx(), &id, Some(1)).await.step("delete with the current version")?;
+    not_found("get after delete", st.get(&ctx(), &id).await)
+}
+
+async fn delete_missing_succeeds(s: Stores) -> Result<()> {
+    store(&s).delete(&ctx(), &unique("project"), None).await.step("delete of a missing project")
+}

@@ -1,0 +1,19 @@
+use anyhow::{Result, ensure};
+
+use super::{input, store};
+use crate::app::Stores;
+use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
+
+suite_cases!("projects", "get"; get_returns_saved, get_missing_is_not_found);
+
+async fn get_returns_saved(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("project"));
+    let saved = st.save(&ctx(), input(&id, "quote'\";--"), None).await.step("save")?;
+    let got = st.get(&ctx(), &id).await.step("get")?;
+    ensure!(got == saved, "get {got:?} differs from save {saved:?}");
+    Ok(())
+}
+
+async fn get_missing_is_not_found(s: Stores) -> Result<()> {
+    not_found("get of a missing project", store(&s).get(&ctx(), &unique("project")).await)
+}

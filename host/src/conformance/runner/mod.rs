@@ -1,0 +1,17 @@
+mod list;
+mod names;
+mod read_write;
+mod remove;
+
+use std::sync::Arc;
+
+use crate::app::Stores;
+use crate::domain::RunnerStore;
+
+pub(super) fn cases() -> Vec<super::Case> {
+    [read_write::cases(), remove::cases(), list::cases(), names::cases()].concat()
+}
+
+fn store(s: &Stores) -> Arc<dyn RunnerStore> {
+    s.runner.clone().expect("the suite skips targets without runner-artifacts")
+}

@@ -1,0 +1,22 @@
+use anyhow::{Result, ensure};
+
+use super::{insert, store};
+use crate::app::Stores;
+use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
+
+suite_cases!("ui-documents", "get"; get_missing_is_not_found, get_returns_applied);
+
+async fn get_missing_is_not_found(s: Stores) -> Result<()> {
+    not_found("get of a missing document", store(&s).get(&ctx(), &unique("doc")).await)
+}
+
+async fn get_returns_applied(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("doc"));
+    let applied = st.apply_ops(&ctx(), &id, None, vec![insert("root", None, 0)]).await.step("apply-ops")?;
+    let got = st.get(&ctx(), &id).await.step("get")?;
+    if let Some(applied) = applied {
+        ensure!(*got == *applied, "get {got:?} differs from apply-ops' {applied:?}");
+    }
+    ensure!(got.version == 1 && got.nodes.len() == 1 && got.id == id, "got {got:?}");
+    Ok(())
+}

@@ -1,0 +1,22 @@
+use anyhow::{Result, ensure};
+
+use super::{store, ws_input};
+use crate::app::Stores;
+use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
+
+suite_cases!("workspaces", "get"; get_returns_created, get_missing_is_not_found);
+
+async fn get_returns_created(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("ws"));
+    let created = st.create(&ctx(), ws_input(&id)).await.step("create")?;
+    let got = st.get(&ctx(), &id).await.step("get")?;
+    ensure!(got == created, "get {got:?} differs from create {created:?}");
+    Ok(())
+}
+
+async fn get_missing_is_not_found(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("ws"));
+    not_found("get of a missing workspace", st.get(&ctx(), &id).await)?;
+    not_found("list-tabs of a missing workspace", st.list_tabs(&ctx(), &id).await)?;
+    not_found("get-tab of a missing workspace", st.get_tab(&ctx(), &id, "t").await)
+}
