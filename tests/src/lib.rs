@@ -1,0 +1,36 @@
+//! Helpers shared by the integration tests: a runtime with a compiled-code cache shared by
+//! every test process, and plugin loading shortcuts.
+
+use std::path::PathBuf;
+
+use storehost::app::Stores;
+use storehost::capabilities::files::{DirGrant, DirMode};
+use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
+
+/// A runtime whose compiled code is cached under the target directory, so each test process
+/// deserializes the built-in plugins instead of compiling them.
+pub fn runtime() -> Runtime {
+    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-compiled-cache");
+    Runtime::new(RuntimeConfig { compiled_cache: Some(cache), ..RuntimeConfig::default() }).expect("runtime")
+}
+
+/// The spec of a built-in plugin.
+pub fn builtin(name: &str) -> PluginSpec {
+    PluginSpec::new(name, format!("builtin:{name}"), storehost::builtin(name).expect("built-in plugin"))
+}
+
+/// The spec of the fs plugin on `dir` (preopened read-write as `/data`), without fsync.
+pub fn fs_spec(dir: &std::path::Path) -> PluginSpec {
+    let mut spec = builtin("fs");
+    spec.dirs = vec![DirGrant { guest: "/data".into(), host: dir.to_path_buf(), mode: DirMode::Rw }];
+    spec.config.insert("fsync".into(), "false".into());
+    spec
+}
+
+pub async fn load(runtime: &Runtime, spec: PluginSpec) -> Plugin {
+    Plugin::load(runtime, spec).await.expect("plugin loads")
+}
+
+pub async fn stores(runtime: &Runtime, spec: PluginSpec) -> Stores {
+    Stores::from_plugin(&load(runtime, spec).await)
+}

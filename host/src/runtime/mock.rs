@@ -50,6 +50,7 @@ fn to_wit_error(e: StoreError) -> WitStoreError {
         StoreError::Conflict(m) => WitStoreError::Conflict(m),
         StoreError::Invalid(m) => WitStoreError::Invalid(m),
         StoreError::Unavailable(m) => WitStoreError::Unavailable(m),
+        StoreError::Internal(m) => WitStoreError::Internal(m),
         other => WitStoreError::Internal(other.to_string()),
     }
 }

@@ -499,10 +499,13 @@ impl PluginInner {
                 bump(&self.counters.traps);
                 let text = format!("{trap:#}");
                 let message = if text.contains("growing memory") {
-                    format!("memory limit of {} bytes exceeded ({text})", self.settings.memory_limit)
+                    format!("memory limit of {} bytes exceeded", self.settings.memory_limit)
+                } else if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
+                    format!("wasm trap: {code}")
                 } else {
-                    text
+                    text.clone()
                 };
+                tracing::debug!(plugin = %plugin, method = %method, trap = %text, "trap details");
                 tracing::warn!(plugin = %plugin, method = %method, %message, "plugin trapped; instance replaced");
                 StoreError::PluginTrapped { plugin, method, message }
             }

@@ -1,0 +1,86 @@
+//! The origin conformance suite on every plugin, one test per plugin and domain.
+
+use storehost::app::Stores;
+use storehost::conformance::{self, Outcome};
+use storehost_tests::{builtin, fs_spec, runtime, stores};
+
+async fn check(stores: Stores, plugin: &str, domain: &str) {
+    let report = conformance::run(&stores, |case| case.domain == domain).await;
+    println!("{plugin}:\n{report}");
+    assert!(report.passed() > 0, "{plugin}: no {domain} case ran:\n{report}");
+    assert_eq!(report.failed(), 0, "{plugin}: {domain} failures:\n{report}");
+    assert!(report.results.iter().all(|r| r.outcome == Outcome::Passed), "{plugin}: {domain} cases skipped:\n{report}");
+}
+
+macro_rules! suite {
+    ($plugin:ident, $make:expr) => {
+        mod $plugin {
+            use super::*;
+
+            async fn target() -> (Stores, Option<tempfile::TempDir>) {
+                let make: fn() -> (storehost::runtime::PluginSpec, Option<tempfile::TempDir>) = $make;
+                let (spec, dir) = make();
+                (stores(&runtime(), spec).await, dir)
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn artifacts() {
+                let (s, _dir) = target().await;
+                check(s, stringify!($plugin), "artifacts").await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn projects() {
+                let (s, _dir) = target().await;
+                check(s, stringify!($plugin), "projects").await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn project_artifacts() {
+                let (s, _dir) = target().await;
+                check(s, stringify!($plugin), "project-artifacts").await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ui_documents() {
+                let (s, _dir) = target().await;
+                check(s, stringify!($plugin), "ui-documents").await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn workspaces() {
+                let (s, _dir) = target().await;
+                check(s, stringify!($plugin), "workspaces").await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn runner_artifacts() {
+                let (s, _dir) = target().await;
+                check(s, stringify!($plugin), "runner-artifacts").await
+            }
+        }
+    };
+}
+
+suite!(memory, || (builtin("memory"), None));
+suite!(fs, || {
+    let dir = tempfile::tempdir().unwrap();
+    (fs_spec(dir.path()), Some(dir))
+});
+// The mock keeps its data in the instance: one instance gives one view of it.
+suite!(mock, || {
+    let mut spec = builtin("mock");
+    spec.settings.instances = 1;
+    (spec, None)
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_without_a_domain_is_reported_as_skipped() {
+    let mut only_artifacts = Stores::default();
+    only_artifacts.artifact = stores(&runtime(), builtin("memory")).await.artifact;
+    let report = conformance::run(&only_artifacts, |c| c.domain == "artifacts" || c.domain == "workspaces").await;
+    assert_eq!(report.failed(), 0, "{report}");
+    let skipped = report.results.iter().filter(|r| r.domain == "workspaces").collect::<Vec<_>>();
+    assert!(!skipped.is_empty());
+    assert!(skipped.iter().all(|r| matches!(&r.outcome, Outcome::Skipped(why) if why.contains("workspaces"))), "{report}");
+}

@@ -1,0 +1,163 @@
+//! Faults injected with the mock plugin: a trap, an endless loop, memory growth, a slow call,
+//! a full queue, a cancelled caller. Each fails only its own call.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore, StoreError};
+use storehost::runtime::mock::{Fault, FaultRule, MockControl};
+use storehost::runtime::{Plugin, PluginSpec};
+use storehost_tests::{builtin, load, runtime};
+use tokio_util::sync::CancellationToken;
+
+fn mock(configure: impl FnOnce(&mut PluginSpec)) -> PluginSpec {
+    let mut spec = builtin("mock");
+    spec.settings.instances = 1;
+    configure(&mut spec);
+    spec
+}
+
+async fn artifacts(spec: PluginSpec) -> (Plugin, PluginArtifactStore, MockControl) {
+    let plugin = load(&runtime(), spec).await;
+    (plugin.clone(), PluginArtifactStore::new(plugin.clone()).unwrap(), MockControl::new(plugin).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_fails_only_that_call() {
+    let (plugin, store, control) = artifacts(mock(|_| {})).await;
+    let ctx = Ctx::background();
+    control.add_fault(FaultRule::new("artifacts.get", Fault::Trap).times(1)).await.unwrap();
+    let err = store.get(&ctx, "k").await.unwrap_err();
+    assert!(matches!(&err, StoreError::PluginTrapped { method, .. } if method == "artifacts.get"), "{err}");
+    assert!(err.to_string().contains("wasm trap: wasm `unreachable` instruction executed"), "{err}");
+    // The next call runs on a fresh instance (the trapped one lost its state, counters included).
+    store.put(&ctx, "k", Bytes::from_static(b"v"), None).await.unwrap();
+    assert_eq!(&store.get(&ctx, "k").await.unwrap().body[..], b"v");
+    assert_eq!(control.call_count("artifacts.get").await.unwrap(), 1, "counters restart on the fresh instance");
+    let stats = plugin.stats();
+    assert_eq!((stats.traps, stats.instances_discarded), (1, 1), "{stats:?}");
+    assert_eq!(stats.instances_created, 2, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_is_cut_at_the_deadline_while_other_calls_are_served() {
+    let spec = mock(|s| {
+        s.settings.instances = 2;
+        s.settings.timeout = Duration::from_millis(500);
+        // Config faults reach every instance, including replacements.
+        s.config.insert("fault.artifacts.get.spin".into(), "loop".into());
+    });
+    let (plugin, store, _) = artifacts(spec).await;
+    let store = std::sync::Arc::new(store);
+    let spinning = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = store.get(&Ctx::background(), "spin").await;
+            (result, started.elapsed())
+        })
+    };
+    // While one instance spins, the other keeps serving.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut served = 0;
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        let ctx = Ctx::background();
+        store.put(&ctx, "other", Bytes::from_static(b"x"), None).await.unwrap();
+        store.head(&ctx, "other").await.unwrap();
+        served += 1;
+    }
+    assert!(served > 10, "only {served} calls were served while a call was spinning");
+    let (result, elapsed) = spinning.await.unwrap();
+    assert!(matches!(result, Err(StoreError::PluginTimeout { .. })), "{result:?}");
+    assert!(elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(600), "cut after {elapsed:?}");
+    assert_eq!(plugin.stats().timeouts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_growth_past_the_cap_is_an_error() {
+    let (plugin, store, control) = artifacts(mock(|s| s.settings.memory_limit = 32 << 20)).await;
+    let ctx = Ctx::background();
+    control.add_fault(FaultRule::new("artifacts.put", Fault::GrowMemory(1 << 30)).times(1)).await.unwrap();
+    let err = store.put(&ctx, "k", Bytes::from_static(b"v"), None).await.unwrap_err();
+    assert!(matches!(&err, StoreError::PluginTrapped { message, .. } if message.contains("memory limit of 33554432 bytes")), "{err}");
+    // Growth within the cap works, and the plugin keeps serving.
+    control.add_fault(FaultRule::new("artifacts.put", Fault::GrowMemory(4 << 20)).times(1)).await.unwrap();
+    store.put(&ctx, "k", Bytes::from_static(b"v"), None).await.unwrap();
+    assert_eq!(&store.get(&ctx, "k").await.unwrap().body[..], b"v");
+    assert_eq!(plugin.stats().traps, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_deadline_shorter_than_the_plugin_timeout_wins() {
+    let (_, store, control) = artifacts(mock(|s| s.settings.timeout = Duration::from_secs(10))).await;
+    for fault in [Fault::DelayMs(5_000), Fault::EndlessLoop] {
+        control.clear_faults().await.unwrap();
+        control.add_fault(FaultRule::new("artifacts.head", fault.clone()).times(1)).await.unwrap();
+        let started = Instant::now();
+        let err = store.head(&Ctx::with_timeout(Duration::from_millis(200)), "k").await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(matches!(err, StoreError::PluginTimeout { .. }), "{fault:?}: {err}");
+        assert!(elapsed < Duration::from_millis(300), "{fault:?}: the caller's 200ms deadline was honoured only after {elapsed:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_caller_stops_its_call() {
+    let (plugin, store, control) = artifacts(mock(|_| {})).await;
+    control.add_fault(FaultRule::new("artifacts.get", Fault::DelayMs(5_000)).times(1)).await.unwrap();
+    let token = CancellationToken::new();
+    let ctx = Ctx::background().cancel_with(token.clone());
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        token.cancel();
+    });
+    let started = Instant::now();
+    let err = store.get(&ctx, "k").await.unwrap_err();
+    canceller.await.unwrap();
+    assert_eq!(err, StoreError::Cancelled);
+    assert!(started.elapsed() < Duration::from_millis(1_000), "cancellation took {:?}", started.elapsed());
+    assert_eq!(plugin.stats().cancellations, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_queue_fail_fast_with_unavailable() {
+    let spec = mock(|s| {
+        s.settings.queue = 1;
+        s.config.insert("fault.artifacts.get.slow".into(), "delay-ms=400".into());
+    });
+    let (plugin, store, _) = artifacts(spec).await;
+    let store = std::sync::Arc::new(store);
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get(&Ctx::background(), "slow").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One call runs, one waits: a third is refused at once.
+    let started = Instant::now();
+    let err = store.get(&Ctx::background(), "slow").await.unwrap_err();
+    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("already waiting")), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(50));
+    for call in slow {
+        assert_eq!(call.await.unwrap().unwrap_err().kind(), "not-found", "the queued calls still complete");
+    }
+    assert_eq!(plugin.stats().rejected, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_errors_reach_the_caller_typed() {
+    let (_, store, control) = artifacts(mock(|_| {})).await;
+    for (kind, error) in [
+        ("unavailable", StoreError::Unavailable("db down".into())),
+        ("conflict", StoreError::Conflict("race".into())),
+        ("internal", StoreError::Internal("bug".into())),
+    ] {
+        control.add_fault(FaultRule::new("artifacts.put", Fault::Fail(error.clone())).key("k").times(1)).await.unwrap();
+        let err = store.put(&Ctx::background(), "k", Bytes::new(), None).await.unwrap_err();
+        assert_eq!(err, error, "{kind}");
+    }
+    store.put(&Ctx::background(), "k", Bytes::new(), None).await.unwrap();
+    assert_eq!(control.call_count("artifacts.put").await.unwrap(), 4);
+}

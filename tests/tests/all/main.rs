@@ -1,0 +1,7 @@
+//! One test binary (linking wasmtime once), one module per concern.
+
+mod bad_input;
+mod conformance;
+mod faults;
+mod persistence;
+mod sandbox;
