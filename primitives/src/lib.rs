@@ -39,9 +39,12 @@
 
 mod clock;
 mod coalesce;
+mod disk_store;
+mod index_log;
 mod lru_table;
 mod memory_cache;
 
 pub use clock::{Clock, MockClock, SystemClock, Timestamp};
 pub use coalesce::{Coalescer, CoalescerStats};
+pub use disk_store::{DiskError, DiskStats, DiskStore, DiskStoreConfig, FsyncPolicy, MAX_KEY_LEN, RecoveryReport};
 pub use memory_cache::{CacheStats, InsertOutcome, MemoryCache, MemoryCacheBuilder, MemoryCacheConfig};
