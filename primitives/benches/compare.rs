@@ -18,7 +18,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 
-use storehost_primitives::MemoryCache;
+use bytes::Bytes;
+use storehost_primitives::{DiskStore, DiskStoreConfig, FsyncPolicy, MemoryCache};
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator: live bytes requested, counted only while `COUNTING` is set so that the
@@ -568,6 +569,178 @@ fn memory_overhead(report: &mut Report, w: &Workload) {
     report.add(case, "MemoryCache (ttl)", "Mutex<lru::LruCache>", ours, lru);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Disk: our store against raw std::fs and cacache, in a directory under target/ (a real disk,
+// not tmpfs), page cache warm for the reads.
+
+struct DiskDirs {
+    root: PathBuf,
+}
+
+impl DiskDirs {
+    fn new() -> Self {
+        let root = target_dir().join("bench").join("compare-disk");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        DiskDirs { root }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        let p = self.root.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for DiskDirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn disk_value(i: usize, size: usize, version: u64) -> Vec<u8> {
+    let mut v = vec![(i % 251) as u8; size];
+    v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    v[8..16].copy_from_slice(&version.to_le_bytes());
+    v
+}
+
+fn disk_get_hit(report: &mut Report, dirs: &DiskDirs, size: usize, keys: usize, ops: usize, rounds: usize) {
+    let label = if size >= 1024 { format!("{}KiB", size / 1024) } else { format!("{size}B") };
+    let ours_dir = dirs.path(&format!("ours-get-{label}"));
+    let raw_dir = dirs.path(&format!("raw-get-{label}"));
+    let cacache_dir = dirs.path(&format!("cacache-get-{label}"));
+    let store = DiskStore::open(DiskStoreConfig::new(&ours_dir).default_ttl(TTL)).unwrap();
+    let names: Vec<String> = (0..keys).map(|i| format!("artifact/{i:08}")).collect();
+    let raw_paths: Vec<PathBuf> = (0..keys).map(|i| raw_dir.join(format!("{i:08}"))).collect();
+    for i in 0..keys {
+        let v = disk_value(i, size, 0);
+        store.put(&names[i], &v).unwrap();
+        std::fs::write(&raw_paths[i], &v).unwrap();
+        cacache::write_sync(&cacache_dir, &names[i], &v).unwrap();
+    }
+    let mut rng = XorShift(5);
+    let seq: Vec<usize> = (0..ops).map(|_| (rng.next() % keys as u64) as usize).collect();
+    let mut ours = || {
+        let t = Instant::now();
+        for &i in &seq {
+            let v: Bytes = store.get(&names[i]).unwrap().unwrap();
+            black_box(v.len());
+        }
+        (t.elapsed(), ops as u64)
+    };
+    let mut raw = || {
+        let t = Instant::now();
+        for &i in &seq {
+            black_box(std::fs::read(&raw_paths[i]).unwrap().len());
+        }
+        (t.elapsed(), ops as u64)
+    };
+    let mut cac = || {
+        let t = Instant::now();
+        for &i in &seq {
+            black_box(cacache::read_sync(&cacache_dir, &names[i]).unwrap().len());
+        }
+        (t.elapsed(), ops as u64)
+    };
+    // Warm the page cache and the code paths once, untimed.
+    ours();
+    raw();
+    cac();
+    let r = interleaved(rounds, &mut [&mut ours, &mut raw, &mut cac]);
+    let case = format!("disk get-hit {label}, {keys} keys");
+    report.add(&case, "DiskStore::get (checksum)", "std::fs::read (no checks)", r[0], r[1]);
+    report.add(&case, "DiskStore::get (checksum)", "cacache::read_sync (sha256)", r[0], r[2]);
+}
+
+fn disk_put(report: &mut Report, dirs: &DiskDirs, size: usize, keys: usize, ops: usize, rounds: usize) {
+    let label = if size >= 1024 { format!("{}KiB", size / 1024) } else { format!("{size}B") };
+    let ours_dir = dirs.path(&format!("ours-put-{label}"));
+    let raw_dir = dirs.path(&format!("raw-put-{label}"));
+    let cacache_dir = dirs.path(&format!("cacache-put-{label}"));
+    let store = DiskStore::open(DiskStoreConfig::new(&ours_dir).fsync(FsyncPolicy::Never)).unwrap();
+    let names: Vec<String> = (0..keys).map(|i| format!("artifact/{i:08}")).collect();
+    // Every put writes new content (a version number inside), so that cacache's content
+    // addressing cannot skip a write.
+    let values: Vec<Vec<u8>> = (0..keys).map(|i| disk_value(i, size, 0)).collect();
+    let mut version = 0u64;
+    let mut next_value = |i: usize| {
+        version += 1;
+        let mut v = values[i].clone();
+        v[8..16].copy_from_slice(&version.to_le_bytes());
+        v
+    };
+    let mut batches: Vec<Vec<(usize, Vec<u8>)>> = Vec::new();
+    for round in 0..=rounds {
+        batches.push((0..ops).map(|j| ((round * ops + j) % keys, next_value((round * ops + j) % keys))).collect());
+    }
+    let mut ours_round = 0;
+    let mut ours = || {
+        let batch = &batches[ours_round];
+        ours_round += 1;
+        let t = Instant::now();
+        for (i, v) in batch {
+            store.put(&names[*i], v).unwrap();
+        }
+        (t.elapsed(), ops as u64)
+    };
+    let mut raw_round = 0;
+    let mut raw = || {
+        let batch = &batches[raw_round];
+        raw_round += 1;
+        let t = Instant::now();
+        for (i, v) in batch {
+            let tmp = raw_dir.join(format!("{i:08}.tmp"));
+            std::fs::write(&tmp, v).unwrap();
+            std::fs::rename(&tmp, raw_dir.join(format!("{i:08}"))).unwrap();
+        }
+        (t.elapsed(), ops as u64)
+    };
+    let mut cac_round = 0;
+    let mut cac = || {
+        let batch = &batches[cac_round];
+        cac_round += 1;
+        let t = Instant::now();
+        for (i, v) in batch {
+            cacache::write_sync(&cacache_dir, &names[*i], v).unwrap();
+        }
+        (t.elapsed(), ops as u64)
+    };
+    // The first batch creates the files (and our fan-out directories); untimed.
+    ours();
+    raw();
+    cac();
+    let r = interleaved(rounds, &mut [&mut ours, &mut raw, &mut cac]);
+    let case = format!("disk put {label} overwrite, no fsync");
+    report.add(&case, "DiskStore::put (Never)", "cacache::write_sync (no fsync)", r[0], r[2]);
+    report.add(&case, "DiskStore::put (Never)", "std::fs::write+rename", r[0], r[1]);
+}
+
+fn disk_reopen(report: &mut Report, dirs: &DiskDirs) {
+    const ENTRIES: usize = 100_000;
+    let dir = dirs.path("ours-reopen");
+    let store = DiskStore::open(DiskStoreConfig::new(&dir).default_ttl(TTL)).unwrap();
+    for i in 0..ENTRIES {
+        store.put(&format!("artifact/{i:08}"), &disk_value(i, 100, 0)).unwrap();
+    }
+    drop(store);
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let store = DiskStore::open(DiskStoreConfig::new(&dir).default_ttl(TTL)).unwrap();
+        samples.push(t.elapsed().as_nanos() as f64);
+        assert_eq!(store.recovery().entries, ENTRIES as u64);
+        drop(store);
+    }
+    report.add(
+        "disk reopen 100k entries (ns per open)",
+        "DiskStore::open",
+        "target: 500 ms",
+        median(samples),
+        500e6,
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that a smoke run.
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -592,6 +765,14 @@ fn main() {
         memory_overhead(&mut report, &w);
     }
     drop(w);
+    if wanted("disk") {
+        let dirs = DiskDirs::new();
+        disk_get_hit(&mut report, &dirs, 4 << 10, 1000, 10_000, 7);
+        disk_get_hit(&mut report, &dirs, 256 << 10, 200, 1000, 7);
+        disk_put(&mut report, &dirs, 4 << 10, 1000, 2000, 5);
+        disk_put(&mut report, &dirs, 256 << 10, 200, 200, 5);
+        disk_reopen(&mut report, &dirs);
+    }
 
     let json = target_dir().join("bench").join("compare.json");
     report.write_json(&json);

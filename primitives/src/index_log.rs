@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! file    := MAGIC record*
-//! record  := len:u32 checksum:u64 payload        (little endian; checksum = xxh3 of payload)
+//! record  := len:u32 checksum:u64 payload        (little endian; CRC-64/NVME of payload)
 //! payload := PUT    id size value_checksum expires_at recency:u64 key_len:u32 key
 //!          | DELETE key_len:u32 key
 //!          | TOUCH  count:u32 (id:u64 recency:u64)*
@@ -37,7 +37,7 @@ pub(crate) struct Meta {
     /// Names the value file; never reused.
     pub(crate) id: u64,
     pub(crate) size: u64,
-    /// xxh3 of the value.
+    /// CRC-64/NVME of the value.
     pub(crate) checksum: u64,
     pub(crate) expires_at: Timestamp,
     /// A logical clock: larger is more recently used.
@@ -87,7 +87,7 @@ fn frame(buf: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
     buf.extend_from_slice(&[0; FRAME]);
     payload(buf);
     let len = (buf.len() - start - FRAME) as u32;
-    let checksum = xxhash_rust::xxh3::xxh3_64(&buf[start + FRAME..]);
+    let checksum = crate::disk_store::checksum(&buf[start + FRAME..]);
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     buf[start + 4..start + FRAME].copy_from_slice(&checksum.to_le_bytes());
 }
@@ -136,7 +136,7 @@ fn next_payload(rest: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let payload = rest.get(FRAME..FRAME + len)?;
-    (xxhash_rust::xxh3::xxh3_64(payload) == checksum).then_some(payload)
+    (crate::disk_store::checksum(payload) == checksum).then_some(payload)
 }
 
 /// Applies one record; `None` if it does not parse (treated like a checksum failure).

@@ -62,6 +62,7 @@ pub fn runtime_config(manifest: &Manifest) -> RuntimeConfig {
         compiled_cache: manifest.runtime.compiled_cache.as_deref().map(|p| manifest.resolve(p)),
         max_memory: manifest.runtime.max_memory.map_or(defaults.max_memory, |s| s.0),
         max_instances: manifest.runtime.max_instances.unwrap_or(defaults.max_instances),
+        pooling: defaults.pooling,
     }
 }
 

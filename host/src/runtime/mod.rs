@@ -35,11 +35,14 @@ pub struct RuntimeConfig {
     pub max_memory: u64,
     /// Instances of all plugins alive at once.
     pub max_instances: u32,
+    /// Preallocate instance slots (the pooling allocator). Off: every instance maps its own
+    /// memory, which is slower to create but reserves nothing up front.
+    pub pooling: bool,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { compiled_cache: None, max_memory: 4 << 30, max_instances: 256 }
+        Self { compiled_cache: None, max_memory: 4 << 30, max_instances: 256, pooling: true }
     }
 }
 
@@ -75,7 +78,7 @@ impl Runtime {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .wasm_component_model(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+            .allocation_strategy(if config.pooling { InstanceAllocationStrategy::Pooling(pooling) } else { InstanceAllocationStrategy::OnDemand });
         let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));

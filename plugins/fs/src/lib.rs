@@ -13,10 +13,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::PluginInfo;
+use wasip2::filesystem::preopens::get_directories;
+use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table};
 
 struct Files {
     root: PathBuf,
+    /// The preopened directory holding `root`, and its guest path: reads go straight
+    /// through WASI descriptors (one `open-at`, one `read` for a small file) instead of
+    /// std's path resolution, `stat` and read-until-EOF.
+    base: Option<(Descriptor, PathBuf)>,
     fsync: bool,
     counter: u64,
     seed: u64,
@@ -25,6 +31,7 @@ struct Files {
 thread_local! {
     static FILES: std::cell::RefCell<Files> = std::cell::RefCell::new(Files {
         root: PathBuf::from("/data"),
+        base: None,
         fsync: true,
         counter: 0,
         seed: random_seed(),
@@ -95,6 +102,48 @@ impl Files {
             path.push(name);
         }
         Ok(path)
+    }
+
+    /// The preopened directory holding `path`, and `path` relative to it.
+    fn relative<'a>(&self, path: &'a Path) -> Option<(&Descriptor, &'a str)> {
+        let (dir, guest) = self.base.as_ref()?;
+        path.strip_prefix(guest).ok()?.to_str().map(|rel| (dir, rel))
+    }
+
+    /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist.
+    fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+        let Some((dir, rel)) = self.relative(path) else {
+            return self.read_std(path, limit);
+        };
+        let file = match dir.open_at(PathFlags::empty(), rel, OpenFlags::empty(), DescriptorFlags::READ) {
+            Ok(file) => file,
+            Err(ErrorCode::NoEntry) => return Ok(None),
+            Err(e) => return Err(StoreError::Internal(format!("reading {}: {e}", path.display()))),
+        };
+        let fail = |e: ErrorCode| StoreError::Internal(format!("reading {}: {e}", path.display()));
+        // Files are replaced by rename, never changed in place: the size from `stat` is the
+        // size of what this descriptor reads.
+        let size = file.stat().map_err(fail)?.size.min(limit as u64) as usize;
+        let mut out = Vec::with_capacity(size);
+        while out.len() < size {
+            let (data, end) = file.read((size - out.len()) as u64, out.len() as u64).map_err(fail)?;
+            out.extend_from_slice(&data);
+            if end || data.is_empty() {
+                break;
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn read_std(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+        let file = match fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("reading", path, e)),
+        };
+        let mut buf = Vec::new();
+        file.take(limit as u64).read_to_end(&mut buf).map_err(|e| io_error("reading", path, e))?;
+        Ok(Some(buf))
     }
 
     fn temp_path(&mut self) -> PathBuf {
@@ -180,6 +229,7 @@ impl Backend for Files {
             self.root = PathBuf::from(root);
         }
         self.fsync = config_bool(config, "fsync", true)?;
+        self.base = get_directories().into_iter().find(|(_, guest)| self.root.starts_with(guest)).map(|(dir, guest)| (dir, guest.into()));
         for dir in [".tmp", ".locks"] {
             let path = self.root.join(dir);
             fs::create_dir_all(&path).map_err(|e| {
@@ -198,23 +248,12 @@ impl Backend for Files {
 
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(table, key)?;
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("reading", &path, e)),
-        }
+        self.read(&path, usize::MAX)
     }
 
     fn get_prefix(&mut self, table: Table, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
         let path = self.path(table, key)?;
-        let file = match fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("reading", &path, e)),
-        };
-        let mut buf = Vec::with_capacity(len);
-        file.take(len as u64).read_to_end(&mut buf).map_err(|e| io_error("reading", &path, e))?;
-        Ok(Some(buf))
+        self.read(&path, len)
     }
 
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<()> {

@@ -1,0 +1,129 @@
+//! The benchmark harness shared by the host's suites: interleaved rounds, medians, and the
+//! report of ARCHITECTURE §10 (a table on stdout, `target/bench/<suite>.json`).
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub struct Row {
+    pub case: String,
+    pub ours: String,
+    pub anchor: String,
+    pub ours_ns: f64,
+    pub anchor_ns: f64,
+}
+
+pub struct Report {
+    suite: &'static str,
+    rows: Vec<Row>,
+}
+
+impl Report {
+    pub fn new(suite: &'static str) -> Self {
+        Self { suite, rows: Vec::new() }
+    }
+
+    pub fn add(&mut self, case: &str, ours: &str, anchor: &str, ours_ns: f64, anchor_ns: f64) {
+        println!("  {case}: {ours} {} / {anchor} {}", fmt_ns(ours_ns), fmt_ns(anchor_ns));
+        self.rows.push(Row { case: case.into(), ours: ours.into(), anchor: anchor.into(), ours_ns, anchor_ns });
+    }
+
+    /// Prints the table and writes the JSON file.
+    pub fn finish(self) {
+        println!();
+        println!("| case | ours | anchor | ours | anchor | speedup (anchor/ours) |");
+        println!("|---|---|---|---|---|---|");
+        for r in &self.rows {
+            println!("| {} | {} | {} | {} | {} | {:.2}x |", r.case, r.ours, r.anchor, fmt_ns(r.ours_ns), fmt_ns(r.anchor_ns), r.anchor_ns / r.ours_ns);
+        }
+        let json: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"case\":{:?},\"ours\":{:?},\"anchor\":{:?},\"ours_ns\":{:.1},\"anchor_ns\":{:.1},\"speedup\":{:.4}}}",
+                    r.case,
+                    r.ours,
+                    r.anchor,
+                    r.ours_ns,
+                    r.anchor_ns,
+                    r.anchor_ns / r.ours_ns
+                )
+            })
+            .collect();
+        let dir = target_dir().join("bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.json", self.suite));
+        std::fs::write(&path, format!("[\n  {}\n]\n", json.join(",\n  "))).unwrap();
+        println!("\nwrote {}", path.display());
+    }
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// How many iterations fill about `target` of time.
+fn calibrate(mut once: impl FnMut() -> Duration, target: Duration) -> u64 {
+    let mut n = 1u64;
+    loop {
+        let took = (0..n).map(|_| once()).sum::<Duration>();
+        if took >= target / 4 || n >= 1 << 24 {
+            return ((n as f64) * target.as_secs_f64() / took.as_secs_f64().max(1e-9)).ceil().max(1.0) as u64;
+        }
+        n *= 4;
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Runs `ours` and `anchor` in interleaved rounds and returns the median ns per iteration of
+/// each. `ours(n)` and `anchor(n)` run `n` iterations and return the time they took.
+pub fn compare(rounds: usize, mut ours: impl FnMut(u64) -> Duration, mut anchor: impl FnMut(u64) -> Duration) -> (f64, f64) {
+    let per_round = Duration::from_millis(150);
+    let n_ours = calibrate(|| ours(1), per_round);
+    let n_anchor = calibrate(|| anchor(1), per_round);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(ours(n_ours).as_nanos() as f64 / n_ours as f64);
+        b.push(anchor(n_anchor).as_nanos() as f64 / n_anchor as f64);
+    }
+    (median(a), median(b))
+}
+
+/// Times `n` runs of an async operation on `rt`.
+pub fn time_async<F: Future<Output = ()>>(rt: &tokio::runtime::Runtime, n: u64, mut op: impl FnMut() -> F) -> Duration {
+    rt.block_on(async {
+        let started = Instant::now();
+        for _ in 0..n {
+            op().await;
+        }
+        started.elapsed()
+    })
+}
+
+/// Times `n` runs of a blocking operation.
+pub fn time_sync(n: u64, mut op: impl FnMut()) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    started.elapsed()
+}
