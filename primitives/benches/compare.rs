@@ -406,7 +406,7 @@ fn memory_get_hit(report: &mut Report, w: &Workload) {
         lru.insert(k, v);
     }
     moka.0.run_pending_tasks();
-    let ops = 1 << 20;
+    let ops = 1 << 19;
     let seqs: Vec<Vec<u32>> = (0..2).map(|t| w.zipf.sequence(ops, 17 + t as u64)).collect();
     for (name, ratio) in [
         ("ours", hit_ratio(&ours, w, &seqs[0])),
@@ -418,7 +418,7 @@ fn memory_get_hit(report: &mut Report, w: &Workload) {
     }
     for threads in [1, 2] {
         let r = interleaved(
-            9,
+            15,
             &mut [
                 &mut || get_round(&ours, w, &seqs, threads),
                 &mut || get_round(&moka, w, &seqs, threads),
@@ -488,7 +488,7 @@ fn memory_mixed(report: &mut Report, w: &Workload) {
         lru.insert(k, v);
     }
     moka.0.run_pending_tasks();
-    let ops = 1 << 19;
+    let ops = 1 << 18;
     let seqs: Vec<Vec<u32>> = (0..2)
         .map(|t| {
             let mut rng = XorShift(99 + t);
@@ -501,7 +501,7 @@ fn memory_mixed(report: &mut Report, w: &Workload) {
         .collect();
     for threads in [1, 2] {
         let r = interleaved(
-            7,
+            11,
             &mut [
                 &mut || mixed_round(&ours, w, &seqs, threads),
                 &mut || mixed_round(&moka, w, &seqs, threads),
@@ -570,32 +570,37 @@ fn memory_overhead(report: &mut Report, w: &Workload) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Disk: our store against raw std::fs and cacache, in a directory under target/ (a real disk,
-// not tmpfs), page cache warm for the reads.
+// Disk: our store against raw std::fs and cacache, page cache warm for the reads. The directories
+// live in the system temporary directory ($TMPDIR), not under the work tree: a work tree may be
+// watched by tools (editors, indexers) that make every file creation there slower, which would
+// measure them rather than the stores. `$STOREHOST_BENCH_DIR` picks another place.
 
 struct DiskDirs {
-    root: PathBuf,
+    root: tempfile::TempDir,
 }
 
 impl DiskDirs {
     fn new() -> Self {
-        let root = target_dir().join("bench").join("compare-disk");
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        let root = match std::env::var_os("STOREHOST_BENCH_DIR") {
+            Some(dir) => tempfile::tempdir_in(dir),
+            None => tempfile::tempdir(),
+        }
+        .unwrap();
+        println!("(disk cases in {})", root.path().display());
         DiskDirs { root }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        let p = self.root.join(name);
+        let p = self.root.path().join(name);
         std::fs::create_dir_all(&p).unwrap();
         p
     }
 }
 
-impl Drop for DiskDirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
+/// Writes back dirty pages left by the setup, so that timed writes are not throttled by
+/// write-back of data that an earlier case produced.
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 fn disk_value(i: usize, size: usize, version: u64) -> Vec<u8> {
@@ -647,6 +652,7 @@ fn disk_get_hit(report: &mut Report, dirs: &DiskDirs, size: usize, keys: usize, 
     ours();
     raw();
     cac();
+    settle_disk();
     let r = interleaved(rounds, &mut [&mut ours, &mut raw, &mut cac]);
     let case = format!("disk get-hit {label}, {keys} keys");
     report.add(&case, "DiskStore::get (checksum)", "std::fs::read (no checks)", r[0], r[1]);
@@ -684,15 +690,25 @@ fn disk_put(report: &mut Report, dirs: &DiskDirs, size: usize, keys: usize, ops:
         }
         (t.elapsed(), ops as u64)
     };
+    // The file work of our put without the index: write a temporary file, rename it to a new
+    // name, remove the previous version. (Renaming over the previous version instead makes ext4
+    // flush the new data first, ~1 ms per put here; that is why our files get fresh names.)
     let mut raw_round = 0;
+    let mut raw_names: Vec<Option<PathBuf>> = vec![None; keys];
+    let mut raw_seq = 0u64;
     let mut raw = || {
         let batch = &batches[raw_round];
         raw_round += 1;
         let t = Instant::now();
         for (i, v) in batch {
-            let tmp = raw_dir.join(format!("{i:08}.tmp"));
+            raw_seq += 1;
+            let tmp = raw_dir.join(format!("{raw_seq:016x}.tmp"));
+            let dest = raw_dir.join(format!("{raw_seq:016x}"));
             std::fs::write(&tmp, v).unwrap();
-            std::fs::rename(&tmp, raw_dir.join(format!("{i:08}"))).unwrap();
+            std::fs::rename(&tmp, &dest).unwrap();
+            if let Some(old) = raw_names[*i].replace(dest) {
+                std::fs::remove_file(old).unwrap();
+            }
         }
         (t.elapsed(), ops as u64)
     };
@@ -710,10 +726,11 @@ fn disk_put(report: &mut Report, dirs: &DiskDirs, size: usize, keys: usize, ops:
     ours();
     raw();
     cac();
+    settle_disk();
     let r = interleaved(rounds, &mut [&mut ours, &mut raw, &mut cac]);
-    let case = format!("disk put {label} overwrite, no fsync");
+    let case = format!("disk put {label} overwrite, {keys} keys, no fsync");
     report.add(&case, "DiskStore::put (Never)", "cacache::write_sync (no fsync)", r[0], r[2]);
-    report.add(&case, "DiskStore::put (Never)", "std::fs::write+rename", r[0], r[1]);
+    report.add(&case, "DiskStore::put (Never)", "std::fs write+rename+unlink", r[0], r[1]);
 }
 
 fn disk_reopen(report: &mut Report, dirs: &DiskDirs) {
@@ -724,6 +741,7 @@ fn disk_reopen(report: &mut Report, dirs: &DiskDirs) {
         store.put(&format!("artifact/{i:08}"), &disk_value(i, 100, 0)).unwrap();
     }
     drop(store);
+    settle_disk();
     let mut samples = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -767,11 +785,21 @@ fn main() {
     drop(w);
     if wanted("disk") {
         let dirs = DiskDirs::new();
-        disk_get_hit(&mut report, &dirs, 4 << 10, 1000, 10_000, 7);
-        disk_get_hit(&mut report, &dirs, 256 << 10, 200, 1000, 7);
-        disk_put(&mut report, &dirs, 4 << 10, 1000, 2000, 5);
-        disk_put(&mut report, &dirs, 256 << 10, 200, 200, 5);
+        // Few keys: cacache makes two directory levels per entry and removing thousands of
+        // directories at the end would take longer than the measurements.
+        let t = Instant::now();
+        disk_get_hit(&mut report, &dirs, 4 << 10, 256, 5000, 9);
+        // 200 × 256 KiB = 50 MiB, more than the last-level cache, as a disk tier would hold.
+        disk_get_hit(&mut report, &dirs, 256 << 10, 200, 500, 9);
+        disk_put(&mut report, &dirs, 4 << 10, 256, 256, 9);
+        disk_put(&mut report, &dirs, 256 << 10, 64, 48, 9);
+        eprintln!("(disk reads and puts: {:.1}s)", t.elapsed().as_secs_f64());
+        let t = Instant::now();
         disk_reopen(&mut report, &dirs);
+        eprintln!("(disk reopen: {:.1}s)", t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        drop(dirs);
+        eprintln!("(disk cleanup: {:.1}s)", t.elapsed().as_secs_f64());
     }
 
     let json = target_dir().join("bench").join("compare.json");

@@ -158,7 +158,10 @@ impl<K: Hash + Eq, V, E> Drop for LeaderGuard<'_, K, V, E> {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let coalescer: Coalescer<String, u64, String> = Coalescer::new();
 /// let (a, b) = tokio::join!(
-///     coalescer.run("answer".to_string(), async { Ok(42) }),
+///     coalescer.run("answer".to_string(), async {
+///         tokio::task::yield_now().await; // still loading when the second caller arrives
+///         Ok(42)
+///     }),
 ///     coalescer.run("answer".to_string(), async { unreachable!("coalesced") }),
 /// );
 /// assert_eq!((a, b), (Ok(42), Ok(42)));

@@ -238,7 +238,7 @@ pub struct RecoveryReport {
 /// assert_eq!(reopened.get("artifacts/a.bin").unwrap().as_deref(), Some(&b"bytes"[..]));
 /// ```
 pub struct DiskStore {
-    data_dir: PathBuf,
+    data_dir: DataDir,
     tmp_dir: PathBuf,
     max_entries: u64,
     max_bytes: u64,
@@ -390,8 +390,9 @@ impl DiskStore {
         };
         // The index no longer points at these files; remove them only now, so that a crash
         // before the new index is in place cannot leave an entry without its file.
+        let data_dir = DataDir::open(data_dir)?;
         for id in doomed {
-            remove_value_file(&data_dir, id);
+            data_dir.remove(id);
         }
         recovery.entries = table.len() as u64;
 
@@ -436,8 +437,7 @@ impl DiskStore {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             };
-            let path = value_path(&self.data_dir, meta.id);
-            match read_exact_size(&path, meta.size) {
+            match self.data_dir.read(meta.id, meta.size) {
                 Ok(Some(value)) if checksum(&value) == meta.checksum => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(Bytes::from(value)));
@@ -454,7 +454,7 @@ impl DiskStore {
                         return Ok(None);
                     }
                 }
-                Err(e) => return Err(DiskError::io("read value", path)(e)),
+                Err(e) => return Err(DiskError::io("read value", self.data_dir.path(meta.id))(e)),
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -551,7 +551,7 @@ impl DiskStore {
             }
             Err(e) => {
                 drop(state);
-                remove_value_file(&self.data_dir, id);
+                self.data_dir.remove(id);
                 Err(e)
             }
         }
@@ -718,12 +718,12 @@ impl DiskStore {
     pub fn value_path(&self, key: &str) -> Option<PathBuf> {
         let state = self.state.lock();
         let idx = state.table.find(state.hasher.hash_one(key), key)?;
-        Some(value_path(&self.data_dir, state.table.slot(idx).item.id))
+        Some(self.data_dir.path(state.table.slot(idx).item.id))
     }
 
     fn write_value_file(&self, id: u64, value: &[u8]) -> Result<(), DiskError> {
         let tmp = self.tmp_dir.join(format!("{id:016x}"));
-        let dest = value_path(&self.data_dir, id);
+        let dest = self.data_dir.path(id);
         let sync = self.fsync == FsyncPolicy::Always;
         let written = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -744,7 +744,7 @@ impl DiskStore {
             }
             fs::create_dir_all(parent)?;
             if sync {
-                index_log::sync_dir(&self.data_dir)?;
+                index_log::sync_dir(&self.data_dir.root)?;
             }
             fs::rename(&tmp, &dest)
         });
@@ -806,7 +806,7 @@ impl DiskStore {
 
     fn remove_files(&self, ids: &[u64]) {
         for &id in ids {
-            remove_value_file(&self.data_dir, id);
+            self.data_dir.remove(id);
         }
     }
 }
@@ -828,25 +828,101 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, bytes)
 }
 
-fn value_path(data_dir: &Path, id: u64) -> PathBuf {
-    let mut path = data_dir.join(format!("{:02x}", id & 0xff));
-    path.push(format!("{id:016x}"));
-    path
+/// `data/`: value `id` lives in `data/<id & 0xff>/<id>`, both in lowercase hex.
+struct DataDir {
+    root: PathBuf,
+    /// The directory kept open, so that a read resolves two path components instead of the
+    /// whole path.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    fd: std::os::fd::OwnedFd,
 }
 
-fn remove_value_file(data_dir: &Path, id: u64) {
-    // Already gone is fine; any other failure leaves an orphan that the next open removes.
-    let _ = fs::remove_file(value_path(data_dir, id));
+/// Values up to this size are read into a zeroed buffer, which costs less than the two system
+/// calls (`lseek`, `statx`) that sizing the read from the file would.
+const SMALL_VALUE: u64 = 16 * 1024;
+
+impl DataDir {
+    fn open(root: PathBuf) -> Result<DataDir, DiskError> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        {
+            use rustix::fs::{Mode, OFlags};
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(&root, flags, Mode::empty())
+                .map_err(|e| DiskError::io("open directory", &root)(e.into()))?;
+            Ok(DataDir { root, fd })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        Ok(DataDir { root })
+    }
+
+    fn path(&self, id: u64) -> PathBuf {
+        self.root.join(ValueName::new(id).as_str())
+    }
+
+    fn open_value(&self, id: u64) -> io::Result<File> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        {
+            use rustix::fs::{Mode, OFlags};
+            let name = ValueName::new(id);
+            let fd = rustix::fs::openat(&self.fd, name.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+            Ok(File::from(fd))
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        File::open(self.path(id))
+    }
+
+    /// Reads value `id`, which should hold exactly `size` bytes: `None` if it holds more or
+    /// fewer.
+    fn read(&self, id: u64, size: u64) -> io::Result<Option<Vec<u8>>> {
+        let mut file = self.open_value(id)?;
+        if size > SMALL_VALUE {
+            // `File::read_to_end` sizes its reads from the file's length: one read for the
+            // value and one to see the end, like `std::fs::read`.
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf)?;
+            return Ok((buf.len() as u64 == size).then_some(buf));
+        }
+        let mut buf = vec![0; size as usize];
+        match file.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut probe = [0u8; 1];
+        loop {
+            match file.read(&mut probe) {
+                Ok(0) => return Ok(Some(buf)),
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        // Already gone is fine; any other failure leaves an orphan that the next open removes.
+        let _ = fs::remove_file(self.path(id));
+    }
 }
 
-/// Reads a file that should hold exactly `size` bytes: `None` if it holds more or fewer.
-/// (`File::read_to_end` sizes its reads from the file's length: one `read` for the value and one
-/// to see the end, like `std::fs::read`.)
-fn read_exact_size(path: &Path, size: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut file = File::open(path)?;
-    let mut buf = Vec::with_capacity(size as usize);
-    file.read_to_end(&mut buf)?;
-    Ok((buf.len() as u64 == size).then_some(buf))
+/// `xx/xxxxxxxxxxxxxxxx` without allocating.
+struct ValueName([u8; 19]);
+
+impl ValueName {
+    fn new(id: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut name = [b'/'; 19];
+        name[0] = HEX[(id >> 4 & 0xf) as usize];
+        name[1] = HEX[(id & 0xf) as usize];
+        for i in 0..16 {
+            name[3 + i] = HEX[(id >> (60 - 4 * i) & 0xf) as usize];
+        }
+        ValueName(name)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits")
+    }
 }
 
 fn lock_dir(dir: &Path) -> Result<File, DiskError> {
@@ -954,6 +1030,13 @@ mod tests {
 
     fn get(store: &DiskStore, key: &str) -> Option<Vec<u8>> {
         store.get(key).unwrap().map(|b| b.to_vec())
+    }
+
+    #[test]
+    fn value_names_are_fan_out_directory_and_hex_id() {
+        for id in [0, 1, 0xab, 0x1234_5678_9abc_def0, u64::MAX] {
+            assert_eq!(ValueName::new(id).as_str(), format!("{:02x}/{id:016x}", id & 0xff));
+        }
     }
 
     #[test]
