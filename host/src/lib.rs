@@ -1,10 +1,10 @@
 //! storehost: a storage host whose origin stores are WebAssembly components.
 //!
-//! ```no_run
+//! ```
 //! use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore};
 //! use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
 //!
-//! # async fn run() -> anyhow::Result<()> {
+//! # #[tokio::main] async fn main() -> anyhow::Result<()> {
 //! let runtime = Runtime::new(RuntimeConfig::default())?;
 //! let spec = PluginSpec::new("memory", "builtin:memory", storehost::builtin("memory").unwrap());
 //! let plugin = Plugin::load(&runtime, spec).await?;
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod app;
+pub mod cache;
 pub mod capabilities;
 pub mod conformance;
 pub mod domain;

@@ -1,16 +1,15 @@
 //! Helpers shared by the integration tests: a runtime with a compiled-code cache shared by
 //! every test process, and plugin loading shortcuts.
 
-use std::path::PathBuf;
-
 use storehost::app::Stores;
 use storehost::capabilities::files::{DirGrant, DirMode};
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
 
-/// A runtime whose compiled code is cached under the target directory, so each test process
-/// deserializes the built-in plugins instead of compiling them.
+/// A runtime whose compiled code is cached in a directory shared by every test process, so
+/// each deserializes the built-in plugins instead of compiling them. Entries are keyed by the
+/// wasm's hash and the engine's settings, so stale ones are never used.
 pub fn runtime() -> Runtime {
-    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-compiled-cache");
+    let cache = std::env::temp_dir().join("storehost-test-compiled-cache");
     Runtime::new(RuntimeConfig { compiled_cache: Some(cache), ..RuntimeConfig::default() }).expect("runtime")
 }
 

@@ -11,6 +11,10 @@ use anyhow::{Context, Result, bail};
 
 pub use manifest::{Manifest, ManifestError};
 
+use crate::cache::metrics::{DomainMetrics, MetricsSource};
+use crate::cache::{
+    CacheConfig, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig, MeteredRunnerStore,
+};
 use crate::capabilities::files::{DirGrant, DirMode};
 use crate::domain::{
     ArtifactStore, PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore,
@@ -29,12 +33,52 @@ pub struct Stores {
     pub runner: Option<Arc<dyn RunnerStore>>,
 }
 
+/// The cached stores, by their concrete types: for metrics, invalidation and shutdown.
+#[derive(Clone, Default)]
+pub struct Caches {
+    pub artifact: Option<Arc<CachedArtifactStore>>,
+    pub project: Option<Arc<CachedProjectStore>>,
+    pub ui: Option<Arc<CachedUiStore>>,
+    pub workspace: Option<Arc<CachedWorkspaceStore>>,
+    pub runner: Option<Arc<MeteredRunnerStore>>,
+}
+
+impl Caches {
+    /// The metrics of every domain that has a store.
+    pub fn metrics(&self) -> Vec<DomainMetrics> {
+        let mut out = Vec::new();
+        let sources: [Option<&dyn MetricsSource>; 5] = [
+            self.artifact.as_deref().map(|s| s as _),
+            self.project.as_deref().map(|s| s as _),
+            self.ui.as_deref().map(|s| s as _),
+            self.workspace.as_deref().map(|s| s as _),
+            self.runner.as_deref().map(|s| s as _),
+        ];
+        for source in sources.into_iter().flatten() {
+            out.push(source.metrics());
+        }
+        out
+    }
+
+    /// Persists what the caches keep on disk (at shutdown).
+    pub fn flush(&self) -> Result<()> {
+        if let Some(artifact) = &self.artifact {
+            artifact.flush()?;
+        }
+        Ok(())
+    }
+}
+
 /// A running configuration: the runtime, the loaded plugins, and the domain stores.
 pub struct App {
     pub manifest: Manifest,
     pub runtime: Runtime,
     pub plugins: BTreeMap<String, Plugin>,
+    /// What services use: each domain's cached store (the origin only where caching is off).
     pub stores: Stores,
+    /// The plugin-backed origins under the caches.
+    pub origins: Stores,
+    pub caches: Caches,
 }
 
 impl App {
@@ -51,9 +95,86 @@ impl App {
             let plugin = Plugin::load(&runtime, spec).await?;
             plugins.insert(name.clone(), plugin);
         }
-        let stores = bind_domains(&manifest, &plugins)?;
-        Ok(App { manifest, runtime, plugins, stores })
+        let origins = bind_domains(&manifest, &plugins)?;
+        let (stores, caches) = wrap_in_caches(&manifest, &origins)?;
+        Ok(App { manifest, runtime, plugins, stores, origins, caches })
     }
+}
+
+/// Shares of `[cache.memory] max_bytes` for domains that set no budget of their own.
+const MEMORY_SHARES: [(&str, f64); 4] = [("artifact", 0.6), ("project", 0.1), ("ui", 0.15), ("workspace", 0.15)];
+
+/// The cache settings of a domain from `[cache]` and `[domains.NAME]`; `None` when its caching
+/// is off.
+pub fn cache_config(manifest: &Manifest, domain: &str) -> Option<CacheConfig> {
+    let d = &manifest.domains;
+    let config = match domain {
+        "artifact" => d.artifact.as_ref(),
+        "project" => d.project.as_ref(),
+        "ui" => d.ui.as_ref(),
+        "workspace" => d.workspace.as_ref(),
+        _ => None,
+    }?;
+    if config.cache == Some(false) {
+        return None;
+    }
+    let memory = manifest.cache.memory.as_ref();
+    let defaults = CacheConfig::default();
+    let share = MEMORY_SHARES.iter().find(|(name, _)| *name == domain).map_or(0.1, |(_, s)| *s);
+    let total = memory.and_then(|m| m.max_bytes).map(|s| s.0);
+    let mut cache = CacheConfig {
+        ttl: config.ttl.or(memory.and_then(|m| m.ttl)).map_or(defaults.ttl, |t| t.0),
+        max_bytes: config.max_bytes.map(|s| s.0).or(total.map(|t| (t as f64 * share) as u64)).unwrap_or(defaults.max_bytes),
+        max_entries: memory.and_then(|m| m.max_entries),
+        ..defaults
+    };
+    // The disk tier holds artifact blobs, unless the domain turns it off.
+    if let (Some(disk), "artifact", true) = (&manifest.cache.disk, domain, config.disk != Some(false)) {
+        let mut tier = DiskStoreConfig::new(manifest.resolve(&disk.dir).join("artifact"));
+        if let Some(max) = disk.max_bytes {
+            tier = tier.max_bytes(max.0);
+        }
+        if let Some(max) = disk.max_entries {
+            tier = tier.max_entries(max);
+        }
+        tier = tier.default_ttl(disk.ttl.map_or(cache.ttl, |t| t.0));
+        cache.disk = Some(tier);
+    }
+    Some(cache)
+}
+
+fn wrap_in_caches(manifest: &Manifest, origins: &Stores) -> Result<(Stores, Caches)> {
+    let mut stores = origins.clone();
+    let mut caches = Caches::default();
+    if let (Some(origin), Some(config)) = (&origins.artifact, cache_config(manifest, "artifact")) {
+        let cached = Arc::new(
+            CachedArtifactStore::new(origin.clone(), config).with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
+        );
+        stores.artifact = Some(cached.clone());
+        caches.artifact = Some(cached);
+    }
+    if let (Some(origin), Some(meta), Some(config)) = (&origins.project, &origins.project_artifacts, cache_config(manifest, "project")) {
+        let cached = Arc::new(CachedProjectStore::new(origin.clone(), meta.clone(), config));
+        stores.project = Some(cached.clone());
+        stores.project_artifacts = Some(cached.clone());
+        caches.project = Some(cached);
+    }
+    if let (Some(origin), Some(config)) = (&origins.ui, cache_config(manifest, "ui")) {
+        let cached = Arc::new(CachedUiStore::new(origin.clone(), config));
+        stores.ui = Some(cached.clone());
+        caches.ui = Some(cached);
+    }
+    if let (Some(origin), Some(config)) = (&origins.workspace, cache_config(manifest, "workspace")) {
+        let cached = Arc::new(CachedWorkspaceStore::new(origin.clone(), config));
+        stores.workspace = Some(cached.clone());
+        caches.workspace = Some(cached);
+    }
+    if let Some(origin) = &origins.runner {
+        let metered = Arc::new(MeteredRunnerStore::new(origin.clone()));
+        stores.runner = Some(metered.clone());
+        caches.runner = Some(metered);
+    }
+    Ok((stores, caches))
 }
 
 pub fn runtime_config(manifest: &Manifest) -> RuntimeConfig {

@@ -1,6 +1,7 @@
 //! One test binary (linking wasmtime once), one module per concern.
 
 mod bad_input;
+mod cache;
 mod conformance;
 mod faults;
 mod persistence;

@@ -1,0 +1,230 @@
+//! The artifact cache decorator (seed: `internal/cache/artifact/cached_store.go`).
+//!
+//! Read-through `get` (memory, then disk, then origin), `list` and `get_url`; write-through
+//! `put`, which caches the new blob and invalidates the list pages whose prefix the key falls
+//! under and the key's URLs; `delete` invalidates all three. A URL is cached for half its
+//! lifetime (at most the TTL), so a cached URL is never one about to expire.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use storehost_primitives::DiskStore;
+
+use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
+use super::read_through::ReadThrough;
+use super::{CacheConfig, outcome_unknown, weight_str};
+use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Ctx, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ListKey {
+    prefix: String,
+    cursor: Option<String>,
+    limit: u32,
+}
+
+pub struct CachedArtifactStore {
+    origin: Arc<dyn ArtifactStore>,
+    blobs: ReadThrough<String, Artifact>,
+    lists: ReadThrough<ListKey, ArtifactPage>,
+    urls: ReadThrough<(String, u32), Option<String>>,
+    disk: Option<DiskStore>,
+    ttl: Duration,
+    meter: OriginMeter,
+}
+
+fn meta_weight(m: &ArtifactMeta) -> usize {
+    weight_str(&m.key) + weight_str(&m.sha256) + m.content_type.as_deref().map_or(0, weight_str) + 32
+}
+
+/// Disk tier record: `[u32 LE metadata length][metadata JSON][body]`.
+fn encode(a: &Artifact) -> Vec<u8> {
+    let meta = serde_json::to_vec(&a.meta).expect("metadata serialises");
+    let mut out = Vec::with_capacity(4 + meta.len() + a.body.len());
+    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&a.body);
+    out
+}
+
+fn decode(bytes: Bytes) -> Option<Artifact> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let meta: ArtifactMeta = serde_json::from_slice(bytes.get(4..4 + len)?).ok()?;
+    let body = bytes.slice(4 + len..);
+    (body.len() as u64 == meta.size).then_some(Artifact { meta, body })
+}
+
+impl CachedArtifactStore {
+    /// Wraps `origin`. Fails only when the disk tier cannot be opened.
+    pub fn new(origin: Arc<dyn ArtifactStore>, config: CacheConfig) -> anyhow::Result<Self> {
+        let disk = match &config.disk {
+            Some(disk) => Some(DiskStore::open(disk.clone())?),
+            None => None,
+        };
+        Ok(Self {
+            origin,
+            blobs: ReadThrough::new(&config.tier(0.8), |k: &String, a: &Artifact| weight_str(k) + meta_weight(&a.meta) + a.body.len()),
+            lists: ReadThrough::new(&config.tier(0.1), |k: &ListKey, p: &ArtifactPage| {
+                weight_str(&k.prefix) + p.items.iter().map(meta_weight).sum::<usize>() + 64
+            }),
+            urls: ReadThrough::new(&config.tier(0.1), |k: &(String, u32), u: &Option<String>| {
+                weight_str(&k.0) + u.as_deref().map_or(0, weight_str) + 16
+            }),
+            disk,
+            ttl: config.ttl,
+            meter: OriginMeter::default(),
+        })
+    }
+
+    /// Drops the cached blob of `key`, in memory and on disk.
+    pub fn invalidate_key(&self, key: &str) {
+        self.blobs.invalidate_then(&key.to_string(), || self.disk_delete(key));
+        self.invalidate_urls(key);
+    }
+
+    /// Drops every cached list page that could hold `key`.
+    pub fn invalidate_lists_for(&self, key: &str) {
+        self.lists.invalidate_if(|k, _| key.starts_with(&k.prefix));
+    }
+
+    /// Drops the cached URLs of `key`.
+    pub fn invalidate_urls(&self, key: &str) {
+        self.urls.invalidate_if(|(k, _), _| k == key);
+    }
+
+    /// Drops everything cached under `prefix` (blobs, lists and URLs).
+    pub fn invalidate_prefix(&self, prefix: &str) {
+        self.blobs.invalidate_if(|k, _| k.starts_with(prefix));
+        self.lists.invalidate_if(|k, _| k.prefix.starts_with(prefix) || prefix.starts_with(&k.prefix));
+        self.urls.invalidate_if(|(k, _), _| k.starts_with(prefix));
+        if let Some(disk) = &self.disk {
+            for key in disk.keys().into_iter().filter(|k| k.starts_with(prefix)) {
+                let _ = disk.delete(&key);
+            }
+        }
+    }
+
+    /// Flushes the disk tier's index (at shutdown).
+    pub fn flush(&self) -> anyhow::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.flush()?;
+        }
+        Ok(())
+    }
+
+    fn disk_get(&self, key: &str) -> Option<Artifact> {
+        let disk = self.disk.as_ref()?;
+        match disk.get(key) {
+            Ok(Some(bytes)) => decode(bytes),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(%err, key, "disk cache read failed");
+                None
+            }
+        }
+    }
+
+    fn disk_put(&self, artifact: &Artifact) {
+        if let Some(disk) = &self.disk {
+            if let Err(err) = disk.put(&artifact.meta.key, &encode(artifact)) {
+                tracing::warn!(%err, key = %artifact.meta.key, "disk cache write failed");
+            }
+        }
+    }
+
+    fn disk_delete(&self, key: &str) {
+        if let Some(disk) = &self.disk {
+            if let Err(err) = disk.delete(key) {
+                tracing::warn!(%err, key, "disk cache delete failed");
+            }
+        }
+    }
+
+    /// After a write to `key` whose outcome is unknown, nothing cached about it can be trusted.
+    fn forget_on_unknown<T>(&self, key: &str, result: &Result<T>) {
+        if outcome_unknown(result) {
+            self.invalidate_key(key);
+            self.invalidate_lists_for(key);
+        }
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for CachedArtifactStore {
+    async fn put(&self, ctx: &Ctx, key: &str, body: Bytes, content_type: Option<String>) -> Result<ArtifactMeta> {
+        let result = self.meter.call("put", self.origin.put(ctx, key, body.clone(), content_type)).await;
+        self.forget_on_unknown(key, &result);
+        let meta = result?;
+        let artifact = Artifact { meta: meta.clone(), body };
+        self.blobs.store_then(key.to_string(), artifact.clone(), || self.disk_put(&artifact));
+        self.invalidate_lists_for(key);
+        self.invalidate_urls(key);
+        Ok(meta)
+    }
+
+    async fn get(&self, ctx: &Ctx, key: &str) -> Result<Artifact> {
+        let owned = key.to_string();
+        let from_disk = AtomicBool::new(false);
+        let load = async {
+            if let Some(artifact) = self.disk_get(key) {
+                from_disk.store(true, Ordering::Relaxed);
+                return Ok(artifact);
+            }
+            self.meter.call("get", self.origin.get(ctx, key)).await
+        };
+        self.blobs
+            .get_or_load_then(&owned, None, load, |artifact| {
+                if !from_disk.load(Ordering::Relaxed) {
+                    self.disk_put(artifact)
+                }
+            })
+            .await
+    }
+
+    async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {
+        if let Some(artifact) = self.blobs.get(&key.to_string()) {
+            return Ok(artifact.meta);
+        }
+        self.meter.call("head", self.origin.head(ctx, key)).await
+    }
+
+    async fn list(&self, ctx: &Ctx, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ArtifactPage> {
+        let key = ListKey { prefix: prefix.to_string(), cursor: cursor.map(String::from), limit };
+        self.lists.get_or_load(&key, self.meter.call("list", self.origin.list(ctx, prefix, cursor, limit))).await
+    }
+
+    async fn get_url(&self, ctx: &Ctx, key: &str, expires_in_secs: u32) -> Result<Option<String>> {
+        let ttl = Duration::from_secs(u64::from(expires_in_secs) / 2).min(self.ttl);
+        if ttl.is_zero() {
+            return self.meter.call("get-url", self.origin.get_url(ctx, key, expires_in_secs)).await;
+        }
+        let load = self.meter.call("get-url", self.origin.get_url(ctx, key, expires_in_secs));
+        self.urls.get_or_load_with_ttl(&(key.to_string(), expires_in_secs), Some(ttl), load).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, key: &str) -> Result<()> {
+        let result = self.meter.call("delete", self.origin.delete(ctx, key)).await;
+        if result.is_ok() || outcome_unknown(&result) {
+            self.invalidate_key(key);
+            self.invalidate_lists_for(key);
+        }
+        result
+    }
+}
+
+impl MetricsSource for CachedArtifactStore {
+    fn metrics(&self) -> DomainMetrics {
+        DomainMetrics {
+            domain: "artifact",
+            caches: vec![
+                NamedCache { name: "blob", stats: self.blobs.stats(), coalescing: self.blobs.coalescing() },
+                NamedCache { name: "list", stats: self.lists.stats(), coalescing: self.lists.coalescing() },
+                NamedCache { name: "url", stats: self.urls.stats(), coalescing: self.urls.coalescing() },
+            ],
+            disk: self.disk.as_ref().map(DiskStore::stats),
+            origin: self.meter.snapshot(),
+        }
+    }
+}

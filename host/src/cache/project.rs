@@ -1,0 +1,115 @@
+//! The project cache decorator (seed: `internal/cache/project/cached_store.go`): two
+//! dependencies, the project state origin and the project-artifact metadata origin, as the
+//! seed's `NewCachedStore(origin, meta, cfg)`.
+//!
+//! Read-through `get` and artifact `list`; write-through `save` (the returned project is
+//! cached); `delete` and `add` invalidate exactly what they change. Project listing passes
+//! through (its pages change with every save of any project).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
+use super::read_through::ReadThrough;
+use super::{CacheConfig, outcome_unknown, weight_str};
+use crate::domain::{Ctx, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Result};
+
+pub struct CachedProjectStore {
+    origin: Arc<dyn ProjectStore>,
+    meta: Arc<dyn ProjectArtifactStore>,
+    projects: ReadThrough<String, Project>,
+    artifacts: ReadThrough<String, Arc<Vec<ProjectArtifact>>>,
+    meter: OriginMeter,
+}
+
+fn project_weight(id: &String, p: &Project) -> usize {
+    weight_str(id) + weight_str(&p.id) + weight_str(&p.name) + weight_str(&p.state) + 24
+}
+
+fn artifacts_weight(id: &String, list: &Arc<Vec<ProjectArtifact>>) -> usize {
+    weight_str(id) + list.iter().map(|a| weight_str(&a.name) + weight_str(&a.artifact_key) + weight_str(&a.kind) + 16).sum::<usize>()
+}
+
+impl CachedProjectStore {
+    pub fn new(origin: Arc<dyn ProjectStore>, meta: Arc<dyn ProjectArtifactStore>, config: CacheConfig) -> Self {
+        Self {
+            origin,
+            meta,
+            projects: ReadThrough::new(&config.tier(0.6), project_weight),
+            artifacts: ReadThrough::new(&config.tier(0.4), artifacts_weight),
+            meter: OriginMeter::default(),
+        }
+    }
+
+    /// Drops the cached state of a project.
+    pub fn invalidate_project(&self, id: &str) {
+        self.projects.invalidate(&id.to_string());
+    }
+
+    /// Drops the cached artifact records of a project.
+    pub fn invalidate_artifacts(&self, project_id: &str) {
+        self.artifacts.invalidate(&project_id.to_string());
+    }
+}
+
+#[async_trait]
+impl ProjectStore for CachedProjectStore {
+    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Project> {
+        self.projects.get_or_load(&id.to_string(), self.meter.call("get", self.origin.get(ctx, id))).await
+    }
+
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<ProjectPage> {
+        self.meter.call("list", self.origin.list(ctx, cursor, limit)).await
+    }
+
+    async fn save(&self, ctx: &Ctx, input: ProjectInput, expected_version: Option<u64>) -> Result<Project> {
+        let id = input.id.clone();
+        let result = self.meter.call("save", self.origin.save(ctx, input, expected_version)).await;
+        match &result {
+            Ok(project) => self.projects.store_if_newer(id, project.clone(), |new, cached| new.version > cached.version),
+            // A conflict means another writer got there first: what is cached is older.
+            Err(e) if e.kind() == "conflict" || outcome_unknown(&result) => self.invalidate_project(&id),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn delete(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>) -> Result<()> {
+        let result = self.meter.call("delete", self.origin.delete(ctx, id, expected_version)).await;
+        if result.is_ok() || outcome_unknown(&result) || result.as_ref().is_err_and(|e| e.kind() == "conflict") {
+            self.invalidate_project(id);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl ProjectArtifactStore for CachedProjectStore {
+    async fn add(&self, ctx: &Ctx, project_id: &str, artifact: ProjectArtifact) -> Result<()> {
+        let result = self.meter.call("add-artifact", self.meta.add(ctx, project_id, artifact)).await;
+        if result.is_ok() || outcome_unknown(&result) {
+            self.invalidate_artifacts(project_id);
+        }
+        result
+    }
+
+    async fn list(&self, ctx: &Ctx, project_id: &str) -> Result<Vec<ProjectArtifact>> {
+        let load = async { self.meter.call("list-artifacts", self.meta.list(ctx, project_id)).await.map(Arc::new) };
+        self.artifacts.get_or_load(&project_id.to_string(), load).await.map(|list| (*list).clone())
+    }
+}
+
+impl MetricsSource for CachedProjectStore {
+    fn metrics(&self) -> DomainMetrics {
+        DomainMetrics {
+            domain: "project",
+            caches: vec![
+                NamedCache { name: "project", stats: self.projects.stats(), coalescing: self.projects.coalescing() },
+                NamedCache { name: "artifacts", stats: self.artifacts.stats(), coalescing: self.artifacts.coalescing() },
+            ],
+            disk: None,
+            origin: self.meter.snapshot(),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The UI document cache decorator (seed: `internal/cache/ui/cached_store.go`).
+//!
+//! Read-through `get`. `apply_ops` goes to the origin first, then caches the returned document
+//! — only if it is newer than the cached one — or invalidates when the origin returns none.
+//! Documents are shared as `Arc<UiDocument>`: immutable, so no caller can change what another
+//! reads (the seed cloned at every boundary for the same guarantee).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
+use super::read_through::ReadThrough;
+use super::{CacheConfig, outcome_unknown, weight_str};
+use crate::domain::{Ctx, Result, UiDocument, UiOp, UiStore};
+
+pub struct CachedUiStore {
+    origin: Arc<dyn UiStore>,
+    documents: ReadThrough<String, Arc<UiDocument>>,
+    meter: OriginMeter,
+}
+
+fn document_weight(id: &String, d: &Arc<UiDocument>) -> usize {
+    weight_str(id)
+        + d.nodes
+            .iter()
+            .map(|n| weight_str(&n.id) + weight_str(&n.kind) + 32 + n.props.iter().map(|(k, v)| weight_str(k) + weight_str(v)).sum::<usize>())
+            .sum::<usize>()
+        + 48
+}
+
+impl CachedUiStore {
+    pub fn new(origin: Arc<dyn UiStore>, config: CacheConfig) -> Self {
+        Self { origin, documents: ReadThrough::new(&config.tier(1.0), document_weight), meter: OriginMeter::default() }
+    }
+
+    /// Drops the cached copy of a document.
+    pub fn invalidate_document(&self, id: &str) {
+        self.documents.invalidate(&id.to_string());
+    }
+}
+
+#[async_trait]
+impl UiStore for CachedUiStore {
+    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
+        self.documents.get_or_load(&id.to_string(), self.meter.call("get", self.origin.get(ctx, id))).await
+    }
+
+    async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
+        let result = self.meter.call("apply-ops", self.origin.apply_ops(ctx, id, expected_version, ops)).await;
+        match &result {
+            Ok(Some(doc)) => self.documents.store_if_newer(id.to_string(), doc.clone(), |new, cached| new.version > cached.version),
+            Ok(None) => self.invalidate_document(id),
+            Err(e) if e.kind() == "conflict" || outcome_unknown(&result) => self.invalidate_document(id),
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+impl MetricsSource for CachedUiStore {
+    fn metrics(&self) -> DomainMetrics {
+        DomainMetrics {
+            domain: "ui",
+            caches: vec![NamedCache { name: "document", stats: self.documents.stats(), coalescing: self.documents.coalescing() }],
+            disk: None,
+            origin: self.meter.snapshot(),
+        }
+    }
+}
