@@ -175,10 +175,17 @@ fn interleaved(rounds: usize, contenders: &mut [&mut dyn FnMut() -> (Duration, u
     samples.into_iter().map(median).collect()
 }
 
-/// The `target` directory: the bench executable is `target/<profile>/deps/compare-<hash>`.
+/// The `target` directory: `$CARGO_TARGET_DIR`, else the one holding this executable
+/// (`target/<profile>/deps/compare-<hash>`), else `target` in the working directory.
 fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().unwrap();
-    exe.ancestors().nth(3).expect("target directory").to_path_buf()
+    match exe.ancestors().nth(3) {
+        Some(dir) if exe.parent().is_some_and(|p| p.ends_with("deps")) => dir.to_path_buf(),
+        _ => PathBuf::from("target"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

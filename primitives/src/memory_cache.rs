@@ -26,9 +26,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 
 use crate::clock::{Clock, ClockSource, Timestamp};
 use crate::coalesce::FlightMap;
@@ -207,18 +205,13 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         let n = self.config.shard_count();
         let shards = (0..n)
             .map(|i| {
-                Shard {
-                    state: RwLock::new(ShardState {
-                        table: LruTable::new(),
-                        bytes: 0,
-                        max_entries: share(self.config.max_entries, n, i),
-                        max_bytes: share(self.config.max_bytes, n, i),
-                        tick: 0,
-                        counters: Counters::default(),
-                    }),
-                    fast_hits: AtomicU64::new(0),
-                    fast_misses: AtomicU64::new(0),
-                }
+                CachePadded(Mutex::new(Shard {
+                    table: LruTable::new(),
+                    bytes: 0,
+                    max_entries: share(self.config.max_entries, n, i),
+                    max_bytes: share(self.config.max_bytes, n, i),
+                    counters: Counters::default(),
+                }))
             })
             .collect();
         MemoryCache {
@@ -269,7 +262,7 @@ fn share(budget: Option<u64>, n: usize, i: usize) -> u64 {
 /// assert_eq!(cache.stats().expirations, 1);
 /// ```
 pub struct MemoryCache<K, V> {
-    shards: Box<[Shard<K, V>]>,
+    shards: Box<[CachePadded<Mutex<Shard<K, V>>>]>,
     shard_mask: usize,
     hasher: foldhash::fast::RandomState,
     weigher: Option<Weigher<K, V>>,
@@ -278,21 +271,15 @@ pub struct MemoryCache<K, V> {
     flights: FlightMap<K>,
 }
 
-/// One shard: its lock, and the counters of reads served under the shared lock. Aligned so that
-/// threads working on neighbouring shards do not invalidate each other's cache lines.
+/// Keeps each shard's lock on its own cache lines, so that threads working on neighbouring
+/// shards do not invalidate each other's lines.
 #[repr(align(128))]
-struct Shard<K, V> {
-    state: RwLock<ShardState<K, V>>,
-    fast_hits: AtomicU64,
-    fast_misses: AtomicU64,
-}
+struct CachePadded<T>(T);
 
 struct Entry<V> {
     value: V,
     expires_at: Timestamp,
     weight: u32,
-    /// The shard's `tick` when the entry was last moved to the most recently used end.
-    promoted_at: u32,
 }
 
 #[derive(Default)]
@@ -307,13 +294,11 @@ struct Counters {
     invalidations: u64,
 }
 
-struct ShardState<K, V> {
+struct Shard<K, V> {
     table: LruTable<K, Entry<V>>,
     bytes: u64,
     max_entries: u64,
     max_bytes: u64,
-    /// Counts moves to the most recently used end (promotions and inserts).
-    tick: u32,
     counters: Counters,
 }
 
@@ -333,10 +318,6 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     }
 
     /// The value under `key`, if present and not expired. Marks the entry most recently used.
-    ///
-    /// A read takes the shard's lock shared when it does not need to move the entry (see the
-    /// [module docs](self) on promotion), so concurrent reads of hot entries do not wait for
-    /// each other.
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
@@ -344,39 +325,21 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let shard = self.shard(hash);
-        {
-            let state = shard.state.read();
-            let Some(idx) = state.table.find(hash, key) else {
-                shard.fast_misses.fetch_add(1, Ordering::Relaxed);
-                return None;
-            };
-            let entry = &state.table.slot(idx).item;
-            if !self.is_expired(entry) && state.is_recent(entry) {
-                shard.fast_hits.fetch_add(1, Ordering::Relaxed);
-                return Some(entry.value.clone());
-            }
-        }
-        // Promote or drop the entry; it may have changed since the shared lock was released.
-        let mut state = shard.state.write();
-        let Some(idx) = state.table.find(hash, key) else {
-            state.counters.misses += 1;
+        let mut shard = self.shard(hash).lock();
+        let Some(idx) = shard.table.find(hash, key) else {
+            shard.counters.misses += 1;
             return None;
         };
-        if self.is_expired(&state.table.slot(idx).item) {
-            state.remove(idx, &self.hasher);
-            state.counters.expirations += 1;
-            state.counters.misses += 1;
+        let expires_at = shard.table.slot(idx).item.expires_at;
+        if expires_at != Timestamp::NEVER && self.clock.now() >= expires_at {
+            shard.remove(idx, &self.hasher);
+            shard.counters.expirations += 1;
+            shard.counters.misses += 1;
             return None;
         }
-        state.promote(idx);
-        state.counters.hits += 1;
-        Some(state.table.slot(idx).item.value.clone())
-    }
-
-    #[inline]
-    fn is_expired(&self, entry: &Entry<V>) -> bool {
-        entry.expires_at != Timestamp::NEVER && self.clock.now() >= entry.expires_at
+        shard.table.touch(idx);
+        shard.counters.hits += 1;
+        Some(shard.table.slot(idx).item.value.clone())
     }
 
     /// Whether `key` is present and not expired, without counting a read or touching recency.
@@ -402,9 +365,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let weight = self.weigher.as_ref().map_or(0, |w| w(&key, &value));
         let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| self.clock.now() + ttl);
         let hash = self.hasher.hash_one(&key);
-        let mut state = self.shard(hash).state.write();
-        let entry = Entry { value, expires_at, weight: 0, promoted_at: 0 };
-        state.insert(hash, key, entry, weight, &self.hasher, &self.clock)
+        let mut shard = self.shard(hash).lock();
+        shard.insert(hash, key, Entry { value, expires_at, weight: 0 }, weight, &self.hasher, &self.clock)
     }
 
     /// Removes `key`; returns whether it was present (expired or not).
@@ -414,11 +376,11 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let mut state = self.shard(hash).state.write();
-        match state.table.find(hash, key) {
+        let mut shard = self.shard(hash).lock();
+        match shard.table.find(hash, key) {
             Some(idx) => {
-                state.remove(idx, &self.hasher);
-                state.counters.invalidations += 1;
+                shard.remove(idx, &self.hasher);
+                shard.counters.invalidations += 1;
                 true
             }
             None => false,
@@ -428,11 +390,11 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     /// Removes every entry and frees the memory they used.
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            let mut state = shard.state.write();
-            let removed = state.table.clear();
-            state.counters.invalidations += removed.len() as u64;
-            state.bytes = 0;
-            drop(state);
+            let mut shard = shard.0.lock();
+            let removed = shard.table.clear();
+            shard.counters.invalidations += removed.len() as u64;
+            shard.bytes = 0;
+            drop(shard);
             drop(removed);
         }
     }
@@ -442,7 +404,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     pub fn invalidate_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> u64 {
         let mut count = 0;
         for shard in self.shards.iter() {
-            let mut guard = shard.state.write();
+            let mut guard = shard.0.lock();
             let shard = &mut *guard;
             let mut bytes = 0u64;
             let mut removed = 0u64;
@@ -475,7 +437,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let now = self.clock.now();
         let mut count = 0;
         for shard in self.shards.iter() {
-            let mut guard = shard.state.write();
+            let mut guard = shard.0.lock();
             let shard = &mut *guard;
             let mut bytes = 0u64;
             let mut removed = 0u64;
@@ -560,9 +522,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     pub fn stats(&self) -> CacheStats {
         let mut s = CacheStats::default();
         for shard in self.shards.iter() {
-            s.hits += shard.fast_hits.load(Ordering::Relaxed);
-            s.misses += shard.fast_misses.load(Ordering::Relaxed);
-            let shard = shard.state.read();
+            let shard = shard.0.lock();
             let c = &shard.counters;
             s.hits += c.hits;
             s.misses += c.misses;
@@ -583,7 +543,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
 
     /// The number of entries held (expired ones included until they are dropped).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.state.read().table.len()).sum()
+        self.shards.iter().map(|s| s.0.lock().table.len()).sum()
     }
 
     /// Whether the cache holds no entry.
@@ -599,7 +559,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     /// The heaviest entry the cache admits: the smallest shard's byte budget, or `None` without
     /// a byte budget (entries up to `u32::MAX` bytes are admitted then).
     pub fn max_entry_weight(&self) -> Option<u64> {
-        let smallest = self.shards.iter().map(|s| s.state.read().max_bytes).min().unwrap_or(u64::MAX);
+        let smallest = self.shards.iter().map(|s| s.0.lock().max_bytes).min().unwrap_or(u64::MAX);
         (smallest != u64::MAX).then_some(smallest)
     }
 
@@ -611,7 +571,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let now = self.clock.now();
         let mut keys = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.state.read();
+            let shard = shard.0.lock();
             keys.extend(
                 shard.table.iter_lru_first().filter(|s| now < s.item.expires_at).map(|s| s.key.clone()),
             );
@@ -625,42 +585,23 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let state = self.shard(hash).state.read();
-        let entry = &state.table.slot(state.table.find(hash, key)?).item;
-        if self.is_expired(entry) {
+        let shard = self.shard(hash).lock();
+        let entry = &shard.table.slot(shard.table.find(hash, key)?).item;
+        if entry.expires_at != Timestamp::NEVER && self.clock.now() >= entry.expires_at {
             return None;
         }
         Some(entry.value.clone())
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &Shard<K, V> {
+    fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
         // The hash table uses the low bits (bucket) and the top seven bits (tag); take the shard
         // from the middle so that the three are independent.
-        &self.shards[(hash >> 32) as usize & self.shard_mask]
+        &self.shards[(hash >> 32) as usize & self.shard_mask].0
     }
 }
 
-/// Shards smaller than this keep exact LRU order: every read promotes.
-const EXACT_LRU_BELOW: usize = 64;
-
-impl<K: Hash + Eq, V> ShardState<K, V> {
-    /// Whether `entry` is among the most recently used eighth of the shard, where a read leaves
-    /// it in place. Each promotion or insert moves one entry to the front, so an entry promoted
-    /// fewer than `len / 8` ticks ago is at most that far from the front.
-    #[inline]
-    fn is_recent(&self, entry: &Entry<V>) -> bool {
-        let len = self.table.len();
-        len >= EXACT_LRU_BELOW && (self.tick.wrapping_sub(entry.promoted_at) as usize) < len / 8
-    }
-
-    fn promote(&mut self, idx: u32) {
-        self.tick = self.tick.wrapping_add(1);
-        let tick = self.tick;
-        self.table.slot_mut(idx).item.promoted_at = tick;
-        self.table.touch(idx);
-    }
-
+impl<K: Hash + Eq, V> Shard<K, V> {
     fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
@@ -684,7 +625,7 @@ impl<K: Hash + Eq, V> ShardState<K, V> {
             Some(idx) => {
                 let old = std::mem::replace(&mut self.table.slot_mut(idx).item, entry);
                 self.bytes = self.bytes - u64::from(old.weight) + u64::from(weight);
-                self.promote(idx);
+                self.table.touch(idx);
                 // The entry just updated is the most recent one and fits on its own, so eviction
                 // stops before reaching it.
                 self.evict_until(0, 0, hasher, clock);
@@ -694,8 +635,6 @@ impl<K: Hash + Eq, V> ShardState<K, V> {
             None => {
                 // Make room first, so that the budgets hold at every moment.
                 self.evict_until(1, u64::from(weight), hasher, clock);
-                self.tick = self.tick.wrapping_add(1);
-                entry.promoted_at = self.tick;
                 self.table.insert_new(hash, key, entry, hasher);
                 self.bytes += u64::from(weight);
                 self.counters.inserts += 1;
@@ -994,7 +933,7 @@ mod tests {
             .shards
             .iter()
             .map(|s| {
-                let s = s.state.read();
+                let s = s.0.lock();
                 (s.max_entries, s.max_bytes)
             })
             .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
