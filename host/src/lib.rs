@@ -20,6 +20,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod conformance;
 pub mod domain;
+pub mod http;
 pub mod runtime;
 
 include!(concat!(env!("OUT_DIR"), "/builtins.rs"));

@@ -27,6 +27,14 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve every domain over HTTP (without --manifest: the embedded default).
+    Serve {
+        #[arg(long, short)]
+        manifest: Option<PathBuf>,
+        /// Overrides [server] listen, e.g. 127.0.0.1:0 for any free port.
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Validate a manifest and load its plugins (exit 1 with the errors).
     Check {
         /// The manifest; without it, the embedded default.
@@ -67,7 +75,8 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -83,6 +92,10 @@ fn load_manifest(path: Option<&PathBuf>) -> Result<Manifest> {
 
 async fn run(command: Command) -> Result<()> {
     match command {
+        Command::Serve { manifest, listen } => {
+            let app = App::build(load_manifest(manifest.as_ref())?).await?;
+            storehost::http::serve(app, listen).await
+        }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
     }

@@ -66,6 +66,36 @@ pub struct Manifest {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer tokens and their scopes. Without any, the API is open, which is allowed only on a
+    /// loopback address.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Largest request body (default 64MiB); larger uploads get 413.
+    pub max_body: Option<Size>,
+    /// Deadline of one request, origin calls included (default 30s); past it, 504.
+    pub request_timeout: Option<Dur>,
+    /// Secret of host-signed artifact URLs (default: random at each start, so URLs end with the
+    /// process).
+    #[serde(skip_serializing)]
+    pub url_secret: Option<String>,
+}
+
+/// A bearer token of the HTTP API.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    #[serde(skip_serializing)]
+    pub token: String,
+    /// `read` (GET, HEAD), `write` (PUT, POST, DELETE), `admin` (`/v1/admin/*`, `/metrics`).
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
 }
 
 fn default_listen() -> String {
@@ -74,7 +104,7 @@ fn default_listen() -> String {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen() }
+        Self { listen: default_listen(), tokens: Vec::new(), max_body: None, request_timeout: None, url_secret: None }
     }
 }
 

@@ -78,6 +78,11 @@ impl CachedArtifactStore {
         })
     }
 
+    /// The artifact if the memory tier holds it (a hit), without touching the origin.
+    pub fn cached(&self, key: &str) -> Option<Artifact> {
+        self.blobs.get(&key.to_string())
+    }
+
     /// Drops the cached blob of `key`, in memory and on disk.
     pub fn invalidate_key(&self, key: &str) {
         self.blobs.invalidate_then(&key.to_string(), || self.disk_delete(key));

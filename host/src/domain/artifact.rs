@@ -34,6 +34,26 @@ pub struct ArtifactPage {
     pub next_cursor: Option<String>,
 }
 
+/// Checks a key against the contract's rules: 1–1024 bytes, `/`-separated, no empty, `.` or
+/// `..` segment, no NUL, no leading `/`. The host checks keys itself before any origin call,
+/// since a plugin written in any language may not.
+///
+/// # Errors
+/// `invalid`, saying which rule the key breaks.
+pub fn validate_key(key: &str) -> Result<()> {
+    use super::StoreError::Invalid;
+    if key.is_empty() || key.len() > 1024 {
+        return Err(Invalid(format!("a key must be 1 to 1024 bytes, this one is {}", key.len())));
+    }
+    if key.contains('\0') {
+        return Err(Invalid("a key must not contain NUL".into()));
+    }
+    if key.starts_with('/') || key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(Invalid(format!("key {key:?} has a leading '/' or an empty, '.' or '..' segment")));
+    }
+    Ok(())
+}
+
 /// The artifact repository contract.
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {

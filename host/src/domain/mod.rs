@@ -10,7 +10,7 @@ pub mod runner;
 pub mod ui;
 pub mod workspace;
 
-pub use artifact::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, PluginArtifactStore};
+pub use artifact::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, PluginArtifactStore, validate_key};
 pub use context::Ctx;
 pub use error::{Result, StoreError};
 pub use project::{

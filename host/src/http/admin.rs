@@ -1,0 +1,153 @@
+//! Health, readiness, Prometheus metrics and the admin views.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::Shared;
+use crate::cache::metrics::{DomainMetrics, render_prometheus};
+use crate::domain::{Ctx, StoreError};
+
+pub fn routes() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/v1/admin/plugins", get(plugins))
+        .route("/v1/admin/cache", get(cache))
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// An origin answered (anything but an outage or a timeout counts as reachable).
+fn reachable<T>(result: Result<T, StoreError>) -> Result<(), String> {
+    match result {
+        Err(e) if e.is_temporary() || matches!(e, StoreError::Internal(_)) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Ready when every plugin is loaded (it is, once serving) and every domain's origin answers
+/// a cheap read within a second.
+pub async fn readyz(State(state): State<Shared>) -> Response {
+    let origins = &state.app.origins;
+    let ctx = || Ctx::with_timeout(Duration::from_secs(1));
+    let probe = "storehost-readyz";
+    let mut checks = serde_json::Map::new();
+    let mut record = |domain: &str, result: Result<(), String>| {
+        checks.insert(domain.into(), match result {
+            Ok(()) => json!("ok"),
+            Err(e) => json!(e),
+        });
+    };
+    if let Some(s) = &origins.artifact {
+        record("artifact", reachable(s.head(&ctx(), probe).await));
+    }
+    if let Some(s) = &origins.project {
+        record("project", reachable(s.get(&ctx(), probe).await));
+    }
+    if let Some(s) = &origins.project_artifacts {
+        record("project-artifacts", reachable(s.list(&ctx(), probe).await));
+    }
+    if let Some(s) = &origins.ui {
+        record("ui", reachable(s.get(&ctx(), probe).await));
+    }
+    if let Some(s) = &origins.workspace {
+        record("workspace", reachable(s.get(&ctx(), probe).await));
+    }
+    if let Some(s) = &origins.runner {
+        record("runner", reachable(s.list(&ctx(), probe, "").await));
+    }
+    let ready = checks.values().all(|v| v == "ok");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ready": ready, "plugins": state.app.plugins.len(), "origins": checks }))).into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let mut out = String::new();
+    render_prometheus(&mut out, &state.app.caches.metrics());
+    let families: [(&str, &str, &str, fn(&crate::runtime::PluginStats) -> u64); 10] = [
+        ("storehost_plugin_calls_total", "counter", "Calls into a plugin.", |s| s.calls),
+        ("storehost_plugin_errors_total", "counter", "Plugin calls that failed (any kind).", |s| s.errors),
+        ("storehost_plugin_traps_total", "counter", "Plugin calls that trapped.", |s| s.traps),
+        ("storehost_plugin_timeouts_total", "counter", "Plugin calls cut at their deadline.", |s| s.timeouts),
+        ("storehost_plugin_rejected_total", "counter", "Calls refused because the pool and its queue were full.", |s| s.rejected),
+        ("storehost_plugin_instances_created_total", "counter", "Plugin instances started.", |s| s.instances_created),
+        ("storehost_plugin_pool_size", "gauge", "Instances a plugin may run at once.", |s| s.pool_size.into()),
+        ("storehost_plugin_pool_in_use", "gauge", "Instances running a call.", |s| s.pool_in_use.into()),
+        ("storehost_plugin_pool_idle", "gauge", "Warm instances waiting for a call.", |s| s.pool_idle.into()),
+        ("storehost_plugin_pool_waiting", "gauge", "Calls waiting for an instance.", |s| s.pool_waiting.into()),
+    ];
+    let stats: Vec<_> = state.app.plugins.iter().map(|(name, p)| (name, p.stats())).collect();
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (plugin, s) in &stats {
+            let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", value(s));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn plugins(State(state): State<Shared>) -> Json<Value> {
+    let plugins: Vec<Value> = state
+        .app
+        .plugins
+        .iter()
+        .map(|(name, p)| {
+            let (compile_source, compile_time) = p.compile_source();
+            json!({
+                "name": name,
+                "source": p.source(),
+                "describe": p.info(),
+                "exports": p.exports(),
+                "imports": p.imports(),
+                "settings": p.settings(),
+                "stats": p.stats(),
+                "compile": { "source": compile_source, "ms": compile_time.as_secs_f64() * 1000.0 },
+            })
+        })
+        .collect();
+    Json(json!({ "plugins": plugins }))
+}
+
+fn domain_json(d: &DomainMetrics) -> Value {
+    let caches: Vec<Value> = d
+        .caches
+        .iter()
+        .map(|c| {
+            let s = &c.stats;
+            json!({
+                "name": c.name, "hits": s.hits, "misses": s.misses, "inserts": s.inserts, "updates": s.updates,
+                "evictions": s.evictions, "expirations": s.expirations, "refusals": s.refusals,
+                "invalidations": s.invalidations, "entries": s.entries, "bytes": s.bytes,
+                "coalesced": c.coalescing.coalesced,
+            })
+        })
+        .collect();
+    let disk = d.disk.as_ref().map(|s| {
+        json!({ "hits": s.hits, "misses": s.misses, "inserts": s.inserts, "evictions": s.evictions,
+                "expirations": s.expirations, "entries": s.entries, "bytes": s.bytes })
+    });
+    let o = &d.origin;
+    json!({
+        "domain": d.domain,
+        "caches": caches,
+        "disk": disk,
+        "origin": {
+            "calls": o.calls,
+            "by_operation": o.by_operation.iter().map(|(op, n)| (op.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "errors": o.errors.iter().map(|(k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "latency_sum_ms": o.latency_sum.as_secs_f64() * 1000.0,
+        },
+    })
+}
+
+async fn cache(State(state): State<Shared>) -> Json<Value> {
+    Json(json!({ "domains": state.app.caches.metrics().iter().map(domain_json).collect::<Vec<_>>() }))
+}

@@ -1,0 +1,83 @@
+//! API errors as JSON: `{ "error": { "kind": "...", "message": "..." } }`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self { status, kind, message: message.into() }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Conflict(_) => StatusCode::CONFLICT,
+            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            StoreError::Unavailable(_) | StoreError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::PluginTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            StoreError::Internal(_) | StoreError::PluginTrapped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &e {
+            StoreError::NotFound(m) | StoreError::Conflict(m) | StoreError::Invalid(m) | StoreError::Unavailable(m) | StoreError::Internal(m) => {
+                m.clone()
+            }
+            other => other.to_string(),
+        };
+        Self { status, kind: e.kind(), message }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is over the server's max_body")
+        } else {
+            Self::new(e.status(), "invalid", e.body_text())
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is over the server's max_body")
+        } else {
+            Self::invalid(e.body_text())
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::invalid(e.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": { "kind": self.kind, "message": self.message } }))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,178 @@
+//! The HTTP/JSON API of ARCHITECTURE §8: every domain, health, metrics and admin, behind bearer
+//! tokens. Artifact bodies travel as raw bytes; a cache hit is answered from memory with the
+//! cached `Bytes`, with no plugin call and no copy.
+
+mod admin;
+mod artifacts;
+mod auth;
+mod error;
+mod projects;
+mod runs;
+pub mod signing;
+mod ui;
+mod workspaces;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+pub use error::{ApiError, ApiResult};
+
+use crate::app::App;
+use crate::app::manifest::TokenConfig;
+use crate::domain::Ctx;
+use signing::UrlSigner;
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body: usize,
+    pub request_timeout: Duration,
+}
+
+/// What every handler shares.
+pub struct ServerState {
+    pub app: App,
+    pub signer: UrlSigner,
+    pub limits: Limits,
+    pub tokens: Vec<TokenConfig>,
+}
+
+pub type Shared = Arc<ServerState>;
+
+impl ServerState {
+    pub fn new(app: App) -> Self {
+        let server = &app.manifest.server;
+        let signer = match &server.url_secret {
+            Some(secret) => UrlSigner::new(secret.as_bytes()),
+            None => UrlSigner::random(),
+        };
+        let limits = Limits {
+            max_body: server.max_body.map_or(64 << 20, |s| s.0 as usize),
+            request_timeout: server.request_timeout.map_or(Duration::from_secs(30), |d| d.0),
+        };
+        let tokens = server.tokens.clone();
+        Self { app, signer, limits, tokens }
+    }
+
+    /// The context of one request: the request timeout as its deadline.
+    pub fn ctx(&self) -> Ctx {
+        Ctx::with_timeout(self.limits.request_timeout)
+    }
+}
+
+/// The router over a state.
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .merge(artifacts::routes())
+        .merge(projects::routes())
+        .merge(ui::routes())
+        .merge(workspaces::routes())
+        .merge(runs::routes())
+        .merge(admin::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_scope));
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .merge(artifacts::public_routes())
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(state.limits.max_body))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request: method, path, status, latency.
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(target: "storehost::http", %method, %path, status = response.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    response
+}
+
+/// Checks that the listen address is allowed with the configured tokens.
+pub fn check_exposure(addr: &SocketAddr, tokens: &[TokenConfig]) -> Result<()> {
+    if !addr.ip().is_loopback() && tokens.is_empty() {
+        bail!("refusing to listen on {addr} without [server] tokens: a non-loopback address needs bearer tokens");
+    }
+    Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests and
+/// flushes the disk cache index.
+pub async fn serve(app: App, listen: Option<String>) -> Result<()> {
+    let listen = listen.unwrap_or_else(|| app.manifest.server.listen.clone());
+    let addr: SocketAddr = tokio::net::lookup_host(&listen)
+        .await
+        .with_context(|| format!("server.listen: cannot resolve {listen:?}"))?
+        .next()
+        .with_context(|| format!("server.listen: {listen:?} resolves to no address"))?;
+    check_exposure(&addr, &app.manifest.server.tokens)?;
+    let state = Arc::new(ServerState::new(app));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    // The first line on stdout, for scripts and tests.
+    println!("storehost listening on http://{local}");
+    tracing::info!(%local, "serving");
+    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: flushing caches");
+    state.app.caches.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Extracts a store of the state or answers 404 for a domain the manifest does not bind.
+macro_rules! store {
+    ($state:expr, $field:ident, $domain:literal) => {
+        $state.app.stores.$field.as_ref().ok_or_else(|| {
+            crate::http::ApiError::not_found(concat!("the ", $domain, " domain is not configured in the manifest"))
+        })?
+    };
+}
+pub(crate) use store;
+
+/// The expected version of an optimistic write: `If-Match: "N"` or the body's/query's
+/// `expected_version` (they must agree when both are given).
+pub(crate) fn expected_version(headers: &axum::http::HeaderMap, given: Option<u64>) -> ApiResult<Option<u64>> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(given) };
+    let text = value.to_str().map_err(|_| ApiError::invalid("If-Match is not text"))?;
+    let version: u64 = text
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("If-Match {text:?} is not a version number")))?;
+    match given {
+        Some(v) if v != version => Err(ApiError::invalid(format!("If-Match {version} and expected_version {v} disagree"))),
+        _ => Ok(Some(version)),
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
