@@ -346,10 +346,6 @@ impl MemCache for LruMutex {
 
 const TTL: Duration = Duration::from_secs(3600);
 
-fn weigh(key: &String, value: &Value) -> usize {
-    key.len() + value.len()
-}
-
 fn ours_for_gets() -> Ours {
     Ours(MemoryCache::builder().max_entries(KEYS as u64).default_ttl(TTL).build())
 }
@@ -477,7 +473,11 @@ fn memory_mixed(report: &mut Report, w: &Workload) {
     let entry_bytes = (w.keys[0].len() + VALUE_SIZE) as u64;
     let budget = entry_bytes * KEYS as u64 / 2;
     let ours = Ours(
-        MemoryCache::builder().max_bytes(budget).weigher(weigh).default_ttl(TTL).build(),
+        MemoryCache::builder()
+            .max_bytes(budget)
+            .weigher(|k: &String, v: &Value| k.len() + v.len())
+            .default_ttl(TTL)
+            .build(),
     );
     let moka = Moka(
         moka::sync::Cache::builder()
@@ -502,7 +502,7 @@ fn memory_mixed(report: &mut Report, w: &Workload) {
             w.zipf
                 .sequence(ops, 1234 + t)
                 .into_iter()
-                .map(|i| if rng.next() % 10 == 0 { i | INSERT_BIT } else { i })
+                .map(|i| if rng.next().is_multiple_of(10) { i | INSERT_BIT } else { i })
                 .collect()
         })
         .collect();

@@ -314,8 +314,7 @@ impl DiskStore {
             fs::create_dir_all(d).map_err(DiskError::io("create directory", d))?;
         }
         let lock = lock_dir(&dir)?;
-        let mut recovery = RecoveryReport::default();
-        recovery.temp_files = remove_all_files(&tmp_dir)?;
+        let mut recovery = RecoveryReport { temp_files: remove_all_files(&tmp_dir)?, ..RecoveryReport::default() };
 
         let index_path = dir.join("index");
         let bytes = match fs::read(&index_path) {

@@ -262,7 +262,7 @@ fn share(budget: Option<u64>, n: usize, i: usize) -> u64 {
 /// assert_eq!(cache.stats().expirations, 1);
 /// ```
 pub struct MemoryCache<K, V> {
-    shards: Box<[CachePadded<Mutex<Shard<K, V>>>]>,
+    shards: Box<[LockedShard<K, V>]>,
     shard_mask: usize,
     hasher: foldhash::fast::RandomState,
     weigher: Option<Weigher<K, V>>,
@@ -275,6 +275,8 @@ pub struct MemoryCache<K, V> {
 /// shards do not invalidate each other's lines.
 #[repr(align(128))]
 struct CachePadded<T>(T);
+
+type LockedShard<K, V> = CachePadded<Mutex<Shard<K, V>>>;
 
 struct Entry<V> {
     value: V,

@@ -154,11 +154,11 @@ fn survives_sigkill_in_a_loop() {
                     let err = DiskStore::open(config(dir.path(), round)).unwrap_err();
                     assert!(matches!(err, DiskError::Locked { .. }), "{err}");
                 }
-            } else if let Some(n) = line.strip_prefix("op ") {
-                if n.parse::<u64>().unwrap() >= target {
-                    total_ops += target;
-                    break;
-                }
+            } else if let Some(n) = line.strip_prefix("op ")
+                && n.parse::<u64>().unwrap() >= target
+            {
+                total_ops += target;
+                break;
             }
         }
         assert!(ready, "round {round}: the child did not start");
