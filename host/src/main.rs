@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod client;
+
+use client::Client;
 use storehost::app::{App, Manifest};
 use storehost::runtime::{self, PluginSpec, Runtime, RuntimeConfig};
 
@@ -45,6 +48,77 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Gateway artifacts on a running server.
+    Artifact {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: ArtifactCommand,
+    },
+    /// Runner artifacts on a running server.
+    Runner {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The run.
+        #[arg(long, global = true)]
+        run: Option<String>,
+        #[command(subcommand)]
+        command: RunnerCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, global = true, env = "STOREHOST_SERVER", default_value = "http://127.0.0.1:7070")]
+    server: String,
+}
+
+#[derive(Subcommand)]
+enum ArtifactCommand {
+    /// Upload FILE as KEY.
+    Put {
+        key: String,
+        file: PathBuf,
+        #[arg(long)]
+        content_type: Option<String>,
+    },
+    /// Download KEY (to stdout, or --output FILE).
+    Get {
+        key: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List keys under PREFIX.
+    Ls {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// A URL that fetches KEY without credentials.
+    Url {
+        key: String,
+        #[arg(long, default_value_t = 3600)]
+        expires_in: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunnerCommand {
+    /// Upload FILE as NAME of the run.
+    Write { name: String, file: PathBuf },
+    /// Download NAME of the run (to stdout, or --output FILE).
+    Read {
+        name: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Remove NAME of the run.
+    Rm { name: String },
+    /// List the run's files under PREFIX.
+    Ls {
+        #[arg(default_value = "")]
+        prefix: String,
     },
 }
 
@@ -98,6 +172,25 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
+        Command::Artifact { server, command } => {
+            let client = Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok());
+            match command {
+                ArtifactCommand::Put { key, file, content_type } => client.artifact_put(&key, client::input_file(&file)?, content_type.as_deref()).await,
+                ArtifactCommand::Get { key, output } => client.artifact_get(&key, output.as_deref()).await,
+                ArtifactCommand::Ls { prefix } => client.artifact_ls(&prefix).await,
+                ArtifactCommand::Url { key, expires_in } => client.artifact_url(&key, expires_in).await,
+            }
+        }
+        Command::Runner { server, run, command } => {
+            let client = Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok());
+            let run = run.context("--run RUN is required")?;
+            match command {
+                RunnerCommand::Write { name, file } => client.runner_write(&run, &name, client::input_file(&file)?).await,
+                RunnerCommand::Read { name, output } => client.runner_read(&run, &name, output.as_deref()).await,
+                RunnerCommand::Rm { name } => client.runner_rm(&run, &name).await,
+                RunnerCommand::Ls { prefix } => client.runner_ls(&run, &prefix).await,
+            }
+        }
     }
 }
 

@@ -1,0 +1,175 @@
+//! Client subcommands: talk to a running server over its HTTP API.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{Method, RequestBuilder, Response};
+
+/// Transfers at least this large show a progress bar (on a terminal).
+const PROGRESS_FROM: u64 = 1 << 20;
+
+pub struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: Option<String>,
+}
+
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    if len < PROGRESS_FROM {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("valid template").progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>) -> Self {
+        Self { http: reqwest::Client::new(), server: server.trim_end_matches('/').to_string(), token }
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.server));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends, and turns an API error into a message with its kind.
+    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let response = request.send().await.with_context(|| format!("cannot reach {}", self.server))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let kind = body["error"]["kind"].as_str().unwrap_or("error");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        bail!("{status} {kind}: {message}")
+    }
+
+    async fn upload(&self, path: &str, file: &Path, content_type: Option<&str>) -> Result<Response> {
+        let handle = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {}", file.display()))?;
+        let len = handle.metadata().await?.len();
+        let bar = progress(len, &format!("uploading {}", file.display()));
+        let counted = bar.clone();
+        let stream = tokio_util::io::ReaderStream::new(handle).inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                counted.inc(chunk.len() as u64);
+            }
+        });
+        let mut request = self.request(Method::PUT, path).header(reqwest::header::CONTENT_LENGTH, len).body(reqwest::Body::wrap_stream(stream));
+        if let Some(ct) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        let response = self.send(request).await;
+        bar.finish_and_clear();
+        response
+    }
+
+    async fn download(&self, path: &str, out: Option<&Path>) -> Result<()> {
+        let response = self.send(self.request(Method::GET, path)).await?;
+        let bar = progress(response.content_length().unwrap_or(0), "downloading");
+        let mut sink: Box<dyn Write> = match out {
+            Some(file) => Box::new(std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?)),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            bar.inc(chunk.len() as u64);
+            sink.write_all(&chunk)?;
+        }
+        sink.flush()?;
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    pub async fn artifact_put(&self, key: &str, file: &Path, content_type: Option<&str>) -> Result<()> {
+        let response = self.upload(&format!("/v1/artifacts/{}", encode_path(key)), file, content_type).await?;
+        let meta: serde_json::Value = response.json().await?;
+        println!("{}  {} bytes  sha256 {}", meta["key"].as_str().unwrap_or(key), meta["size"], meta["sha256"].as_str().unwrap_or(""));
+        Ok(())
+    }
+
+    pub async fn artifact_get(&self, key: &str, out: Option<&Path>) -> Result<()> {
+        self.download(&format!("/v1/artifacts/{}", encode_path(key)), out).await
+    }
+
+    pub async fn artifact_ls(&self, prefix: &str) -> Result<()> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self.request(Method::GET, "/v1/artifacts").query(&[("prefix", prefix), ("limit", "1000")]);
+            if let Some(c) = &cursor {
+                request = request.query(&[("cursor", c)]);
+            }
+            let page: serde_json::Value = self.send(request).await?.json().await?;
+            for item in page["items"].as_array().into_iter().flatten() {
+                println!("{:>12}  {}", item["size"], item["key"].as_str().unwrap_or(""));
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    pub async fn artifact_url(&self, key: &str, expires_in: u32) -> Result<()> {
+        let request = self.request(Method::GET, &format!("/v1/artifact-urls/{}", encode_path(key))).query(&[("expires_in", expires_in)]);
+        let answer: serde_json::Value = self.send(request).await?.json().await?;
+        println!("{}", answer["url"].as_str().unwrap_or(""));
+        Ok(())
+    }
+
+    fn run_path(run: &str, name: &str) -> String {
+        format!("/v1/runs/{}/artifacts/{}", encode_path(run), encode_path(name))
+    }
+
+    pub async fn runner_write(&self, run: &str, name: &str, file: &Path) -> Result<()> {
+        self.upload(&Self::run_path(run, name), file, None).await.map(drop)
+    }
+
+    pub async fn runner_read(&self, run: &str, name: &str, out: Option<&Path>) -> Result<()> {
+        self.download(&Self::run_path(run, name), out).await
+    }
+
+    pub async fn runner_rm(&self, run: &str, name: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &Self::run_path(run, name))).await.map(drop)
+    }
+
+    pub async fn runner_ls(&self, run: &str, prefix: &str) -> Result<()> {
+        let request = self.request(Method::GET, &format!("/v1/runs/{}/artifacts", encode_path(run))).query(&[("prefix", prefix)]);
+        let names: Vec<String> = self.send(request).await?.json().await?;
+        for name in names {
+            println!("{name}");
+        }
+        Ok(())
+    }
+}
+
+/// A file argument: `-` is not accepted for uploads (the length must be known for progress).
+pub fn input_file(path: &PathBuf) -> Result<&Path> {
+    if path.as_os_str() == "-" {
+        bail!("give a file path (standard input is not supported for uploads)");
+    }
+    Ok(path)
+}
