@@ -317,6 +317,9 @@ impl DiskStore {
         let mut recovery = RecoveryReport { temp_files: remove_all_files(&tmp_dir)?, ..RecoveryReport::default() };
 
         let index_path = dir.join("index");
+        // A snapshot that was being written when the last process died; the index it was to
+        // replace is still in place.
+        let _ = fs::remove_file(index_path.with_extension("tmp"));
         let bytes = match fs::read(&index_path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),

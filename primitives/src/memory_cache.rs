@@ -402,7 +402,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     }
 
     /// Removes every entry for which `predicate` returns true; returns how many were removed.
-    /// Takes each shard's lock in turn, so it costs O(entries).
+    /// Takes each shard's lock in turn, so it costs O(entries); `predicate` runs under that lock
+    /// and must not use the cache.
     pub fn invalidate_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> u64 {
         let mut count = 0;
         for shard in self.shards.iter() {
