@@ -1,0 +1,70 @@
+//! Starts the real `storehost` binary on a free loopback port.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// `storehost serve` in `dir` (its working directory), with `manifest` text if given.
+    pub fn start(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_storehost"));
+        cmd.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]);
+        if let Some(text) = manifest {
+            let path = dir.join("storehost.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--manifest").arg(&path);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("starting storehost");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("storehost listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        Server { child, base, dir: dir.to_path_buf() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Self::terminate(&self.child);
+        let status = wait(&mut self.child, Duration::from_secs(10)).expect("the server stops within 10 s of SIGTERM");
+        std::mem::forget(self);
+        status
+    }
+
+    pub fn terminate(child: &Child) {
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    }
+}
+
+pub fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
