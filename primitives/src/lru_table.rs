@@ -13,6 +13,7 @@ use hashbrown::HashTable;
 
 const NIL: u32 = u32::MAX;
 
+#[repr(align(64))]
 pub(crate) struct Slot<K, T> {
     pub(crate) key: K,
     pub(crate) item: T,

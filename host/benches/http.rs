@@ -1,0 +1,96 @@
+//! `cargo bench -p storehost --bench http`: GET of a cached 4 KiB artifact over loopback with
+//! many keep-alive connections, against the same server's `/healthz` (the floor of the HTTP
+//! stack). Reports nanoseconds per request (1 / throughput) and the p99 latency.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use storehost::app::{App, Manifest};
+use storehost::http::{ServerState, router};
+use support::Report;
+
+const CONNECTIONS: usize = 32;
+const ROUND: Duration = Duration::from_secs(2);
+
+/// Requests per second and p99 latency of `CONNECTIONS` clients hammering `url` for `ROUND`.
+fn load(client_rt: &tokio::runtime::Runtime, client: &reqwest::Client, url: &str) -> (f64, Duration) {
+    client_rt.block_on(async {
+        let until = Instant::now() + ROUND;
+        let tasks: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.to_string());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while Instant::now() < until {
+                        let started = Instant::now();
+                        let response = client.get(&url).send().await.unwrap();
+                        assert!(response.status().is_success());
+                        response.bytes().await.unwrap();
+                        latencies.push(started.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        let p99 = all[all.len() * 99 / 100];
+        (all.len() as f64 / ROUND.as_secs_f64(), p99)
+    })
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = Manifest::parse(
+        "[cache.memory]\nmax_bytes = \"64MiB\"\n[plugins.files]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\nconfig = { fsync = false }\n[domains]\nartifact = { origin = \"files\" }\n",
+        "bench.toml",
+        dir.path().to_path_buf(),
+        |_| None,
+    )
+    .unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let app = server_rt.block_on(App::build(manifest)).unwrap();
+    let state = Arc::new(ServerState::new(app));
+    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    server_rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().unwrap();
+    let artifact = format!("http://{addr}/v1/artifacts/bench/4k.bin");
+    let health = format!("http://{addr}/healthz");
+    client_rt.block_on(async {
+        client.put(&artifact).body(vec![1u8; 4096]).send().await.unwrap().error_for_status().unwrap();
+        let first = client.get(&artifact).send().await.unwrap();
+        assert_eq!(first.headers()["x-cache"], "hit");
+    });
+
+    let mut report = Report::new("http");
+    let (mut rps_a, mut rps_h, mut p99_a, mut p99_h) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (r, p) = load(&client_rt, &client, &artifact);
+        rps_a.push(r);
+        p99_a.push(p);
+        let (r, p) = load(&client_rt, &client, &health);
+        rps_h.push(r);
+        p99_h.push(p);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let median_d = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_nanos() as f64
+    };
+    let (a, h) = (median(rps_a), median(rps_h));
+    println!("  cached 4 KiB GET: {a:.0} req/s; /healthz: {h:.0} req/s; ratio {:.2} (target >= 0.7)", a / h);
+    report.add(&format!("GET cached 4 KiB, {CONNECTIONS} connections (ns per request)"), "artifact GET", "/healthz", 1e9 / a, 1e9 / h);
+    report.add(&format!("GET cached 4 KiB, {CONNECTIONS} connections (p99 latency)"), "artifact GET", "/healthz", median_d(p99_a), median_d(p99_h));
+    report.finish();
+}
