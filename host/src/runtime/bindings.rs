@@ -12,9 +12,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::storehost::origin as origin;
-pub use storehost::host as host;
-pub use storehost::origin::types::StoreError as WitStoreError;
+pub use self::exports::storehost::origin;
+pub use self::storehost::host;
+pub use self::storehost::origin::types::StoreError as WitStoreError;
 
 impl From<WitStoreError> for crate::domain::StoreError {
     fn from(e: WitStoreError) -> Self {
