@@ -1053,6 +1053,17 @@ mod tests {
     }
 
     #[test]
+    fn get_or_load_returns_an_oversized_value_without_caching_it() {
+        rt().block_on(async {
+            let cache = weighed(&MockClock::new()).max_bytes(8).build();
+            let big = cache.get_or_load(k("doc"), async { Ok::<_, ()>(v("0123456789")) }).await;
+            assert_eq!(big.as_deref(), Ok("0123456789"));
+            assert!(cache.is_empty());
+            assert_eq!(cache.stats().refusals, 1);
+        });
+    }
+
+    #[test]
     fn get_or_load_with_ttl_expires_the_loaded_value() {
         rt().block_on(async {
             let clock = MockClock::new();
