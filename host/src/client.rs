@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Method, RequestBuilder, Response};
+use storehost::http::encode_path;
 
 /// Transfers at least this large show a progress bar (on a terminal).
 const PROGRESS_FROM: u64 = 1 << 20;
@@ -15,18 +16,6 @@ pub struct Client {
     http: reqwest::Client,
     server: String,
     token: Option<String>,
-}
-
-fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {

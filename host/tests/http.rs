@@ -242,3 +242,16 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_is_504_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "[server]\nrequest_timeout = \"300ms\"\n[plugins.m]\nsource = \"builtin:mock\"\ninstances = 2\nconfig = { \"fault.artifacts.get.slow\" = \"delay-ms=5000\" }\n[domains]\nartifact = { origin = \"m\", cache = false }\n";
+    let server = Server::start(dir.path(), Some(manifest), &[]);
+    let http = Client::new();
+    let started = std::time::Instant::now();
+    let response = http.get(server.url("/v1/artifacts/slow")).send().await.unwrap();
+    assert_eq!(error_kind(response).await, (StatusCode::GATEWAY_TIMEOUT, "plugin-timeout".into()));
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    assert_eq!(http.get(server.url("/v1/artifacts/other")).send().await.unwrap().status(), 404);
+}

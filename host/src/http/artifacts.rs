@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, Shared, store};
+use super::{ApiError, ApiResult, Shared, encode_path, store};
 use crate::domain::{Artifact, ArtifactMeta, validate_key};
 
 pub fn routes() -> axum::Router<Shared> {
@@ -128,19 +128,6 @@ const MAX_URL_LIFETIME: u32 = 7 * 24 * 3600;
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Percent-encodes a key for a URL path, keeping `/`.
-fn encode_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 async fn artifact_url(
