@@ -1,0 +1,79 @@
+//! The command line: `check`, `plugin inspect`, and the client subcommands against a live
+//! server.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::Server;
+
+fn storehost(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_storehost")).current_dir(dir).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_accepts_the_default_and_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = storehost(dir.path(), &["check"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("plugin files: fs"), "{}", text(&ok.stdout));
+
+    std::fs::write(dir.path().join("bad.toml"), "[plugins.x]\nsource = \"builtin:fs\"\ninstance = 2\n").unwrap();
+    let bad = storehost(dir.path(), &["check", "--manifest", "bad.toml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = text(&bad.stderr);
+    assert!(err.contains("bad.toml") && err.contains("plugins.x") && err.contains("unknown field `instance`"), "{err}");
+
+    std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.path().join("core.toml"), "[plugins.x]\nsource = \"core.wasm\"\n").unwrap();
+    let core = storehost(dir.path(), &["check", "--manifest", "core.toml"]);
+    assert_eq!(core.status.code(), Some(1));
+    assert!(text(&core.stderr).contains("not a component"), "{}", text(&core.stderr));
+}
+
+#[test]
+fn plugin_inspect_shows_exports_imports_and_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = storehost(dir.path(), &["plugin", "inspect", "builtin:mock", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["describe"]["name"], "mock");
+    let interfaces = report["interfaces"].as_array().unwrap();
+    assert!(interfaces.contains(&"mock-control".into()) && interfaces.contains(&"artifacts".into()), "{interfaces:?}");
+    let imports = report["imports"].as_array().unwrap();
+    assert!(imports.iter().any(|i| i[0].as_str().unwrap().starts_with("wasi:")), "{imports:?}");
+    let sql = storehost::test_fixture("sql-user").unwrap();
+    let out = storehost(dir.path(), &["plugin", "inspect", sql]);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("storehost:host/sql") && shown.contains("runner-artifacts"), "{shown}");
+}
+
+#[test]
+fn client_commands_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &server.base]);
+        let out = storehost(dir.path(), &all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), &body).unwrap();
+    assert!(run(&["artifact", "put", "data/big.bin", "big.bin"]).contains("3000000 bytes"));
+    assert!(run(&["artifact", "ls", "data/"]).contains("data/big.bin"));
+    run(&["artifact", "get", "data/big.bin", "--output", "back.bin"]);
+    assert_eq!(std::fs::read(dir.path().join("back.bin")).unwrap(), body);
+    assert!(run(&["artifact", "url", "data/big.bin"]).contains("/v1/signed/data/big.bin?expires="));
+    run(&["runner", "--run", "r1", "write", "logs/a.txt", "big.bin"]);
+    assert_eq!(run(&["runner", "--run", "r1", "ls"]).trim(), "logs/a.txt");
+    run(&["runner", "--run", "r1", "rm", "logs/a.txt"]);
+    let missing = storehost(dir.path(), &["runner", "--run", "r1", "read", "logs/a.txt", "--server", &server.base]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("404 Not Found not-found"), "{}", text(&missing.stderr));
+}
