@@ -10,7 +10,8 @@ mod client;
 
 use client::Client;
 use storehost::app::{App, Manifest};
-use storehost::runtime::{self, PluginSpec, Runtime, RuntimeConfig};
+use storehost::capabilities::files::{DirGrant, DirMode};
+use storehost::runtime::{self, Plugin, PluginSpec, Runtime, RuntimeConfig};
 
 #[derive(Parser)]
 #[command(name = "storehost", version, about = "A storage host whose origin stores are WebAssembly components")]
@@ -132,6 +133,17 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the origin conformance suite against a component (exit 1 on any failure).
+    Test {
+        /// A .wasm file, or builtin:NAME. With --manifest: the name of a plugin in it.
+        component: String,
+        /// Load the plugin as this manifest defines it (its grants, dirs and config).
+        #[arg(long, short)]
+        manifest: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -172,6 +184,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
+        Command::Plugin { command: PluginCommand::Test { component, manifest, json } } => plugin_test(&component, manifest.as_ref(), json).await,
         Command::Artifact { server, command } => {
             let client = Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok());
             match command {
@@ -219,11 +232,44 @@ async fn check(manifest: Manifest) -> Result<()> {
     Ok(())
 }
 
-async fn inspect(component: &str, json: bool) -> Result<()> {
-    let wasm: Vec<u8> = match component.strip_prefix("builtin:") {
+fn read_component(component: &str) -> Result<Vec<u8>> {
+    Ok(match component.strip_prefix("builtin:") {
         Some(name) => storehost::builtin(name).with_context(|| format!("no built-in plugin {name:?}"))?.to_vec(),
         None => std::fs::read(component).with_context(|| format!("cannot read {component}"))?,
+    })
+}
+
+/// Loads the plugin (alone, with a scratch directory preopened read-write as `/data` and one
+/// instance; or as a manifest defines it) and runs the conformance suite on what it exports.
+async fn plugin_test(component: &str, manifest: Option<&PathBuf>, json: bool) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let plugin = match manifest {
+        Some(path) => {
+            let manifest = Manifest::load(path)?;
+            anyhow::ensure!(manifest.plugins.contains_key(component), "{}: no [plugins.{component}]", path.display());
+            let runtime = Runtime::new(storehost::app::runtime_config(&manifest))?;
+            Plugin::load(&runtime, storehost::app::plugin_spec(&manifest, component)?).await?
+        }
+        None => {
+            let mut spec = PluginSpec::new("tested", component, read_component(component)?);
+            spec.settings.instances = 1;
+            spec.dirs = vec![DirGrant { guest: "/data".into(), host: scratch.path().into(), mode: DirMode::Rw }];
+            Plugin::load(&Runtime::new(RuntimeConfig::default())?, spec).await?
+        }
     };
+    let stores = storehost::app::Stores::from_plugin(&plugin);
+    let report = storehost::conformance::run(&stores, |_| true).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    anyhow::ensure!(report.failed() == 0, "{} conformance case(s) failed", report.failed());
+    Ok(())
+}
+
+async fn inspect(component: &str, json: bool) -> Result<()> {
+    let wasm = read_component(component)?;
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let spec = PluginSpec::new("inspected", component, wasm);
     let report = runtime::inspect(&runtime, spec).await?;

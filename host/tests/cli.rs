@@ -77,3 +77,19 @@ fn client_commands_round_trip() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("404 Not Found not-found"), "{}", text(&missing.stderr));
 }
+
+#[test]
+fn plugin_test_passes_a_good_origin_and_names_what_a_broken_one_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = storehost(dir.path(), &["plugin", "test", "builtin:fs"]);
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    assert!(text(&good.stdout).contains(" 0 failed, 0 skipped"), "{}", text(&good.stdout));
+    for (fixture, operation) in [("broken-list", "list"), ("lost-overwrite", "put")] {
+        let out = storehost(dir.path(), &["plugin", "test", storehost::test_fixture(fixture).unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{fixture} passed the suite");
+        let table = text(&out.stdout);
+        let failed: Vec<&str> = table.lines().filter(|l| l.contains("FAIL")).collect();
+        assert!(failed.iter().any(|l| l.split_whitespace().nth(1) == Some(operation)), "{fixture}: no failure in {operation}:\n{table}");
+        assert!(text(&out.stderr).contains("conformance case(s) failed"));
+    }
+}
