@@ -4,11 +4,7 @@
 wasmtime::component::bindgen!({
     world: "storehost:origin/mock-origin",
     path: "../wit",
-    imports: {
-        "storehost:host/sql": async | trappable,
-        "storehost:host/object-store": async | trappable,
-        default: trappable,
-    },
+    imports: { default: trappable },
     exports: { default: async },
 });
 
