@@ -84,3 +84,65 @@ async fn a_plugin_without_a_domain_is_reported_as_skipped() {
     assert!(!skipped.is_empty());
     assert!(skipped.iter().all(|r| matches!(&r.outcome, Outcome::Skipped(why) if why.contains("workspaces"))), "{report}");
 }
+
+/// The Python example (`examples/python-origin`), built by its build.sh (scripts/test runs it).
+mod python {
+    use super::*;
+    use std::time::Instant;
+
+    fn wasm() -> Vec<u8> {
+        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
+        let path = target.join("examples/python-origin.wasm");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build it with examples/python-origin/build.sh (scripts/test does)", path.display()))
+    }
+
+    async fn target(dir: &std::path::Path) -> Stores {
+        let mut spec = storehost::runtime::PluginSpec::new("python", "python-origin.wasm", wasm());
+        spec.settings.instances = 1;
+        spec.dirs = vec![storehost::capabilities::files::DirGrant {
+            guest: "/data".into(),
+            host: dir.to_path_buf(),
+            mode: storehost::capabilities::files::DirMode::Rw,
+        }];
+        stores(&runtime(), spec).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        check(target(dir.path()).await, "python", "artifacts").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runner_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        check(target(dir.path()).await, "python", "runner-artifacts").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loads_from_the_compiled_code_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = || storehost::runtime::RuntimeConfig { compiled_cache: Some(cache.path().into()), ..Default::default() };
+        let mut timings = Vec::new();
+        for expected in [storehost::runtime::CompileSource::Compiled, storehost::runtime::CompileSource::Cache] {
+            let runtime = storehost::runtime::Runtime::new(config()).unwrap();
+            let mut spec = storehost::runtime::PluginSpec::new("python", "python-origin.wasm", wasm());
+            spec.settings.instances = 1;
+            spec.dirs = vec![storehost::capabilities::files::DirGrant {
+                guest: "/data".into(),
+                host: dir.path().to_path_buf(),
+                mode: storehost::capabilities::files::DirMode::Rw,
+            }];
+            let started = Instant::now();
+            let plugin = storehost::runtime::Plugin::load(&runtime, spec).await.unwrap();
+            let store = storehost::domain::PluginRunnerStore::new(plugin.clone()).unwrap();
+            let names = storehost::domain::RunnerStore::list(&store, &storehost::domain::Ctx::background(), "r", "").await.unwrap();
+            timings.push(started.elapsed());
+            assert!(names.is_empty());
+            assert_eq!(plugin.compile_source().0, expected);
+        }
+        println!("python origin, load + first call: cold {:?}, warm cache {:?}", timings[0], timings[1]);
+        assert!(timings[1] < timings[0], "the cached load was not faster: {timings:?}");
+    }
+}
