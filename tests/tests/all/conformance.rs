@@ -85,15 +85,27 @@ async fn a_plugin_without_a_domain_is_reported_as_skipped() {
     assert!(skipped.iter().all(|r| matches!(&r.outcome, Outcome::Skipped(why) if why.contains("workspaces"))), "{report}");
 }
 
-/// The Python example (`examples/python-origin`), built by its build.sh (scripts/test runs it).
+/// An example plugin built by scripts/test under `<target>/examples/`.
+fn example(relative: &str) -> Vec<u8> {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
+    let path = target.join("examples").join(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; scripts/test builds the examples before the tests", path.display()))
+}
+
+/// The Rust template (`examples/rust-origin`): artifacts only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_origin_artifacts() {
+    let spec = storehost::runtime::PluginSpec::new("rust", "rust-origin.wasm", example("rust-origin/wasm32-wasip2/release/rust_origin.wasm"));
+    check(stores(&runtime(), spec).await, "rust-origin", "artifacts").await
+}
+
+/// The Python example (`examples/python-origin`), built by its build.sh.
 mod python {
     use super::*;
     use std::time::Instant;
 
     fn wasm() -> Vec<u8> {
-        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
-        let path = target.join("examples/python-origin.wasm");
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build it with examples/python-origin/build.sh (scripts/test does)", path.display()))
+        example("python-origin.wasm")
     }
 
     async fn target(dir: &std::path::Path) -> Stores {
