@@ -99,6 +99,26 @@ async fn rust_origin_artifacts() {
     check(stores(&runtime(), spec).await, "rust-origin", "artifacts").await
 }
 
+/// The JavaScript example (`examples/javascript-origin`), built by its build.sh.
+mod javascript {
+    use super::*;
+
+    async fn target() -> Stores {
+        let spec = storehost::runtime::PluginSpec::new("javascript", "javascript-origin.wasm", example("javascript-origin.wasm"));
+        stores(&runtime(), spec).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn artifacts() {
+        check(target().await, "javascript", "artifacts").await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runner_artifacts() {
+        check(target().await, "javascript", "runner-artifacts").await
+    }
+}
+
 /// The Python example (`examples/python-origin`), built by its build.sh.
 mod python {
     use super::*;
