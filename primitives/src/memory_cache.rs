@@ -6,9 +6,16 @@
 //! locks one shard for a few dozen nanoseconds, so there is no global lock and no atomic counter
 //! on the hot path; `stats()` adds the shards up.
 //!
+//! Eviction takes the least recently used entry of the shard that needs room. Within a shard of
+//! fewer than 64 entries the order is exact. In a larger shard a read does not move an entry that
+//! is already among the most recently used eighth of the shard (it is far from eviction either
+//! way): hot entries are then read without writing to their own or their neighbours' cache
+//! lines, which two threads would otherwise pass back and forth. An entry read is therefore never
+//! further than `len / 8` from the front, against 0 for exact LRU.
+//!
 //! Budgets are split evenly over the shards: `max_entries` and `max_bytes` are global limits that
 //! are never exceeded, enforced as per-shard limits that add up to them. Consequences:
-//! - LRU order is exact within a shard and approximate across shards (the victim is the least
+//! - LRU order holds within a shard and approximately across shards (the victim is the least
 //!   recently used entry *of the shard that needs room*);
 //! - the largest entry admitted is `max_bytes / shards` (see [`MemoryCache::max_entry_weight`]);
 //!   a larger one is refused and counted. Without an explicit shard count the cache picks fewer
@@ -210,6 +217,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
                     bytes: 0,
                     max_entries: share(self.config.max_entries, n, i),
                     max_bytes: share(self.config.max_bytes, n, i),
+                    tick: 0,
                     counters: Counters::default(),
                 }))
             })
@@ -282,9 +290,12 @@ struct Entry<V> {
     value: V,
     expires_at: Timestamp,
     weight: u32,
+    /// The shard's `tick` when the entry last moved to the most recently used end.
+    promoted_at: u32,
 }
 
 #[derive(Default)]
+#[repr(C)]
 struct Counters {
     hits: u64,
     misses: u64,
@@ -296,12 +307,17 @@ struct Counters {
     invalidations: u64,
 }
 
+/// `repr(C)` so that the fields a read writes (the hit and miss counters) sit right after the
+/// lock, on the cache line a read has to own anyway.
+#[repr(C)]
 struct Shard<K, V> {
+    counters: Counters,
     table: LruTable<K, Entry<V>>,
     bytes: u64,
     max_entries: u64,
     max_bytes: u64,
-    counters: Counters,
+    /// Counts moves to the most recently used end (promotions and inserts).
+    tick: u32,
 }
 
 impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
@@ -319,7 +335,9 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         MemoryCacheBuilder { config: MemoryCacheConfig::default(), weigher: None, clock: ClockSource::System }
     }
 
-    /// The value under `key`, if present and not expired. Marks the entry most recently used.
+    /// The value under `key`, if present and not expired. Marks the entry most recently used
+    /// (unless it already is among the most recent eighth of a large shard; see the
+    /// [module docs](self)).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
@@ -339,7 +357,9 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             shard.counters.misses += 1;
             return None;
         }
-        shard.table.touch(idx);
+        if !shard.is_recent(idx) {
+            shard.promote(idx);
+        }
         shard.counters.hits += 1;
         Some(shard.table.slot(idx).item.value.clone())
     }
@@ -368,7 +388,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| self.clock.now() + ttl);
         let hash = self.hasher.hash_one(&key);
         let mut shard = self.shard(hash).lock();
-        shard.insert(hash, key, Entry { value, expires_at, weight: 0 }, weight, &self.hasher, &self.clock)
+        let entry = Entry { value, expires_at, weight: 0, promoted_at: 0 };
+        shard.insert(hash, key, entry, weight, &self.hasher, &self.clock)
     }
 
     /// Removes `key`; returns whether it was present (expired or not).
@@ -604,7 +625,27 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     }
 }
 
+/// Shards with fewer entries than this keep exact LRU order: every read promotes.
+const EXACT_LRU_BELOW: usize = 64;
+
 impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Whether the entry at `idx` is among the most recently used eighth of the shard, where a
+    /// read leaves it in place. Each promotion or insert moves one entry to the front, so an
+    /// entry promoted fewer than `len / 8` ticks ago is at most that far from the front.
+    #[inline]
+    fn is_recent(&self, idx: u32) -> bool {
+        let len = self.table.len();
+        let promoted_at = self.table.slot(idx).item.promoted_at;
+        len >= EXACT_LRU_BELOW && (self.tick.wrapping_sub(promoted_at) as usize) < len / 8
+    }
+
+    fn promote(&mut self, idx: u32) {
+        self.tick = self.tick.wrapping_add(1);
+        let tick = self.tick;
+        self.table.slot_mut(idx).item.promoted_at = tick;
+        self.table.touch(idx);
+    }
+
     fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
@@ -628,7 +669,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             Some(idx) => {
                 let old = std::mem::replace(&mut self.table.slot_mut(idx).item, entry);
                 self.bytes = self.bytes - u64::from(old.weight) + u64::from(weight);
-                self.table.touch(idx);
+                self.promote(idx);
                 // The entry just updated is the most recent one and fits on its own, so eviction
                 // stops before reaching it.
                 self.evict_until(0, 0, hasher, clock);
@@ -638,6 +679,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             None => {
                 // Make room first, so that the budgets hold at every moment.
                 self.evict_until(1, u64::from(weight), hasher, clock);
+                self.tick = self.tick.wrapping_add(1);
+                entry.promoted_at = self.tick;
                 self.table.insert_new(hash, key, entry, hasher);
                 self.bytes += u64::from(weight);
                 self.counters.inserts += 1;
@@ -783,6 +826,26 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["c", "d", "e"]);
         assert_eq!(cache.stats().evictions, 2);
+    }
+
+    #[test]
+    fn large_shards_leave_recent_entries_in_place() {
+        let cache = single(&MockClock::new()).max_entries(128).build();
+        for i in 0..128 {
+            cache.insert(format!("k{i:03}"), v("x"));
+        }
+        // k120 is 7 places from the front, inside the most recent eighth (16): it stays.
+        assert!(cache.get("k120").is_some());
+        // k000 is the least recently used: reading it moves it to the front.
+        assert!(cache.get("k000").is_some());
+        cache.insert(k("new"), v("x"));
+        assert!(cache.contains_key("k000"));
+        assert!(!cache.contains_key("k001"), "the least recently used entry is evicted");
+        // With one shard, `keys` lists least recently used first.
+        let keys = cache.keys();
+        let pos = |key: &str| keys.iter().position(|x| x == key).unwrap();
+        assert!(pos("k119") < pos("k120") && pos("k120") < pos("k121"));
+        assert!(pos("k127") < pos("k000") && pos("k000") < pos("new"));
     }
 
     #[test]
