@@ -1,43 +1,4 @@
 //! The disk LRU+TTL store: values in files, a persistent index, crash-safe updates.
-//!
-//! # Layout
-//! ```text
-//! <dir>/LOCK              held (flock) by the open store; a second opener gets DiskError::Locked
-//! <dir>/index             the index log (see below)
-//! <dir>/tmp/<id>          values being written
-//! <dir>/data/<xx>/<id>    values, one file each, named by a never-reused 64-bit id
-//! ```
-//!
-//! # Updates and crashes
-//! A put writes the value to `tmp/`, renames it into `data/`, and only then appends a PUT record
-//! (key, id, size, expiry, recency, CRC-64 of the value) to the index; the value file it replaces is
-//! removed after that. Deletes and evictions append a DELETE record, then remove the file. Every
-//! index record carries its own checksum. A crash at any point therefore leaves, at worst, a
-//! torn index tail (dropped on open), a file no record points at (an orphan, removed on open), or
-//! a record whose file is gone (removed on open). A value is returned only if its size and
-//! checksum match the index, so a truncated or damaged file is a miss (and is removed), never a
-//! wrong value.
-//!
-//! # Durability: [`FsyncPolicy`]
-//! - [`FsyncPolicy::Never`] (default): no fsync. Everything a call has completed survives the
-//!   process being killed (the data is in the kernel's page cache). After a power loss or kernel
-//!   crash, recently completed writes and deletes may be lost (a deleted value may come back); a
-//!   value that was half written reads as a miss because of its checksum.
-//! - [`FsyncPolicy::Always`]: the value file is fsynced before its rename, its directory after
-//!   it, and the index after each append; a put or delete that returned survives a power loss.
-//!   This costs a few fsyncs per write.
-//!
-//! # Recency
-//! Reads update the LRU order in memory and queue a (id, recency) pair; the queue is appended to
-//! the index as one TOUCH record every [`DiskStoreConfig::recency_batch`] reads, with the next
-//! write, on [`DiskStore::flush`], and on drop. A crash loses at most the queued recency, which
-//! only affects which entries are evicted first.
-//!
-//! # Budgets
-//! `max_bytes` counts value bytes (not keys or the index). A value larger than `max_bytes` is
-//! refused. Room is made (LRU entries evicted) before the PUT record is appended, so the index
-//! never describes more than the budgets allow; on open, the budgets are enforced again in case
-//! they were lowered.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -58,7 +19,7 @@ use crate::memory_cache::InsertOutcome;
 /// The longest key accepted.
 pub const MAX_KEY_LEN: usize = 32 * 1024;
 
-/// When the disk store calls fsync; see the [module docs](self) for what each policy guarantees.
+/// When the disk store calls fsync; see [`DiskStore`] for what each policy guarantees.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// Never: survives the process being killed, not a power loss.
@@ -237,6 +198,45 @@ pub struct RecoveryReport {
 /// let reopened = DiskStore::open(DiskStoreConfig::new(dir.path())).unwrap();
 /// assert_eq!(reopened.get("artifacts/a.bin").unwrap().as_deref(), Some(&b"bytes"[..]));
 /// ```
+///
+/// # Layout
+/// ```text
+/// <dir>/LOCK              held (flock) by the open store; a second opener gets DiskError::Locked
+/// <dir>/index             the index log (see below)
+/// <dir>/tmp/<id>          values being written
+/// <dir>/data/<xx>/<id>    values, one file each, named by a never-reused 64-bit id
+/// ```
+///
+/// # Updates and crashes
+/// A put writes the value to `tmp/`, renames it into `data/`, and only then appends a PUT record
+/// (key, id, size, expiry, recency, CRC-64 of the value) to the index; the value file it replaces is
+/// removed after that. Deletes and evictions append a DELETE record, then remove the file. Every
+/// index record carries its own checksum. A crash at any point therefore leaves, at worst, a
+/// torn index tail (dropped on open), a file no record points at (an orphan, removed on open), or
+/// a record whose file is gone (removed on open). A value is returned only if its size and
+/// checksum match the index, so a truncated or damaged file is a miss (and is removed), never a
+/// wrong value.
+///
+/// # Durability: [`FsyncPolicy`]
+/// - [`FsyncPolicy::Never`] (default): no fsync. Everything a call has completed survives the
+///   process being killed (the data is in the kernel's page cache). After a power loss or kernel
+///   crash, recently completed writes and deletes may be lost (a deleted value may come back); a
+///   value that was half written reads as a miss because of its checksum.
+/// - [`FsyncPolicy::Always`]: the value file is fsynced before its rename, its directory after
+///   it, and the index after each append; a put or delete that returned survives a power loss.
+///   This costs a few fsyncs per write.
+///
+/// # Recency
+/// Reads update the LRU order in memory and queue a (id, recency) pair; the queue is appended to
+/// the index as one TOUCH record every [`DiskStoreConfig::recency_batch`] reads, with the next
+/// write, on [`DiskStore::flush`], and on drop. A crash loses at most the queued recency, which
+/// only affects which entries are evicted first.
+///
+/// # Budgets
+/// `max_bytes` counts value bytes (not keys or the index). A value larger than `max_bytes` is
+/// refused. Room is made (LRU entries evicted) before the PUT record is appended, so the index
+/// never describes more than the budgets allow; on open, the budgets are enforced again in case
+/// they were lowered.
 pub struct DiskStore {
     data_dir: DataDir,
     tmp_dir: PathBuf,

@@ -1,30 +1,4 @@
 //! The memory LRU+TTL cache.
-//!
-//! # Design
-//! The key space is split over shards by hash; each shard is a [`Mutex`] around an
-//! [`LruTable`] (hash index plus intrusive recency list) and its own counters. Every operation
-//! locks one shard for a few dozen nanoseconds, so there is no global lock and no atomic counter
-//! on the hot path; `stats()` adds the shards up.
-//!
-//! Eviction takes the least recently used entry of the shard that needs room. Within a shard of
-//! fewer than 64 entries the order is exact. In a larger shard a read does not move an entry that
-//! is already among the most recently used eighth of the shard (it is far from eviction either
-//! way): hot entries are then read without writing to their own or their neighbours' cache
-//! lines, which two threads would otherwise pass back and forth. An entry read is therefore never
-//! further than `len / 8` from the front, against 0 for exact LRU.
-//!
-//! Budgets are split evenly over the shards: `max_entries` and `max_bytes` are global limits that
-//! are never exceeded, enforced as per-shard limits that add up to them. Consequences:
-//! - LRU order holds within a shard and approximately across shards (the victim is the least
-//!   recently used entry *of the shard that needs room*);
-//! - the largest entry admitted is `max_bytes / shards` (see [`MemoryCache::max_entry_weight`]);
-//!   a larger one is refused and counted. Without an explicit shard count the cache picks fewer
-//!   shards for small budgets (at least 64 entries and 4 MiB per shard), and
-//!   [`MemoryCacheConfig::shards`]`(1)` gives exact global LRU and byte semantics.
-//!
-//! An entry expires at `insert time + ttl`: at exactly that instant it is already a miss. Expired
-//! entries are dropped when they are read (a miss and an expiration), when they reach the LRU end,
-//! or by [`MemoryCache::purge_expired`]; until then they count in `entries` and `bytes`.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -245,7 +219,7 @@ fn share(budget: Option<u64>, n: usize, i: usize) -> u64 {
 /// A concurrent, sharded LRU cache with TTLs, an entry budget and a byte budget.
 ///
 /// Values are shared, not copied: store `Arc<T>` or [`bytes::Bytes`] and `get` returns a clone
-/// of the handle. See the [module docs](self) for the sharding and expiry semantics.
+/// of the handle.
 ///
 /// # Examples
 ///
@@ -269,6 +243,32 @@ fn share(budget: Option<u64>, n: usize, i: usize) -> u64 {
 /// assert_eq!(cache.get("projects/1"), None);
 /// assert_eq!(cache.stats().expirations, 1);
 /// ```
+///
+/// # Design
+/// The key space is split over shards by hash; each shard is a mutex around a hash table with an
+/// intrusive recency list (no allocation per entry) and its own counters. Every operation
+/// locks one shard for a few dozen nanoseconds, so there is no global lock and no atomic counter
+/// on the hot path; `stats()` adds the shards up.
+///
+/// Eviction takes the least recently used entry of the shard that needs room. Within a shard of
+/// fewer than 64 entries the order is exact. In a larger shard a read does not move an entry that
+/// is already among the most recently used eighth of the shard (it is far from eviction either
+/// way): hot entries are then read without writing to their own or their neighbours' cache
+/// lines, which two threads would otherwise pass back and forth. An entry read is therefore never
+/// further than `len / 8` from the front, against 0 for exact LRU.
+///
+/// Budgets are split evenly over the shards: `max_entries` and `max_bytes` are global limits that
+/// are never exceeded, enforced as per-shard limits that add up to them. Consequences:
+/// - LRU order holds within a shard and approximately across shards (the victim is the least
+///   recently used entry *of the shard that needs room*);
+/// - the largest entry admitted is `max_bytes / shards` (see [`MemoryCache::max_entry_weight`]);
+///   a larger one is refused and counted. Without an explicit shard count the cache picks fewer
+///   shards for small budgets (at least 64 entries and 4 MiB per shard), and
+///   [`MemoryCacheConfig::shards`]`(1)` gives global LRU order and a global byte budget.
+///
+/// An entry expires at `insert time + ttl`: at exactly that instant it is already a miss. Expired
+/// entries are dropped when they are read (a miss and an expiration), when they reach the LRU end,
+/// or by [`MemoryCache::purge_expired`]; until then they count in `entries` and `bytes`.
 pub struct MemoryCache<K, V> {
     shards: Box<[LockedShard<K, V>]>,
     shard_mask: usize,
@@ -336,8 +336,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     }
 
     /// The value under `key`, if present and not expired. Marks the entry most recently used
-    /// (unless it already is among the most recent eighth of a large shard; see the
-    /// [module docs](self)).
+    /// (unless it already is among the most recent eighth of a large shard; see
+    /// [`MemoryCache`]).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
