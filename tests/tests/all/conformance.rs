@@ -99,23 +99,36 @@ async fn rust_origin_artifacts() {
     check(stores(&runtime(), spec).await, "rust-origin", "artifacts").await
 }
 
-/// The JavaScript example (`examples/javascript-origin`), built by its build.sh.
+/// An example plugin with a scratch directory preopened read-write as `/data`.
+fn example_spec(name: &str, wasm: Vec<u8>, dir: &std::path::Path) -> storehost::runtime::PluginSpec {
+    let mut spec = storehost::runtime::PluginSpec::new(name, format!("{name}.wasm"), wasm);
+    spec.dirs = vec![storehost::capabilities::files::DirGrant {
+        guest: "/data".into(),
+        host: dir.to_path_buf(),
+        mode: storehost::capabilities::files::DirMode::Rw,
+    }];
+    spec
+}
+
+/// The JavaScript example (`examples/javascript-origin`), built by its build.sh; several
+/// instances share its directory.
 mod javascript {
     use super::*;
 
-    async fn target() -> Stores {
-        let spec = storehost::runtime::PluginSpec::new("javascript", "javascript-origin.wasm", example("javascript-origin.wasm"));
-        stores(&runtime(), spec).await
+    async fn target(dir: &std::path::Path) -> Stores {
+        stores(&runtime(), example_spec("javascript-origin", example("javascript-origin.wasm"), dir)).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn artifacts() {
-        check(target().await, "javascript", "artifacts").await
+        let dir = tempfile::tempdir().unwrap();
+        check(target(dir.path()).await, "javascript", "artifacts").await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runner_artifacts() {
-        check(target().await, "javascript", "runner-artifacts").await
+        let dir = tempfile::tempdir().unwrap();
+        check(target(dir.path()).await, "javascript", "runner-artifacts").await
     }
 }
 
