@@ -231,7 +231,11 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
     spec.settings = settings;
     spec.config = cfg.config.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
     spec.dirs = dirs;
-    spec.grants_sql = cfg.sql.is_some();
+    spec.sql = cfg.sql.as_ref().map(|g| crate::capabilities::sql::SqlGrant {
+        url: g.url.clone(),
+        max_connections: g.max_connections.unwrap_or(8),
+        connect_timeout: g.connect_timeout.map_or(std::time::Duration::from_secs(5), |d| d.0),
+    });
     spec.grants_object_store = cfg.object_store.is_some();
     Ok(spec)
 }

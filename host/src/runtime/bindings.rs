@@ -2,9 +2,15 @@
 //! plain Rust types of `crate::domain`.
 
 wasmtime::component::bindgen!({
-    world: "storehost:origin/mock-origin",
+    world: "storehost:origin/host-view",
     path: "../wit",
-    imports: { default: trappable },
+    imports: {
+        "storehost:host/sql": async | trappable,
+        default: trappable,
+    },
+    with: {
+        "storehost:host/sql.transaction": crate::capabilities::sql::SqlTransaction,
+    },
     exports: { default: async },
 });
 

@@ -133,8 +133,9 @@ pub struct PluginSpec {
     pub config: BTreeMap<String, String>,
     /// Preopened directories.
     pub dirs: Vec<DirGrant>,
-    /// Whether the manifest grants `sql` / `object_store`.
-    pub grants_sql: bool,
+    /// The manifest's `sql` grant.
+    pub sql: Option<crate::capabilities::sql::SqlGrant>,
+    /// Whether the manifest grants `object_store`.
     pub grants_object_store: bool,
     /// Start instances without calling `init()` (inspection only needs `describe()`).
     pub(crate) skip_init: bool,
@@ -149,7 +150,7 @@ impl PluginSpec {
             settings: PluginSettings::default(),
             config: BTreeMap::new(),
             dirs: Vec::new(),
-            grants_sql: false,
+            sql: None,
             grants_object_store: false,
             skip_init: false,
         }
@@ -287,6 +288,7 @@ struct PluginInner {
     info: PluginInfo,
     settings: PluginSettings,
     config_list: Vec<(String, String)>,
+    sql: Option<sqlx::PgPool>,
     compile_source: CompileSource,
     compile_time: Duration,
     pool: Pool<Warm>,
@@ -320,12 +322,19 @@ impl Plugin {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         bindings::host::log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
         bindings::host::config::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
+        if spec.sql.is_some() {
+            bindings::host::sql::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
+        }
         linker.instance(&format!("storehost:origin/types@{WIT_VERSION}")).map_err(link)?;
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let indices = resolve_indices(&plugin, &pre, &exports)?;
 
         let mut settings = spec.settings.clone();
         let config_list = spec.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sql = match &spec.sql {
+            Some(grant) => Some(grant.pool().map_err(|e| LoadError::Link { plugin: plugin.clone(), message: format!("sql.url: {e:#}") })?),
+            None => None,
+        };
         let mut inner = PluginInner {
             runtime: runtime.clone(),
             pre,
@@ -335,6 +344,7 @@ impl Plugin {
             info: PluginInfo { name: String::new(), version: String::new(), stateful: false },
             settings: settings.clone(),
             config_list,
+            sql,
             compile_source,
             compile_time,
             pool: Pool::new(settings.instances.max(1), settings.queue),
@@ -527,6 +537,7 @@ impl PluginInner {
             table: Default::default(),
             limits,
             config: Arc::new(self.spec.config.clone()),
+            sql: self.sql.clone(),
             call_deadline: Some(Instant::now() + self.settings.timeout),
         };
         let mut store = Store::new(self.runtime.engine(), state);
@@ -626,7 +637,11 @@ pub async fn inspect(runtime: &Runtime, mut spec: PluginSpec) -> Result<Inspecti
         .into_iter()
         .filter(|i| compiled.exports.iter().any(|e| e.split('@').next() == Some(&format!("storehost:origin/{}", i.wit_name()))))
         .collect();
-    spec.grants_sql = true;
+    spec.sql = Some(crate::capabilities::sql::SqlGrant {
+        url: "postgres://inspection.invalid/none".into(),
+        max_connections: 1,
+        connect_timeout: Duration::from_secs(1),
+    });
     spec.grants_object_store = true;
     spec.settings.instances = 1;
     spec.skip_init = true;
@@ -654,7 +669,7 @@ fn check_imports(spec: &PluginSpec, imports: &[String]) -> Result<(), LoadError>
             return Err(LoadError::UnknownImport { plugin, import: import.clone() });
         };
         let granted = match capability {
-            Capability::Sql => spec.grants_sql,
+            Capability::Sql => spec.sql.is_some(),
             Capability::ObjectStore => spec.grants_object_store,
             Capability::Log | Capability::Config | Capability::OriginTypes | Capability::Wasi => true,
         };
@@ -662,7 +677,7 @@ fn check_imports(spec: &PluginSpec, imports: &[String]) -> Result<(), LoadError>
             let key = capability.manifest_key().expect("capabilities that need a grant have a key");
             return Err(LoadError::Ungranted { plugin, capability, key });
         }
-        if matches!(capability, Capability::Sql | Capability::ObjectStore) {
+        if capability == Capability::ObjectStore {
             return Err(LoadError::Unsupported { plugin, capability });
         }
     }

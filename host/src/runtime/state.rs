@@ -13,6 +13,8 @@ pub struct PluginState {
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) config: Arc<BTreeMap<String, String>>,
+    /// The plugin's database pool, when the manifest grants `sql`.
+    pub(crate) sql: Option<sqlx::PgPool>,
     /// When the running call must end; checked at every epoch tick.
     pub(crate) call_deadline: Option<std::time::Instant>,
 }

@@ -6,3 +6,4 @@ mod conformance;
 mod faults;
 mod persistence;
 mod sandbox;
+mod sql;

@@ -1,0 +1,85 @@
+//! The `sql` capability against the real PostgreSQL on 127.0.0.1:5432 (override with
+//! STOREHOST_TEST_DATABASE_URL), through the `sql-user` fixture: a runner store whose files are
+//! rows. Each test runs in a database of its own.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sqlx::Connection;
+use storehost::capabilities::sql::SqlGrant;
+use storehost::domain::{Ctx, PluginRunnerStore, RunnerStore};
+use storehost::runtime::{LoadError, Plugin, PluginSpec};
+use storehost_tests::runtime;
+
+fn server_url() -> String {
+    std::env::var("STOREHOST_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database; dropped when the guard goes.
+struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create() -> TestDatabase {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("storehost_test_{}_{nanos}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&server_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let base = server_url();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        TestDatabase { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Best effort, on a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&server_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn spec(url: &str, connect_timeout: Duration) -> PluginSpec {
+    let wasm = std::fs::read(storehost::test_fixture("sql-user").unwrap()).unwrap();
+    let mut spec = PluginSpec::new("reports", "sql-user.wasm", wasm);
+    spec.sql = Some(SqlGrant { url: url.into(), max_connections: 4, connect_timeout });
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_plugin_reads_and_writes_rows() {
+    let db = TestDatabase::create().await;
+    let plugin = Plugin::load(&runtime(), spec(&db.url, Duration::from_secs(5))).await.unwrap();
+    let store = PluginRunnerStore::new(plugin).unwrap();
+    let ctx = Ctx::background();
+    let data = Bytes::from((0..=255u8).cycle().take(100_000).collect::<Vec<u8>>());
+    store.write(&ctx, "run-1", "it's; -- a name", data.clone()).await.unwrap();
+    assert_eq!(store.read(&ctx, "run-1", "it's; -- a name").await.unwrap(), data, "bytea round trip");
+    store.remove(&ctx, "run-1", "it's; -- a name").await.unwrap();
+    assert_eq!(store.read(&ctx, "run-1", "it's; -- a name").await.unwrap_err().kind(), "not-found");
+    // The rows are really in PostgreSQL, in this test's database.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'files'").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(tables, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_unavailable_within_the_connect_timeout() {
+    let started = Instant::now();
+    // Nothing listens on port 1.
+    let err = Plugin::load(&runtime(), spec("postgres://postgres@127.0.0.1:1/postgres", Duration::from_secs(1))).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == "unavailable"), "{err}");
+    assert!(err.to_string().contains("database unavailable"), "{err}");
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+}
