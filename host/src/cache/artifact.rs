@@ -78,9 +78,25 @@ impl CachedArtifactStore {
         })
     }
 
-    /// The artifact if the memory tier holds it (a hit), without touching the origin.
-    pub fn cached(&self, key: &str) -> Option<Artifact> {
-        self.blobs.get(&key.to_string())
+    /// [`ArtifactStore::get`], also telling whether the memory tier answered (a hit: no disk
+    /// or origin read) — one lookup, for callers that report it (the HTTP `X-Cache` header).
+    pub async fn get_reporting(&self, ctx: &Ctx, key: &str) -> Result<(Artifact, bool)> {
+        let owned = key.to_string();
+        let from_disk = AtomicBool::new(false);
+        let load = async {
+            if let Some(artifact) = self.disk_get(key) {
+                from_disk.store(true, Ordering::Relaxed);
+                return Ok(artifact);
+            }
+            self.meter.call("get", self.origin.get(ctx, key)).await
+        };
+        self.blobs
+            .lookup(&owned, None, load, |artifact| {
+                if !from_disk.load(Ordering::Relaxed) {
+                    self.disk_put(artifact)
+                }
+            })
+            .await
     }
 
     /// Drops the cached blob of `key`, in memory and on disk.
@@ -170,22 +186,7 @@ impl ArtifactStore for CachedArtifactStore {
     }
 
     async fn get(&self, ctx: &Ctx, key: &str) -> Result<Artifact> {
-        let owned = key.to_string();
-        let from_disk = AtomicBool::new(false);
-        let load = async {
-            if let Some(artifact) = self.disk_get(key) {
-                from_disk.store(true, Ordering::Relaxed);
-                return Ok(artifact);
-            }
-            self.meter.call("get", self.origin.get(ctx, key)).await
-        };
-        self.blobs
-            .get_or_load_then(&owned, None, load, |artifact| {
-                if !from_disk.load(Ordering::Relaxed) {
-                    self.disk_put(artifact)
-                }
-            })
-            .await
+        self.get_reporting(ctx, key).await.map(|(artifact, _)| artifact)
     }
 
     async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {

@@ -111,8 +111,20 @@ where
         load: impl Future<Output = Result<V>>,
         cached: impl FnOnce(&V),
     ) -> Result<V> {
+        self.lookup(key, ttl, load, cached).await.map(|(value, _)| value)
+    }
+
+    /// [`get_or_load_then`](Self::get_or_load_then), also telling whether the value came from
+    /// memory (`true`) or from `load` (`false`).
+    pub async fn lookup(
+        &self,
+        key: &K,
+        ttl: Option<Duration>,
+        load: impl Future<Output = Result<V>>,
+        cached: impl FnOnce(&V),
+    ) -> Result<(V, bool)> {
         if let Some(value) = self.cache.get(key) {
-            return Ok(value);
+            return Ok((value, true));
         }
         let stripe = self.stripe(key);
         let started = self.generation(stripe);
@@ -130,6 +142,7 @@ where
                 Ok(value)
             })
             .await
+            .map(|value| (value, false))
     }
 
     /// Caches a value a write returned.

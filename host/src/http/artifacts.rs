@@ -62,15 +62,13 @@ fn body_response(artifact: Artifact, cache: Option<&'static str>, request: &Head
     (headers, Body::from(artifact.body)).into_response()
 }
 
-/// Reads an artifact, from the memory tier when it holds it.
+/// Reads an artifact through the cache (one lookup), saying whether memory answered.
 async fn fetch(state: &Shared, key: &str) -> ApiResult<(Artifact, Option<&'static str>)> {
     if let Some(cache) = &state.app.caches.artifact {
-        if let Some(artifact) = cache.cached(key) {
-            return Ok((artifact, Some("hit")));
-        }
+        let (artifact, hit) = cache.get_reporting(&state.ctx(), key).await?;
+        return Ok((artifact, Some(if hit { "hit" } else { "miss" })));
     }
-    let cached = state.app.caches.artifact.is_some().then_some("miss");
-    Ok((store!(state, artifact, "artifact").get(&state.ctx(), key).await?, cached))
+    Ok((store!(state, artifact, "artifact").get(&state.ctx(), key).await?, None))
 }
 
 async fn get_artifact(State(state): State<Shared>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {

@@ -8,7 +8,7 @@
 //! several hosts) may share the directory.
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -112,8 +112,10 @@ impl Files {
 
     /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist.
     fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+        // `init` fails unless `root` is inside a preopened directory, so this holds for every
+        // call an instance serves.
         let Some((dir, rel)) = self.relative(path) else {
-            return self.read_std(path, limit);
+            return Err(StoreError::Internal(format!("{} is outside the preopened directory", path.display())));
         };
         let file = match dir.open_at(PathFlags::empty(), rel, OpenFlags::empty(), DescriptorFlags::READ) {
             Ok(file) => file,
@@ -133,17 +135,6 @@ impl Files {
             }
         }
         Ok(Some(out))
-    }
-
-    fn read_std(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
-        let file = match fs::File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("reading", path, e)),
-        };
-        let mut buf = Vec::new();
-        file.take(limit as u64).read_to_end(&mut buf).map_err(|e| io_error("reading", path, e))?;
-        Ok(Some(buf))
     }
 
     fn temp_path(&mut self) -> PathBuf {
