@@ -18,7 +18,7 @@ fn main() {
 
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
-    for plugin in PLUGINS.iter().copied().chain(["kit", "fixtures"]) {
+    for plugin in PLUGINS.iter().copied().chain(["rules", "kit", "fixtures"]) {
         println!("cargo:rerun-if-changed={}", plugins.join(plugin).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());

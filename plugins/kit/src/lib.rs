@@ -17,7 +17,9 @@
 
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "full-origin",
+        // Every origin export, and the sql import for the database plugin: a component imports
+        // only the interfaces its code calls, so the other plugins do not import sql.
+        world: "sql-full-origin",
         path: "../../wit",
         pub_export_macro: true,
         default_bindings_module: "storehost_plugin_kit::bindings",
@@ -32,6 +34,7 @@ mod plugin;
 mod projects;
 mod runner;
 mod ui;
+pub use ui::apply as apply_ui_op;
 mod validate;
 mod workspaces;
 
@@ -160,7 +163,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn internal(what: &str, err: impl std::fmt::Display) -> StoreError {
+pub fn internal(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("{what}: {err}"))
 }
 
@@ -185,16 +188,10 @@ pub(crate) fn store<B: Backend, T: serde::Serialize>(b: &mut B, table: Table, ke
     b.put(table, key, &encode(value))
 }
 
-/// Default and maximum page sizes of list calls.
-pub(crate) fn page_limit(limit: u32) -> usize {
-    match limit {
-        0 => 100,
-        n => (n as usize).min(1000),
-    }
-}
+pub use storehost_plugin_rules::page_limit;
 
 /// Checks an expected version against the stored one (0 when missing).
-pub(crate) fn check_version(what: &str, stored: u64, expected: Option<u64>) -> Result<()> {
+pub fn check_version(what: &str, stored: u64, expected: Option<u64>) -> Result<()> {
     match expected {
         Some(v) if v != stored => Err(StoreError::Conflict(format!(
             "{what}: expected version {v}, stored version is {stored}"

@@ -48,8 +48,8 @@ fn check_parent(nodes: &[UiNode], parent: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Applies one operation to `nodes`.
-pub(crate) fn apply(nodes: &mut Vec<UiNode>, op: UiOp) -> Result<()> {
+/// Applies one operation to `nodes`; on an error `nodes` may be part-changed, so apply to a copy.
+pub fn apply(nodes: &mut Vec<UiNode>, op: UiOp) -> Result<()> {
     match op {
         UiOp::InsertNode(ins) => {
             if ins.node.id.is_empty() {
