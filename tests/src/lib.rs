@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a runtime with a compiled-code cache shared by
 //! every test process, and plugin loading shortcuts.
 
+pub mod pg;
+
 use storehost::app::Stores;
 use storehost::capabilities::files::{DirGrant, DirMode};
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};

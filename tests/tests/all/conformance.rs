@@ -2,6 +2,7 @@
 
 use storehost::app::Stores;
 use storehost::conformance::{self, Outcome};
+use storehost_tests::pg::{TestDatabase, postgres_spec};
 use storehost_tests::{builtin, fs_spec, runtime, stores};
 
 async fn check(stores: Stores, plugin: &str, domain: &str) {
@@ -12,67 +13,84 @@ async fn check(stores: Stores, plugin: &str, domain: &str) {
     assert!(report.results.iter().all(|r| r.outcome == Outcome::Passed), "{plugin}: {domain} cases skipped:\n{report}");
 }
 
+/// What a suite's target keeps alive while its cases run (a directory, a database).
+type Guard = Box<dyn std::any::Any + Send>;
+
+/// One test per domain on the stores of `$target`, an async fn returning the stores and a guard.
 macro_rules! suite {
-    ($plugin:ident, $make:expr) => {
+    ($plugin:ident, $target:path) => {
         mod $plugin {
             use super::*;
 
-            async fn target() -> (Stores, Option<tempfile::TempDir>) {
-                let make: fn() -> (storehost::runtime::PluginSpec, Option<tempfile::TempDir>) = $make;
-                let (spec, dir) = make();
-                (stores(&runtime(), spec).await, dir)
+            async fn target() -> (Stores, Guard) {
+                $target().await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn artifacts() {
-                let (s, _dir) = target().await;
+                let (s, _guard) = target().await;
                 check(s, stringify!($plugin), "artifacts").await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn projects() {
-                let (s, _dir) = target().await;
+                let (s, _guard) = target().await;
                 check(s, stringify!($plugin), "projects").await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn project_artifacts() {
-                let (s, _dir) = target().await;
+                let (s, _guard) = target().await;
                 check(s, stringify!($plugin), "project-artifacts").await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn ui_documents() {
-                let (s, _dir) = target().await;
+                let (s, _guard) = target().await;
                 check(s, stringify!($plugin), "ui-documents").await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn workspaces() {
-                let (s, _dir) = target().await;
+                let (s, _guard) = target().await;
                 check(s, stringify!($plugin), "workspaces").await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn runner_artifacts() {
-                let (s, _dir) = target().await;
+                let (s, _guard) = target().await;
                 check(s, stringify!($plugin), "runner-artifacts").await
             }
         }
     };
 }
 
-suite!(memory, || (builtin("memory"), None));
-suite!(fs, || {
+async fn memory_target() -> (Stores, Guard) {
+    (stores(&runtime(), builtin("memory")).await, Box::new(()))
+}
+
+async fn fs_target() -> (Stores, Guard) {
     let dir = tempfile::tempdir().unwrap();
-    (fs_spec(dir.path()), Some(dir))
-});
-// The mock keeps its data in the instance: one instance gives one view of it.
-suite!(mock, || {
+    (stores(&runtime(), fs_spec(dir.path())).await, Box::new(dir))
+}
+
+/// The mock keeps its data in the instance: one instance gives one view of it.
+async fn mock_target() -> (Stores, Guard) {
     let mut spec = builtin("mock");
     spec.settings.instances = 1;
-    (spec, None)
-});
+    (stores(&runtime(), spec).await, Box::new(()))
+}
+
+/// The postgres plugin on a database of the test's own on the real PostgreSQL.
+async fn postgres_target() -> (Stores, Guard) {
+    let db = TestDatabase::create().await;
+    (stores(&runtime(), postgres_spec(&db.url)).await, Box::new(db))
+}
+
+suite!(memory, memory_target);
+suite!(fs, fs_target);
+suite!(mock, mock_target);
+suite!(postgres, postgres_target);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_without_a_domain_is_reported_as_skipped() {

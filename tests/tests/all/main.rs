@@ -5,5 +5,6 @@ mod cache;
 mod conformance;
 mod faults;
 mod persistence;
+mod postgres;
 mod sandbox;
 mod sql;

@@ -6,48 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sqlx::Connection;
+use storehost_tests::pg::TestDatabase;
 use storehost::capabilities::sql::SqlGrant;
 use storehost::domain::{Ctx, PluginRunnerStore, RunnerStore};
 use storehost::runtime::{LoadError, Plugin, PluginSpec};
 use storehost_tests::runtime;
-
-fn server_url() -> String {
-    std::env::var("STOREHOST_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh database; dropped when the guard goes.
-struct TestDatabase {
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create() -> TestDatabase {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("storehost_test_{}_{nanos}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(&server_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let base = server_url();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        TestDatabase { name, url }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Best effort, on a thread of its own: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&server_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 fn spec(url: &str, connect_timeout: Duration) -> PluginSpec {
     let wasm = std::fs::read(storehost::test_fixture("sql-user").unwrap()).unwrap();

@@ -1,0 +1,95 @@
+//! Gateway artifacts: one row per key, the body in `bytea`.
+
+use sha2::{Digest, Sha256};
+use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{Artifact, ArtifactMeta, ArtifactPage, Guest};
+use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
+use storehost_plugin_kit::{StoreError, now_ms};
+use storehost_plugin_rules::{page_limit, prefix_successor, validate_artifact_key};
+
+use crate::db::{Db, Result, Row, int, opt_text, text, ts};
+use crate::{Postgres, check_body, rule};
+
+const META: &str = "key, size, content_type, sha256, created_at";
+
+fn meta(row: &Row) -> Result<ArtifactMeta> {
+    Ok(ArtifactMeta { key: row.text(0)?, size: row.u64(1)?, content_type: row.opt_text(2)?, sha256: row.text(3)?, created_at: row.ts(4)? })
+}
+
+fn not_found(key: &str) -> StoreError {
+    StoreError::NotFound(format!("artifact {key:?}"))
+}
+
+fn head(key: &str) -> Result<Option<ArtifactMeta>> {
+    Db::Pool.query_opt(&format!("SELECT {META} FROM {{s}}.artifacts WHERE key = $1"), &[text(key)])?.map(|r| meta(&Row(r))).transpose()
+}
+
+impl Guest for Postgres {
+    fn put(key: String, body: Vec<u8>, content_type: Option<String>) -> Result<ArtifactMeta> {
+        rule(validate_artifact_key(&key))?;
+        check_body(body.len())?;
+        let meta = ArtifactMeta {
+            size: body.len() as u64,
+            sha256: hex::encode(Sha256::digest(&body)),
+            created_at: now_ms(),
+            key,
+            content_type,
+        };
+        Db::Pool.execute(
+            "INSERT INTO {s}.artifacts (key, size, content_type, sha256, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (key) DO UPDATE SET size = excluded.size, content_type = excluded.content_type,
+                 sha256 = excluded.sha256, created_at = excluded.created_at, body = excluded.body",
+            &[
+                text(meta.key.as_str()),
+                int(meta.size),
+                opt_text(meta.content_type.clone()),
+                text(meta.sha256.as_str()),
+                ts(meta.created_at),
+                SqlValue::Bytes(body),
+            ],
+        )?;
+        Ok(meta)
+    }
+
+    fn get(key: String) -> Result<Artifact> {
+        rule(validate_artifact_key(&key))?;
+        let row = Db::Pool.query_opt(&format!("SELECT {META}, body FROM {{s}}.artifacts WHERE key = $1"), &[text(key.as_str())])?;
+        let mut row = Row(row.ok_or_else(|| not_found(&key))?);
+        let body = row.take_bytes(5)?;
+        Ok(Artifact { meta: meta(&row)?, body })
+    }
+
+    fn head(key: String) -> Result<ArtifactMeta> {
+        rule(validate_artifact_key(&key))?;
+        head(&key)?.ok_or_else(|| not_found(&key))
+    }
+
+    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ArtifactPage> {
+        let limit = page_limit(limit);
+        // The prefix as a key range, so the primary key's index bounds the scan.
+        let rows = Db::Pool.query(
+            &format!(
+                "SELECT {META} FROM {{s}}.artifacts
+                 WHERE key >= $1 AND ($2::text IS NULL OR key < $2) AND ($3::text IS NULL OR key > $3)
+                 ORDER BY key LIMIT $4"
+            ),
+            &[text(prefix.as_str()), opt_text(prefix_successor(&prefix)), opt_text(cursor), int(limit as u64 + 1)],
+        )?;
+        let more = rows.len() > limit;
+        let items = rows.into_iter().take(limit).map(|r| meta(&Row(r))).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if more { items.last().map(|m| m.key.clone()) } else { None };
+        Ok(ArtifactPage { items, next_cursor })
+    }
+
+    fn get_url(key: String, _expires_in_secs: u32) -> Result<Option<String>> {
+        rule(validate_artifact_key(&key))?;
+        // The database has no URL of its own: the host signs one.
+        head(&key)?.ok_or_else(|| not_found(&key))?;
+        Ok(None)
+    }
+
+    fn delete(key: String) -> Result<()> {
+        rule(validate_artifact_key(&key))?;
+        Db::Pool.execute("DELETE FROM {s}.artifacts WHERE key = $1", &[text(key)])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! The PostgreSQL origin: gateway artifacts, projects and their artifact records, UI documents,
+//! workspaces and the runner store, as tables in one schema of the database the manifest's
+//! `sql` grant names. The host owns the connection pool and the credentials.
+//!
+//! - `init` creates and migrates the schema (see [`schema`]); config keys `schema` and `max_body`.
+//! - Versions give optimistic concurrency: a save or delete with an expected version is one
+//!   conditional statement, so concurrent writers cannot both win a version.
+//! - `apply-ops` runs in one transaction holding the document's row lock.
+//! - Lists page by key (keyset pagination): the cursor is the last key of the previous page.
+//! - Artifact bodies and runner files are `bytea`, at most `max_body` bytes (64 MiB by default).
+
+mod artifacts;
+mod db;
+mod projects;
+mod runner;
+mod schema;
+mod ui;
+mod workspaces;
+
+use storehost_plugin_kit::StoreError;
+use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::{Guest, PluginInfo};
+
+/// The exported origin.
+pub struct Postgres;
+
+impl Guest for Postgres {
+    fn describe() -> PluginInfo {
+        PluginInfo { name: "postgres".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false }
+    }
+
+    fn init(config: Vec<(String, String)>) -> Result<(), StoreError> {
+        schema::init(&config)
+    }
+}
+
+fn invalid(msg: String) -> StoreError {
+    StoreError::Invalid(msg)
+}
+
+/// Applies a contract rule from `storehost-plugin-rules`.
+fn rule(r: Result<(), String>) -> Result<(), StoreError> {
+    r.map_err(invalid)
+}
+
+fn check_body(len: usize) -> Result<(), StoreError> {
+    let max = schema::settings().max_body;
+    if len > max {
+        return Err(invalid(format!("body of {len} bytes is over this origin's {max}-byte limit (config `max_body`)")));
+    }
+    Ok(())
+}
+
+fn conflict(what: &str, expected: u64, stored: u64) -> StoreError {
+    StoreError::Conflict(format!("{what}: expected version {expected}, stored version is {stored}"))
+}
+
+storehost_plugin_kit::export!(Postgres);
