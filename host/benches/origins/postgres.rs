@@ -117,7 +117,10 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
     spec.sql = Some(grant.clone());
     let plugin = rt.block_on(Plugin::load(runtime, spec)).unwrap();
     // The same pool settings as the plugin's grant.
-    let pool = grant.pool().unwrap();
+    let pool = {
+        let _runtime = rt.enter();
+        grant.pool().unwrap()
+    };
     let ctx = Ctx::background();
 
     let artifacts = PluginArtifactStore::new(plugin.clone()).unwrap();

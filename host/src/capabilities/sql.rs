@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::value::RawValue;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
 use wasmtime::component::Resource;
@@ -50,8 +51,8 @@ fn no_grant() -> SqlError {
     SqlError { code: String::new(), message: "no sql grant".into(), unavailable: true }
 }
 
-fn bind<'q>(mut query: sqlx::query::Query<'q, Postgres, PgArguments>, params: Vec<SqlValue>) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-    for p in params {
+fn bind<'q>(mut query: sqlx::query::Query<'q, Postgres, PgArguments>, params: Vec<SqlValue>) -> Result<sqlx::query::Query<'q, Postgres, PgArguments>, SqlError> {
+    for (i, p) in params.into_iter().enumerate() {
         query = match p {
             SqlValue::Null => query.bind(None::<String>),
             SqlValue::Boolean(v) => query.bind(v),
@@ -59,11 +60,16 @@ fn bind<'q>(mut query: sqlx::query::Query<'q, Postgres, PgArguments>, params: Ve
             SqlValue::Float64(v) => query.bind(v),
             SqlValue::Text(v) => query.bind(v),
             SqlValue::Bytes(v) => query.bind(v),
-            SqlValue::Json(v) => query.bind(sqlx::types::Json(serde_json::from_str::<serde_json::Value>(&v).unwrap_or(serde_json::Value::String(v)))),
+            // Checked and passed through as text: no parse into a tree and back.
+            SqlValue::Json(v) => query.bind(sqlx::types::Json(RawValue::from_string(v).map_err(|e| SqlError {
+                code: "22P02".into(),
+                message: format!("parameter ${} is not JSON: {e}", i + 1),
+                unavailable: false,
+            })?)),
             SqlValue::Timestamp(ms) => query.bind(chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)),
         };
     }
-    query
+    Ok(query)
 }
 
 fn decode(row: &PgRow) -> Result<SqlRow, SqlError> {
@@ -83,7 +89,7 @@ fn decode(row: &PgRow) -> Result<SqlRow, SqlError> {
                 "FLOAT8" => SqlValue::Float64(row.try_get(i).map_err(get_err)?),
                 "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => SqlValue::Text(row.try_get(i).map_err(get_err)?),
                 "BYTEA" => SqlValue::Bytes(row.try_get(i).map_err(get_err)?),
-                "JSON" | "JSONB" => SqlValue::Json(row.try_get::<serde_json::Value, _>(i).map_err(get_err)?.to_string()),
+                "JSON" | "JSONB" => SqlValue::Json(row.try_get::<sqlx::types::Json<Box<RawValue>>, _>(i).map_err(get_err)?.0.get().to_string()),
                 "TIMESTAMPTZ" => SqlValue::Timestamp(row.try_get::<chrono::DateTime<chrono::Utc>, _>(i).map_err(get_err)?.timestamp_millis()),
                 other => {
                     return Err(SqlError {
@@ -113,7 +119,7 @@ impl Host for PluginState {
     async fn query(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
         Ok(within(self.call_deadline, async {
-            let rows = bind(sqlx::query(&statement), params).fetch_all(&pool).await.map_err(error)?;
+            let rows = bind(sqlx::query(&statement), params)?.fetch_all(&pool).await.map_err(error)?;
             rows.iter().map(decode).collect()
         })
         .await)
@@ -122,7 +128,7 @@ impl Host for PluginState {
     async fn execute(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
         Ok(within(self.call_deadline, async {
-            Ok(bind(sqlx::query(&statement), params).execute(&pool).await.map_err(error)?.rows_affected())
+            Ok(bind(sqlx::query(&statement), params)?.execute(&pool).await.map_err(error)?.rows_affected())
         })
         .await)
     }
@@ -142,7 +148,7 @@ impl HostTransaction for PluginState {
         let deadline = self.call_deadline;
         let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
         Ok(within(deadline, async {
-            let rows = bind(sqlx::query(&statement), params).fetch_all(&mut **conn).await.map_err(error)?;
+            let rows = bind(sqlx::query(&statement), params)?.fetch_all(&mut **conn).await.map_err(error)?;
             rows.iter().map(decode).collect()
         })
         .await)
@@ -151,7 +157,7 @@ impl HostTransaction for PluginState {
     async fn execute(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
         let deadline = self.call_deadline;
         let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(within(deadline, async { Ok(bind(sqlx::query(&statement), params).execute(&mut **conn).await.map_err(error)?.rows_affected()) }).await)
+        Ok(within(deadline, async { Ok(bind(sqlx::query(&statement), params)?.execute(&mut **conn).await.map_err(error)?.rows_affected()) }).await)
     }
 
     async fn commit(&mut self, tx: Resource<SqlTransaction>) -> wasmtime::Result<Result<(), SqlError>> {
