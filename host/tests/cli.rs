@@ -93,3 +93,32 @@ fn plugin_test_passes_a_good_origin_and_names_what_a_broken_one_breaks() {
         assert!(text(&out.stderr).contains("conformance case(s) failed"));
     }
 }
+
+/// `examples/manifests/postgres.toml` on a database of the test's own: `check` accepts it and
+/// `plugin test` passes the whole conformance suite through the manifest's grant.
+#[test]
+fn the_postgres_example_manifest_passes_the_suite() {
+    use sqlx::Connection;
+    let server = std::env::var("STOREHOST_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("storehost_cli_{}", std::process::id());
+    let url = format!("{}/{name}", &server[..server.rfind('/').unwrap()]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin = |sql: String| {
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&server).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        })
+    };
+    admin(format!("CREATE DATABASE {name}"));
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/manifests/postgres.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_storehost")).current_dir(dir.path()).args(args).env("DATABASE_URL", &url).env("RUST_LOG", "warn").output().unwrap()
+    };
+    let check = run(&["check", "--manifest", manifest]);
+    let suite = run(&["plugin", "test", "db", "--manifest", manifest]);
+    admin(format!("DROP DATABASE {name} WITH (FORCE)"));
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert!(suite.status.success(), "{}\n{}", text(&suite.stdout), text(&suite.stderr));
+    assert!(text(&suite.stdout).contains(" 0 failed, 0 skipped"), "{}", text(&suite.stdout));
+}
