@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: &[&str] = &["memory", "fs", "mock", "postgres"];
+const PLUGINS: &[&str] = &["memory", "fs", "mock", "postgres", "s3"];
 /// Components built for the tests only; their paths are recorded, not embedded.
 const FIXTURES: &[&str] = &["sql-user", "other-world", "broken-list", "lost-overwrite"];
 

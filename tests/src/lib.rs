@@ -2,6 +2,7 @@
 //! every test process, and plugin loading shortcuts.
 
 pub mod pg;
+pub mod s3;
 
 use storehost::app::Stores;
 use storehost::capabilities::files::{DirGrant, DirMode};

@@ -16,6 +16,7 @@ use crate::cache::{
     CacheConfig, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig, MeteredRunnerStore,
 };
 use crate::capabilities::files::{DirGrant, DirMode};
+use crate::capabilities::object_store::{ObjectStoreGrant, StaticCredentials};
 use crate::domain::{
     ArtifactStore, PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore,
     PluginWorkspaceStore, ProjectArtifactStore, ProjectStore, RunnerStore, UiStore, WorkspaceStore,
@@ -236,8 +237,30 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
         max_connections: g.max_connections.unwrap_or(8),
         connect_timeout: g.connect_timeout.map_or(std::time::Duration::from_secs(5), |d| d.0),
     });
-    spec.grants_object_store = cfg.object_store.is_some();
+    spec.object_store = cfg.object_store.as_ref().map(|g| object_store_grant(g, &key)).transpose()?;
     Ok(spec)
+}
+
+/// The manifest's `object_store` table as a grant; `key` names a field for messages.
+fn object_store_grant(g: &manifest::ObjectStoreGrant, key: &dyn Fn(&str) -> String) -> Result<ObjectStoreGrant> {
+    let credentials = match (&g.access_key_id, &g.secret_access_key) {
+        (Some(id), Some(secret)) => Some(StaticCredentials { access_key_id: id.clone(), secret_access_key: secret.clone() }),
+        (None, None) => None,
+        _ => bail!("{}: access_key_id and secret_access_key go together (or leave both out for the AWS environment's credentials)", key("object_store")),
+    };
+    let grant = ObjectStoreGrant {
+        bucket: g.bucket.clone(),
+        endpoint: g.endpoint.clone(),
+        region: g.region.clone(),
+        path_style: g.path_style,
+        credentials,
+        timeout: g.timeout.map_or(ObjectStoreGrant::DEFAULT_TIMEOUT, |d| d.0),
+        max_retries: g.max_retries.unwrap_or(ObjectStoreGrant::DEFAULT_MAX_RETRIES),
+    };
+    if let Some((field, problem)) = grant.problem() {
+        bail!("{}: {problem}", key(&format!("object_store.{field}")));
+    }
+    Ok(grant)
 }
 
 fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Result<Stores> {

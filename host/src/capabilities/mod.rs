@@ -4,6 +4,7 @@
 pub mod config;
 pub mod files;
 pub mod log;
+pub mod object_store;
 pub mod sql;
 
 use std::fmt;

@@ -6,6 +6,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: {
         "storehost:host/sql": async | trappable,
+        "storehost:host/object-store": async | trappable,
         default: trappable,
     },
     with: {

@@ -135,8 +135,8 @@ pub struct PluginSpec {
     pub dirs: Vec<DirGrant>,
     /// The manifest's `sql` grant.
     pub sql: Option<crate::capabilities::sql::SqlGrant>,
-    /// Whether the manifest grants `object_store`.
-    pub grants_object_store: bool,
+    /// The manifest's `object_store` grant.
+    pub object_store: Option<crate::capabilities::object_store::ObjectStoreGrant>,
     /// Start instances without calling `init()` (inspection only needs `describe()`).
     pub(crate) skip_init: bool,
 }
@@ -151,7 +151,7 @@ impl PluginSpec {
             config: BTreeMap::new(),
             dirs: Vec::new(),
             sql: None,
-            grants_object_store: false,
+            object_store: None,
             skip_init: false,
         }
     }
@@ -183,8 +183,6 @@ pub enum LoadError {
          add `{key}` to [plugins.{plugin}]"
     )]
     Ungranted { plugin: String, capability: Capability, key: &'static str },
-    #[error("plugin {plugin} imports the {capability} capability, which this version of storehost does not provide yet")]
-    Unsupported { plugin: String, capability: Capability },
     #[error("plugin {plugin} imports {import}, which storehost does not provide")]
     UnknownImport { plugin: String, import: String },
     #[error("plugin {plugin}: linking its imports: {message}")]
@@ -289,6 +287,7 @@ struct PluginInner {
     settings: PluginSettings,
     config_list: Vec<(String, String)>,
     sql: Option<sqlx::PgPool>,
+    object_store: Option<crate::capabilities::object_store::ObjectStore>,
     compile_source: CompileSource,
     compile_time: Duration,
     pool: Pool<Warm>,
@@ -325,6 +324,9 @@ impl Plugin {
         if spec.sql.is_some() {
             bindings::host::sql::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
         }
+        if spec.object_store.is_some() {
+            bindings::host::object_store::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s).map_err(link)?;
+        }
         linker.instance(&format!("storehost:origin/types@{WIT_VERSION}")).map_err(link)?;
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let indices = resolve_indices(&plugin, &pre, &exports)?;
@@ -333,6 +335,12 @@ impl Plugin {
         let config_list = spec.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let sql = match &spec.sql {
             Some(grant) => Some(grant.pool().map_err(|e| LoadError::Link { plugin: plugin.clone(), message: format!("sql.url: {e:#}") })?),
+            None => None,
+        };
+        let object_store = match &spec.object_store {
+            Some(grant) => Some(
+                grant.connect().await.map_err(|e| LoadError::Link { plugin: plugin.clone(), message: format!("object_store.{e:#}") })?,
+            ),
             None => None,
         };
         let mut inner = PluginInner {
@@ -345,6 +353,7 @@ impl Plugin {
             settings: settings.clone(),
             config_list,
             sql,
+            object_store,
             compile_source,
             compile_time,
             pool: Pool::new(settings.instances.max(1), settings.queue),
@@ -538,6 +547,7 @@ impl PluginInner {
             limits,
             config: Arc::new(self.spec.config.clone()),
             sql: self.sql.clone(),
+            object_store: self.object_store.clone(),
             call_deadline: Some(Instant::now() + self.settings.timeout),
         };
         let mut store = Store::new(self.runtime.engine(), state);
@@ -642,7 +652,18 @@ pub async fn inspect(runtime: &Runtime, mut spec: PluginSpec) -> Result<Inspecti
         max_connections: 1,
         connect_timeout: Duration::from_secs(1),
     });
-    spec.grants_object_store = true;
+    // A loopback endpoint and explicit credentials and region: building the client contacts
+    // nothing, and inspection makes no calls.
+    spec.object_store = Some(crate::capabilities::object_store::ObjectStoreGrant {
+        endpoint: Some("http://127.0.0.1:9".into()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        credentials: Some(crate::capabilities::object_store::StaticCredentials {
+            access_key_id: "inspection".into(),
+            secret_access_key: "inspection".into(),
+        }),
+        ..crate::capabilities::object_store::ObjectStoreGrant::new("inspection")
+    });
     spec.settings.instances = 1;
     spec.skip_init = true;
     let (describe, load_error) = match Plugin::load(runtime, spec.clone()).await {
@@ -670,15 +691,12 @@ fn check_imports(spec: &PluginSpec, imports: &[String]) -> Result<(), LoadError>
         };
         let granted = match capability {
             Capability::Sql => spec.sql.is_some(),
-            Capability::ObjectStore => spec.grants_object_store,
+            Capability::ObjectStore => spec.object_store.is_some(),
             Capability::Log | Capability::Config | Capability::OriginTypes | Capability::Wasi => true,
         };
         if !granted {
             let key = capability.manifest_key().expect("capabilities that need a grant have a key");
             return Err(LoadError::Ungranted { plugin, capability, key });
-        }
-        if capability == Capability::ObjectStore {
-            return Err(LoadError::Unsupported { plugin, capability });
         }
     }
     Ok(())

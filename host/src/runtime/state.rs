@@ -15,6 +15,8 @@ pub struct PluginState {
     pub(crate) config: Arc<BTreeMap<String, String>>,
     /// The plugin's database pool, when the manifest grants `sql`.
     pub(crate) sql: Option<sqlx::PgPool>,
+    /// The plugin's bucket, when the manifest grants `object_store`.
+    pub(crate) object_store: Option<crate::capabilities::object_store::ObjectStore>,
     /// When the running call must end; checked at every epoch tick.
     pub(crate) call_deadline: Option<std::time::Instant>,
 }

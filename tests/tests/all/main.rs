@@ -6,5 +6,6 @@ mod conformance;
 mod faults;
 mod persistence;
 mod postgres;
+mod s3;
 mod sandbox;
 mod sql;

@@ -1,0 +1,218 @@
+//! A real S3-protocol server on loopback for the tests, in process: `s3s` (the protocol:
+//! routing, SigV4 and presigned-URL checks with expiry, XML, checksums) over `s3s-fs` (objects,
+//! metadata, checksums and ETags in a temporary directory), one per test, with its own bucket
+//! and access key.
+//!
+//! s3s-fs stores an object at the path of its key, with its metadata in a file named after the
+//! whole key; that cannot hold what S3 can (a key longer than ~170 bytes, or both `a` and `a/z`).
+//! So objects are stored under the SHA-256 of their key, and [`KeyedFs`] keeps the bucket's keys
+//! in order to answer ListObjectsV2; everything else is s3s-fs's own handling.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use parking_lot::Mutex;
+use s3s::dto::{
+    CreateBucketInput, CreateBucketOutput, DeleteObjectInput, DeleteObjectOutput, GetObjectInput, GetObjectOutput, HeadBucketInput,
+    HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput, PutObjectOutput,
+};
+use s3s::{S3, S3Request, S3Response, S3Result};
+use sha2::{Digest, Sha256};
+use storehost::capabilities::object_store::{ObjectStoreGrant, StaticCredentials};
+use storehost::runtime::PluginSpec;
+use tokio::net::TcpListener;
+
+/// The bucket every test server has.
+pub const BUCKET: &str = "storehost-test";
+pub const REGION: &str = "us-east-1";
+
+/// s3s-fs with objects stored under the hash of their key (see the module docs).
+struct KeyedFs {
+    fs: s3s_fs::FileSystem,
+    /// `(bucket, key)` of every object.
+    keys: Mutex<BTreeSet<(String, String)>>,
+}
+
+fn stored(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[async_trait::async_trait]
+impl S3 for KeyedFs {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.fs.create_bucket(req).await
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.fs.head_bucket(req).await
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let entry = (req.input.bucket.clone(), req.input.key.clone());
+        let out = self.fs.put_object(req.map_input(|mut i| {
+            i.key = stored(&i.key);
+            i
+        }));
+        let out = out.await?;
+        self.keys.lock().insert(entry);
+        Ok(out)
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        self.fs
+            .get_object(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.fs
+            .head_object(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let entry = (req.input.bucket.clone(), req.input.key.clone());
+        let out = self
+            .fs
+            .delete_object(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await?;
+        self.keys.lock().remove(&entry);
+        Ok(out)
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input.clone();
+        self.fs.head_bucket(req.clone().map_input(|i| HeadBucketInput { bucket: i.bucket, ..Default::default() })).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = [input.start_after.clone(), input.continuation_token.clone()].into_iter().flatten().max();
+        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let (page, truncated) = {
+            let keys = self.keys.lock();
+            let mut matching = keys
+                .range((input.bucket.clone(), prefix.clone())..)
+                .take_while(|(bucket, key)| *bucket == input.bucket && key.starts_with(&prefix))
+                .map(|(_, key)| key)
+                .filter(|key| after.as_ref().is_none_or(|a| key.as_str() > a.as_str()));
+            let page: Vec<String> = matching.by_ref().take(max_keys).cloned().collect();
+            (page, matching.next().is_some())
+        };
+        let mut contents = Vec::with_capacity(page.len());
+        for key in &page {
+            let head = HeadObjectInput { bucket: input.bucket.clone(), key: stored(key), ..Default::default() };
+            let head = self.fs.head_object(req.clone().map_input(|_| head)).await?.output;
+            contents.push(Object {
+                key: Some(key.clone()),
+                size: head.content_length,
+                last_modified: head.last_modified,
+                e_tag: head.e_tag,
+                ..Default::default()
+            });
+        }
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            start_after: input.start_after,
+            continuation_token: input.continuation_token,
+            max_keys: Some(max_keys as i32),
+            key_count: Some(contents.len() as i32),
+            is_truncated: Some(truncated),
+            next_continuation_token: if truncated { page.last().cloned() } else { None },
+            contents: Some(contents),
+            ..Default::default()
+        }))
+    }
+}
+
+/// A running server. Dropping it stops the server and removes its directory.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    root: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl S3Server {
+    /// Starts a server on 127.0.0.1 (a free port) with the bucket [`BUCKET`], on the current
+    /// tokio runtime.
+    pub async fn start() -> S3Server {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the directory");
+        let (access_key, secret_key) = ("storehost-test-key".to_string(), format!("secret-{}", std::process::id()));
+        let mut builder = s3s::service::S3ServiceBuilder::new(KeyedFs { fs, keys: Mutex::new(BTreeSet::new()) });
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
+        let service = builder.build();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve(listener, service));
+        S3Server { endpoint: format!("http://{addr}"), access_key, secret_key, root, task }
+    }
+
+    /// A grant of [`BUCKET`] with this server's key, path-style.
+    pub fn grant(&self) -> ObjectStoreGrant {
+        self.grant_of(BUCKET)
+    }
+
+    /// A grant of another bucket of this server.
+    pub fn grant_of(&self, bucket: &str) -> ObjectStoreGrant {
+        ObjectStoreGrant {
+            endpoint: Some(self.endpoint.clone()),
+            region: Some(REGION.into()),
+            path_style: true,
+            credentials: Some(StaticCredentials { access_key_id: self.access_key.clone(), secret_access_key: self.secret_key.clone() }),
+            timeout: std::time::Duration::from_secs(10),
+            ..ObjectStoreGrant::new(bucket)
+        }
+    }
+
+    /// The built-in s3 plugin, granted [`BUCKET`].
+    pub fn spec(&self) -> PluginSpec {
+        let mut spec = crate::builtin("s3");
+        spec.object_store = Some(self.grant());
+        spec
+    }
+
+    /// Creates another bucket.
+    pub fn create_bucket(&self, name: &str) {
+        std::fs::create_dir(self.root.path().join(name)).unwrap();
+    }
+
+    /// An SDK client on [`BUCKET`]'s server, for checks from outside the plugin.
+    pub async fn client(&self) -> aws_sdk_s3::Client {
+        self.grant().client().await.expect("an S3 client")
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Accepts connections until aborted; the connections' tasks end with it.
+async fn serve(listener: TcpListener, service: s3s::service::S3Service) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        // As S3 servers do: without it, a response written in two parts waits for the client's
+        // delayed ACK (tens of milliseconds).
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        connections.spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
