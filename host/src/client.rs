@@ -1,7 +1,7 @@
 //! Client subcommands: talk to a running server over its HTTP API.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -156,7 +156,7 @@ impl Client {
 }
 
 /// A file argument: `-` is not accepted for uploads (the length must be known for progress).
-pub fn input_file(path: &PathBuf) -> Result<&Path> {
+pub fn input_file(path: &Path) -> Result<&Path> {
     if path.as_os_str() == "-" {
         bail!("give a file path (standard input is not supported for uploads)");
     }

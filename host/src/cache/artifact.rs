@@ -148,18 +148,18 @@ impl CachedArtifactStore {
     }
 
     fn disk_put(&self, artifact: &Artifact) {
-        if let Some(disk) = &self.disk {
-            if let Err(err) = disk.put(&artifact.meta.key, &encode(artifact)) {
-                tracing::warn!(%err, key = %artifact.meta.key, "disk cache write failed");
-            }
+        if let Some(disk) = &self.disk
+            && let Err(err) = disk.put(&artifact.meta.key, &encode(artifact))
+        {
+            tracing::warn!(%err, key = %artifact.meta.key, "disk cache write failed");
         }
     }
 
     fn disk_delete(&self, key: &str) {
-        if let Some(disk) = &self.disk {
-            if let Err(err) = disk.delete(key) {
-                tracing::warn!(%err, key, "disk cache delete failed");
-            }
+        if let Some(disk) = &self.disk
+            && let Err(err) = disk.delete(key)
+        {
+            tracing::warn!(%err, key, "disk cache delete failed");
         }
     }
 

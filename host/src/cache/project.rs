@@ -23,10 +23,12 @@ pub struct CachedProjectStore {
     meter: OriginMeter,
 }
 
+#[allow(clippy::ptr_arg)] // a weigher is fn(&K, &V), and K is String
 fn project_weight(id: &String, p: &Project) -> usize {
     weight_str(id) + weight_str(&p.id) + weight_str(&p.name) + weight_str(&p.state) + 24
 }
 
+#[allow(clippy::ptr_arg)] // a weigher is fn(&K, &V), and K is String
 fn artifacts_weight(id: &String, list: &Arc<Vec<ProjectArtifact>>) -> usize {
     weight_str(id) + list.iter().map(|a| weight_str(&a.name) + weight_str(&a.artifact_key) + weight_str(&a.kind) + 16).sum::<usize>()
 }

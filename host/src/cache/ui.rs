@@ -20,6 +20,7 @@ pub struct CachedUiStore {
     meter: OriginMeter,
 }
 
+#[allow(clippy::ptr_arg)] // a weigher is fn(&K, &V), and K is String
 fn document_weight(id: &String, d: &Arc<UiDocument>) -> usize {
     weight_str(id)
         + d.nodes

@@ -69,10 +69,13 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     (status, Json(json!({ "ready": ready, "plugins": state.app.plugins.len(), "origins": checks }))).into_response()
 }
 
+/// A metric family of the plugins: name, type, help, and the value of one plugin's stats.
+type PluginFamily = (&'static str, &'static str, &'static str, fn(&crate::runtime::PluginStats) -> u64);
+
 async fn metrics(State(state): State<Shared>) -> Response {
     let mut out = String::new();
     render_prometheus(&mut out, &state.app.caches.metrics());
-    let families: [(&str, &str, &str, fn(&crate::runtime::PluginStats) -> u64); 10] = [
+    let families: [PluginFamily; 10] = [
         ("storehost_plugin_calls_total", "counter", "Calls into a plugin.", |s| s.calls),
         ("storehost_plugin_errors_total", "counter", "Plugin calls that failed (any kind).", |s| s.errors),
         ("storehost_plugin_traps_total", "counter", "Plugin calls that trapped.", |s| s.traps),

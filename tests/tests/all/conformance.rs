@@ -94,8 +94,7 @@ suite!(postgres, postgres_target);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_without_a_domain_is_reported_as_skipped() {
-    let mut only_artifacts = Stores::default();
-    only_artifacts.artifact = stores(&runtime(), builtin("memory")).await.artifact;
+    let only_artifacts = Stores { artifact: stores(&runtime(), builtin("memory")).await.artifact, ..Stores::default() };
     let report = conformance::run(&only_artifacts, |c| c.domain == "artifacts" || c.domain == "workspaces").await;
     assert_eq!(report.failed(), 0, "{report}");
     let skipped = report.results.iter().filter(|r| r.domain == "workspaces").collect::<Vec<_>>();
