@@ -255,3 +255,31 @@ async fn without_the_sql_grant_the_plugin_is_refused_naming_the_key() {
     assert!(matches!(&err, LoadError::Ungranted { key: "sql", .. }), "{err}");
     assert!(err.to_string().contains("add `sql` to [plugins.postgres]"), "{err}");
 }
+
+/// A statement waiting on a row lock is cut at the caller's deadline, the cut transaction
+/// writes nothing, and the plugin and its pool serve the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_deadline_cuts_a_blocked_statement() {
+    use sqlx::Connection;
+    let db = TestDatabase::create().await;
+    let s = stores(&runtime(), postgres_spec(&db.url)).await;
+    let ui = s.ui.clone().unwrap();
+    ui.apply_ops(&Ctx::background(), "locked", None, vec![UiOp::InsertNode { node: node("a".into()), index: 0 }]).await.unwrap();
+    // Another client holds the document's row lock.
+    let mut other = db.connect().await;
+    let mut holder = other.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM storehost.ui_documents WHERE id = 'locked' FOR UPDATE").execute(&mut *holder).await.unwrap();
+
+    let started = Instant::now();
+    let ops = vec![UiOp::InsertNode { node: node("b".into()), index: 0 }];
+    let err = ui.apply_ops(&Ctx::with_timeout(Duration::from_millis(300)), "locked", None, ops.clone()).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err.kind(), "plugin-timeout" | "unavailable"), "{err}");
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500), "cut after {elapsed:?}");
+
+    holder.rollback().await.unwrap();
+    let doc = ui.get(&Ctx::background(), "locked").await.unwrap();
+    assert_eq!((doc.version, doc.nodes.len()), (1, 1), "the cut call wrote nothing");
+    let doc = ui.apply_ops(&Ctx::background(), "locked", Some(1), ops).await.unwrap().unwrap();
+    assert_eq!((doc.version, doc.nodes.len()), (2, 2), "the next call is served");
+}
