@@ -119,7 +119,7 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
     // The same pool settings as the plugin's grant.
     let pool = {
         let _runtime = rt.enter();
-        grant.pool().unwrap()
+        grant.pool(storehost::runtime::PluginSettings::default().timeout).unwrap()
     };
     let ctx = Ctx::background();
 

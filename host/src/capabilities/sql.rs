@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
 use wasmtime::component::Resource;
 
@@ -26,11 +26,18 @@ pub struct SqlGrant {
 
 impl SqlGrant {
     /// The pool; it connects on first use, so a host starts even while its database is down.
-    pub fn pool(&self) -> anyhow::Result<PgPool> {
+    ///
+    /// Every connection's `statement_timeout` is `max_statement` (the plugin's call timeout, the
+    /// longest any call may run): a statement whose call was cut at a shorter caller deadline
+    /// stops waiting in the server by then, instead of holding its connection and its place in
+    /// a lock queue for as long as the wait lasts.
+    pub fn pool(&self, max_statement: Duration) -> anyhow::Result<PgPool> {
+        let options: PgConnectOptions = self.url.parse()?;
+        let ms = max_statement.as_millis().clamp(1, i32::MAX as u128);
         Ok(PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.connect_timeout)
-            .connect_lazy(&self.url)?)
+            .connect_lazy_with(options.options([("statement_timeout", format!("{ms}"))])))
     }
 }
 

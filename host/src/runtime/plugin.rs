@@ -334,7 +334,7 @@ impl Plugin {
         let mut settings = spec.settings.clone();
         let config_list = spec.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let sql = match &spec.sql {
-            Some(grant) => Some(grant.pool().map_err(|e| LoadError::Link { plugin: plugin.clone(), message: format!("sql.url: {e:#}") })?),
+            Some(grant) => Some(grant.pool(settings.timeout).map_err(|e| LoadError::Link { plugin: plugin.clone(), message: format!("sql.url: {e:#}") })?),
             None => None,
         };
         let object_store = match &spec.object_store {

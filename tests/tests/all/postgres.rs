@@ -257,12 +257,15 @@ async fn without_the_sql_grant_the_plugin_is_refused_naming_the_key() {
 }
 
 /// A statement waiting on a row lock is cut at the caller's deadline, the cut transaction
-/// writes nothing, and the plugin and its pool serve the next call.
+/// writes nothing, the statement stops waiting in the server by the plugin's timeout, and the
+/// plugin and its pool serve the next call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_deadline_cuts_a_blocked_statement() {
     use sqlx::Connection;
     let db = TestDatabase::create().await;
-    let s = stores(&runtime(), postgres_spec(&db.url)).await;
+    let mut spec = postgres_spec(&db.url);
+    spec.settings.timeout = Duration::from_secs(1);
+    let s = stores(&runtime(), spec).await;
     let ui = s.ui.clone().unwrap();
     ui.apply_ops(&Ctx::background(), "locked", None, vec![UiOp::InsertNode { node: node("a".into()), index: 0 }]).await.unwrap();
     // Another client holds the document's row lock.
@@ -277,6 +280,21 @@ async fn the_callers_deadline_cuts_a_blocked_statement() {
     assert!(matches!(err.kind(), "plugin-timeout" | "unavailable"), "{err}");
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500), "cut after {elapsed:?}");
 
+    // The cut statement does not linger in the server waiting for the lock.
+    let mut waiting = 0;
+    for _ in 0..50 {
+        waiting = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+            .fetch_one(&mut *holder)
+            .await
+            .unwrap();
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone_after = started.elapsed();
+    assert_eq!(waiting, 0, "the cut statement still waits in the server after {gone_after:?}");
+    assert!(gone_after < Duration::from_millis(2500), "the statement waited {gone_after:?} in the server");
     holder.rollback().await.unwrap();
     let doc = ui.get(&Ctx::background(), "locked").await.unwrap();
     assert_eq!((doc.version, doc.nodes.len()), (1, 1), "the cut call wrote nothing");
