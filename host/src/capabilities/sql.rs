@@ -3,10 +3,12 @@
 //!
 //! Values are typed both ways (bool, int, float, text, bytea, json/jsonb, timestamptz); errors
 //! carry the SQLSTATE, and failures to reach the database are marked `unavailable`. A statement
-//! runs under the plugin call's deadline. Transactions are a resource: dropped without
-//! `commit`, they roll back.
+//! runs under the plugin call's deadline: the call is dropped there, the statement with it (no
+//! timer per statement), and the server's `statement_timeout` ends what the client left. Waiting
+//! for a connection is bounded by the grant's `connect_timeout`. Transactions are a resource:
+//! dropped without `commit`, they roll back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -112,39 +114,26 @@ fn decode(row: &PgRow) -> Result<SqlRow, SqlError> {
     Ok(columns)
 }
 
-/// Runs `f` under the call's deadline; past it, an `unavailable` timeout error.
-async fn within<T>(deadline: Option<Instant>, f: impl Future<Output = Result<T, SqlError>>) -> Result<T, SqlError> {
-    match deadline {
-        Some(d) => tokio::time::timeout_at(d.into(), f).await.unwrap_or_else(|_| {
-            Err(SqlError { code: "57014".into(), message: "statement cut at the call's deadline".into(), unavailable: true })
-        }),
-        None => f.await,
-    }
-}
-
 impl Host for PluginState {
     async fn query(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, async {
+        Ok(async {
             let rows = bind(sqlx::query(&statement), params)?.fetch_all(&pool).await.map_err(error)?;
             rows.iter().map(decode).collect()
-        })
+        }
         .await)
     }
 
     async fn execute(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, async {
-            Ok(bind(sqlx::query(&statement), params)?.execute(&pool).await.map_err(error)?.rows_affected())
-        })
-        .await)
+        Ok(async { Ok(bind(sqlx::query(&statement), params)?.execute(&pool).await.map_err(error)?.rows_affected()) }.await)
     }
 }
 
 impl HostTransaction for PluginState {
     async fn begin(&mut self) -> wasmtime::Result<Result<Resource<SqlTransaction>, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        let tx = match within(self.call_deadline, async { pool.begin().await.map_err(error) }).await {
+        let tx = match pool.begin().await.map_err(error) {
             Ok(tx) => tx,
             Err(e) => return Ok(Err(e)),
         };
@@ -152,19 +141,17 @@ impl HostTransaction for PluginState {
     }
 
     async fn query(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
-        let deadline = self.call_deadline;
         let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(within(deadline, async {
+        Ok(async {
             let rows = bind(sqlx::query(&statement), params)?.fetch_all(&mut **conn).await.map_err(error)?;
             rows.iter().map(decode).collect()
-        })
+        }
         .await)
     }
 
     async fn execute(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
-        let deadline = self.call_deadline;
         let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(within(deadline, async { Ok(bind(sqlx::query(&statement), params)?.execute(&mut **conn).await.map_err(error)?.rows_affected()) }).await)
+        Ok(async { Ok(bind(sqlx::query(&statement), params)?.execute(&mut **conn).await.map_err(error)?.rows_affected()) }.await)
     }
 
     async fn commit(&mut self, tx: Resource<SqlTransaction>) -> wasmtime::Result<Result<(), SqlError>> {

@@ -573,10 +573,12 @@ impl PluginInner {
 
     async fn init(&self, store: &mut Store<PluginState>, guests: &Guests) -> Result<(), StoreError> {
         let name = &self.spec.name;
-        guests
-            .plugin
-            .call_init(&mut *store, &self.config_list)
+        let timeout = self.settings.timeout;
+        // Guest code is stopped by the epoch deadline; this bounds what init awaits in the host
+        // (a statement, a request), which epochs cannot interrupt.
+        tokio::time::timeout(timeout, guests.plugin.call_init(&mut *store, &self.config_list))
             .await
+            .map_err(|_| StoreError::Unavailable(format!("plugin {name}: init() did not finish within {timeout:?}")))?
             .map_err(|e| StoreError::Unavailable(format!("plugin {name}: init(): {e:#}")))?
             .map_err(StoreError::from)
             .map_err(|e| match e {

@@ -301,3 +301,21 @@ async fn the_callers_deadline_cuts_a_blocked_statement() {
     let doc = ui.apply_ops(&Ctx::background(), "locked", Some(1), ops).await.unwrap().unwrap();
     assert_eq!((doc.version, doc.nodes.len()), (2, 2), "the next call is served");
 }
+
+/// While another host holds the migration lock, a start waits for it, bounded by the plugin's
+/// timeout (then `unavailable`), and starts once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_waits_for_the_migration_lock_within_the_timeout() {
+    let db = TestDatabase::create().await;
+    let mut other = db.connect().await;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('storehost migrations \"storehost\"'))").execute(&mut other).await.unwrap();
+    let mut spec = postgres_spec(&db.url);
+    spec.settings.timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = Plugin::load(&runtime(), spec.clone()).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == "unavailable"), "{err}");
+    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3), "gave up after {elapsed:?}");
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut other).await.unwrap();
+    Plugin::load(&runtime(), spec).await.expect("starts once the lock is free");
+}
