@@ -114,19 +114,26 @@ fn decode(row: &PgRow) -> Result<SqlRow, SqlError> {
     Ok(columns)
 }
 
+/// Runs a statement that returns rows on `executor` (the pool or a transaction's connection).
+async fn fetch<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, SqlError> {
+    let rows = bind(sqlx::query(statement), params)?.fetch_all(executor).await.map_err(error)?;
+    rows.iter().map(decode).collect()
+}
+
+/// Runs a statement on `executor` and returns the number of rows it affected.
+async fn run<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
+    Ok(bind(sqlx::query(statement), params)?.execute(executor).await.map_err(error)?.rows_affected())
+}
+
 impl Host for PluginState {
     async fn query(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        Ok(async {
-            let rows = bind(sqlx::query(&statement), params)?.fetch_all(&pool).await.map_err(error)?;
-            rows.iter().map(decode).collect()
-        }
-        .await)
+        Ok(fetch(&pool, &statement, params).await)
     }
 
     async fn execute(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
         let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        Ok(async { Ok(bind(sqlx::query(&statement), params)?.execute(&pool).await.map_err(error)?.rows_affected()) }.await)
+        Ok(run(&pool, &statement, params).await)
     }
 }
 
@@ -142,16 +149,12 @@ impl HostTransaction for PluginState {
 
     async fn query(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
         let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(async {
-            let rows = bind(sqlx::query(&statement), params)?.fetch_all(&mut **conn).await.map_err(error)?;
-            rows.iter().map(decode).collect()
-        }
-        .await)
+        Ok(fetch(&mut **conn, &statement, params).await)
     }
 
     async fn execute(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
         let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(async { Ok(bind(sqlx::query(&statement), params)?.execute(&mut **conn).await.map_err(error)?.rows_affected()) }.await)
+        Ok(run(&mut **conn, &statement, params).await)
     }
 
     async fn commit(&mut self, tx: Resource<SqlTransaction>) -> wasmtime::Result<Result<(), SqlError>> {

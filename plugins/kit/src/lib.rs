@@ -188,14 +188,17 @@ pub(crate) fn store<B: Backend, T: serde::Serialize>(b: &mut B, table: Table, ke
     b.put(table, key, &encode(value))
 }
 
-pub use storehost_plugin_rules::page_limit;
+pub use storehost_plugin_rules::{page_limit, prefix_successor};
 
 /// Checks an expected version against the stored one (0 when missing).
 pub fn check_version(what: &str, stored: u64, expected: Option<u64>) -> Result<()> {
     match expected {
-        Some(v) if v != stored => Err(StoreError::Conflict(format!(
-            "{what}: expected version {v}, stored version is {stored}"
-        ))),
+        Some(v) if v != stored => Err(version_conflict(what, v, stored)),
         _ => Ok(()),
     }
+}
+
+/// The `conflict` of a write that expected version `expected` and found `stored`.
+pub fn version_conflict(what: &str, expected: u64, stored: u64) -> StoreError {
+    StoreError::Conflict(format!("{what}: expected version {expected}, stored version is {stored}"))
 }

@@ -3,11 +3,10 @@
 use sha2::{Digest, Sha256};
 use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{Artifact, ArtifactMeta, ArtifactPage, Guest};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
-use storehost_plugin_kit::{StoreError, now_ms};
-use storehost_plugin_rules::{page_limit, prefix_successor, validate_artifact_key};
+use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, prefix_successor, validate_artifact_key};
 
-use crate::db::{Db, Result, Row, int, opt_text, text, ts};
-use crate::{Postgres, check_body, rule};
+use crate::db::{Db, Row, int, opt_text, text, ts};
+use crate::{Postgres, check_body};
 
 const META: &str = "key, size, content_type, sha256, created_at";
 
@@ -25,7 +24,7 @@ fn head(key: &str) -> Result<Option<ArtifactMeta>> {
 
 impl Guest for Postgres {
     fn put(key: String, body: Vec<u8>, content_type: Option<String>) -> Result<ArtifactMeta> {
-        rule(validate_artifact_key(&key))?;
+        validate_artifact_key(&key)?;
         check_body(body.len())?;
         let meta = ArtifactMeta {
             size: body.len() as u64,
@@ -51,7 +50,7 @@ impl Guest for Postgres {
     }
 
     fn get(key: String) -> Result<Artifact> {
-        rule(validate_artifact_key(&key))?;
+        validate_artifact_key(&key)?;
         let row = Db::Pool.query_opt(&format!("SELECT {META}, body FROM {{s}}.artifacts WHERE key = $1"), &[text(key.as_str())])?;
         let mut row = Row(row.ok_or_else(|| not_found(&key))?);
         let body = row.take_bytes(5)?;
@@ -59,7 +58,7 @@ impl Guest for Postgres {
     }
 
     fn head(key: String) -> Result<ArtifactMeta> {
-        rule(validate_artifact_key(&key))?;
+        validate_artifact_key(&key)?;
         head(&key)?.ok_or_else(|| not_found(&key))
     }
 
@@ -81,14 +80,14 @@ impl Guest for Postgres {
     }
 
     fn get_url(key: String, _expires_in_secs: u32) -> Result<Option<String>> {
-        rule(validate_artifact_key(&key))?;
+        validate_artifact_key(&key)?;
         // The database has no URL of its own: the host signs one.
         head(&key)?.ok_or_else(|| not_found(&key))?;
         Ok(None)
     }
 
     fn delete(key: String) -> Result<()> {
-        rule(validate_artifact_key(&key))?;
+        validate_artifact_key(&key)?;
         Db::Pool.execute("DELETE FROM {s}.artifacts WHERE key = $1", &[text(key)])?;
         Ok(())
     }

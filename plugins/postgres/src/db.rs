@@ -1,11 +1,9 @@
 //! Statements through the host's `sql` capability: error mapping, parameters and row decoding.
 
-use storehost_plugin_kit::StoreError;
+use storehost_plugin_kit::{Result, StoreError};
 use storehost_plugin_kit::bindings::storehost::host::sql::{self, SqlError, SqlRow, SqlValue, Transaction};
 
 use crate::schema;
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// SQLSTATEs after which retrying may succeed: serialization failure, deadlock, statement
 /// timeout or cancel, lock not available, too many connections, and the connection classes.

@@ -33,25 +33,12 @@ impl Guest for Postgres {
     }
 }
 
-fn invalid(msg: String) -> StoreError {
-    StoreError::Invalid(msg)
-}
-
-/// Applies a contract rule from `storehost-plugin-rules`.
-fn rule(r: Result<(), String>) -> Result<(), StoreError> {
-    r.map_err(invalid)
-}
-
 fn check_body(len: usize) -> Result<(), StoreError> {
     let max = schema::settings().max_body;
     if len > max {
-        return Err(invalid(format!("body of {len} bytes is over this origin's {max}-byte limit (config `max_body`)")));
+        return Err(StoreError::Invalid(format!("body of {len} bytes is over this origin's {max}-byte limit (config `max_body`)")));
     }
     Ok(())
-}
-
-fn conflict(what: &str, expected: u64, stored: u64) -> StoreError {
-    StoreError::Conflict(format!("{what}: expected version {expected}, stored version is {stored}"))
 }
 
 storehost_plugin_kit::export!(Postgres);

@@ -2,11 +2,10 @@
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::project_artifacts::{self, ProjectArtifact};
 use storehost_plugin_kit::bindings::exports::storehost::origin::projects::{self, Project, ProjectInput, ProjectPage};
-use storehost_plugin_kit::{StoreError, now_ms};
-use storehost_plugin_rules::{page_limit, validate_id};
+use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, validate_id, version_conflict};
 
-use crate::db::{Db, Result, Row, int, opt_text, text, ts};
-use crate::{Postgres, conflict, invalid, rule};
+use crate::db::{Db, Row, int, opt_text, text, ts};
+use crate::Postgres;
 
 const COLUMNS: &str = "id, name, state, version, created_at, updated_at";
 
@@ -33,7 +32,7 @@ fn what(id: &str) -> String {
 
 impl projects::Guest for Postgres {
     fn get(id: String) -> Result<Project> {
-        rule(validate_id("project id", &id))?;
+        validate_id("project id", &id)?;
         let row = Db::Pool.query_opt(&format!("SELECT {COLUMNS} FROM {{s}}.projects WHERE id = $1"), &[text(id.as_str())])?;
         project(row.ok_or_else(|| StoreError::NotFound(what(&id)))?)
     }
@@ -53,7 +52,7 @@ impl projects::Guest for Postgres {
     /// One conditional statement per case, so the database decides who wins a version:
     /// no expected version upserts; 0 inserts only if absent; `v` updates only at version `v`.
     fn save(input: ProjectInput, expected_version: Option<u64>) -> Result<Project> {
-        rule(validate_id("project id", &input.id))?;
+        validate_id("project id", &input.id)?;
         let now = now_ms();
         let mut params = vec![text(input.id.as_str()), text(input.name), text(input.state), ts(now)];
         let statement = match expected_version {
@@ -79,13 +78,13 @@ impl projects::Guest for Postgres {
             Some(row) => project(row),
             None => {
                 let expected = expected_version.unwrap_or(0);
-                Err(conflict(&what(&input.id), expected, stored_version(&input.id)?))
+                Err(version_conflict(&what(&input.id), expected, stored_version(&input.id)?))
             }
         }
     }
 
     fn delete(id: String, expected_version: Option<u64>) -> Result<()> {
-        rule(validate_id("project id", &id))?;
+        validate_id("project id", &id)?;
         match expected_version {
             None => {
                 Db::Pool.execute("DELETE FROM {s}.projects WHERE id = $1", &[text(id)])?;
@@ -94,10 +93,10 @@ impl projects::Guest for Postgres {
             // Expecting version 0 is expecting no project: nothing to delete, or a conflict.
             Some(0) => match stored_version(&id)? {
                 0 => Ok(()),
-                stored => Err(conflict(&what(&id), 0, stored)),
+                stored => Err(version_conflict(&what(&id), 0, stored)),
             },
             Some(v) => match Db::Pool.execute("DELETE FROM {s}.projects WHERE id = $1 AND version = $2", &[text(id.as_str()), int(v)])? {
-                0 => Err(conflict(&what(&id), v, stored_version(&id)?)),
+                0 => Err(version_conflict(&what(&id), v, stored_version(&id)?)),
                 _ => Ok(()),
             },
         }
@@ -106,9 +105,9 @@ impl projects::Guest for Postgres {
 
 impl project_artifacts::Guest for Postgres {
     fn add(project_id: String, artifact: ProjectArtifact) -> Result<()> {
-        rule(validate_id("project id", &project_id))?;
+        validate_id("project id", &project_id)?;
         if artifact.name.is_empty() {
-            return Err(invalid("project artifact name is empty".into()));
+            return Err(StoreError::Invalid("project artifact name is empty".into()));
         }
         Db::Pool.execute(
             "INSERT INTO {s}.project_artifacts (project_id, name, artifact_key, size, kind, created_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -127,7 +126,7 @@ impl project_artifacts::Guest for Postgres {
     }
 
     fn list(project_id: String) -> Result<Vec<ProjectArtifact>> {
-        rule(validate_id("project id", &project_id))?;
+        validate_id("project id", &project_id)?;
         let rows = Db::Pool.query(
             "SELECT name, artifact_key, size, kind, created_at FROM {s}.project_artifacts WHERE project_id = $1 ORDER BY name",
             &[text(project_id)],

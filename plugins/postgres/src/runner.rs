@@ -1,16 +1,15 @@
 //! The runner store: one row per file of a run.
 
-use storehost_plugin_kit::StoreError;
+use storehost_plugin_kit::{Result, StoreError, prefix_successor, validate_artifact_key, validate_run};
 use storehost_plugin_kit::bindings::exports::storehost::origin::runner_artifacts::Guest;
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
-use storehost_plugin_rules::{prefix_successor, validate_artifact_key, validate_run};
 
-use crate::db::{Db, Result, Row, opt_text, text};
-use crate::{Postgres, check_body, rule};
+use crate::db::{Db, Row, opt_text, text};
+use crate::{Postgres, check_body};
 
 fn check(run: &str, name: &str) -> Result<()> {
-    rule(validate_run(run))?;
-    rule(validate_artifact_key(name))
+    validate_run(run)?;
+    validate_artifact_key(name)
 }
 
 impl Guest for Postgres {
@@ -38,7 +37,7 @@ impl Guest for Postgres {
     }
 
     fn list(run: String, prefix: String) -> Result<Vec<String>> {
-        rule(validate_run(&run))?;
+        validate_run(&run)?;
         let rows = Db::Pool.query(
             "SELECT name FROM {s}.runner_files WHERE run = $1 AND name >= $2 AND ($3::text IS NULL OR name < $3) ORDER BY name",
             &[text(run), text(prefix.as_str()), opt_text(prefix_successor(&prefix))],

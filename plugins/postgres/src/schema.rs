@@ -3,14 +3,16 @@
 
 use std::sync::OnceLock;
 
-use storehost_plugin_kit::StoreError;
+use storehost_plugin_kit::{Result, StoreError};
 
-use crate::db::{self, Db, Result, text};
+use crate::db::{self, Db, text};
 
 /// Settings from the plugin's manifest table.
 pub struct Settings {
     /// The PostgreSQL schema holding the tables (`schema`, default `storehost`).
     pub schema: String,
+    /// `schema` as a quoted identifier, which every statement names.
+    quoted: String,
     /// The largest artifact body or runner file accepted (`max_body`, default 64 MiB, at most
     /// 256 MiB; bodies live in `bytea` columns, read and written whole).
     pub max_body: usize,
@@ -27,8 +29,7 @@ pub fn settings() -> &'static Settings {
 
 /// `statement` with `{s}` replaced by the quoted schema name.
 pub fn qualify(statement: &str) -> String {
-    let schema = SETTINGS.get().map_or("storehost", |s| s.schema.as_str());
-    statement.replace("{s}", &format!("\"{schema}\""))
+    statement.replace("{s}", &settings().quoted)
 }
 
 fn invalid(msg: String) -> StoreError {
@@ -69,7 +70,7 @@ fn parse_size(key: &str, value: &str) -> Result<usize> {
 }
 
 pub fn parse_settings(config: &[(String, String)]) -> Result<Settings> {
-    let mut settings = Settings { schema: "storehost".into(), max_body: DEFAULT_MAX_BODY };
+    let mut settings = Settings { schema: "storehost".into(), quoted: String::new(), max_body: DEFAULT_MAX_BODY };
     for (key, value) in config {
         match key.as_str() {
             "schema" => settings.schema = parse_schema(value)?,
@@ -82,6 +83,7 @@ pub fn parse_settings(config: &[(String, String)]) -> Result<Settings> {
             other => return Err(invalid(format!("unknown config key `{other}` (known: schema, max_body)"))),
         }
     }
+    settings.quoted = format!("\"{}\"", settings.schema);
     Ok(settings)
 }
 

@@ -3,11 +3,10 @@
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents::{Guest, UiDocument, UiNode, UiOp};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
-use storehost_plugin_kit::{StoreError, apply_ui_op, internal, now_ms};
-use storehost_plugin_rules::validate_id;
+use storehost_plugin_kit::{Result, StoreError, apply_ui_op, check_version, internal, now_ms, validate_id};
 
-use crate::db::{self, Db, Result, Row, int, text, ts};
-use crate::{Postgres, conflict, rule};
+use crate::db::{self, Db, Row, int, text, ts};
+use crate::Postgres;
 
 fn nodes(id: &str, json: &str) -> Result<Vec<UiNode>> {
     serde_json::from_str(json).map_err(|e| internal(&format!("corrupt nodes of ui document {id:?}"), e))
@@ -34,20 +33,18 @@ fn lock(db: &Db, id: &str) -> Result<(u64, Vec<UiNode>)> {
 
 impl Guest for Postgres {
     fn get(id: String) -> Result<UiDocument> {
-        rule(validate_id("document id", &id))?;
+        validate_id("document id", &id)?;
         let row = Db::Pool.query_opt("SELECT version, nodes, updated_at FROM {s}.ui_documents WHERE id = $1 AND version > 0", &[text(id.as_str())])?;
         let row = Row(row.ok_or_else(|| StoreError::NotFound(format!("ui document {id:?}")))?);
         Ok(UiDocument { version: row.u64(0)?, nodes: nodes(&id, &row.json(1)?)?, updated_at: row.ts(2)?, id })
     }
 
     fn apply_ops(id: String, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<UiDocument>> {
-        rule(validate_id("document id", &id))?;
+        validate_id("document id", &id)?;
         let tx = db::begin()?;
         let db = Db::Tx(&tx);
         let (version, mut nodes) = lock(&db, &id)?;
-        if let Some(expected) = expected_version.filter(|&v| v != version) {
-            return Err(conflict(&format!("ui document {id:?}"), expected, version));
-        }
+        check_version(&format!("ui document {id:?}"), version, expected_version)?;
         for (i, op) in ops.into_iter().enumerate() {
             apply_ui_op(&mut nodes, op).map_err(|e| match e {
                 StoreError::Invalid(msg) => StoreError::Invalid(format!("op {i}: {msg}")),

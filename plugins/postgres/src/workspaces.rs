@@ -2,11 +2,10 @@
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::workspaces::{Guest, Tab, TabInput, Workspace, WorkspaceInput};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlColumn;
-use storehost_plugin_kit::{StoreError, now_ms};
-use storehost_plugin_rules::validate_id;
+use storehost_plugin_kit::{Result, StoreError, now_ms, validate_id};
 
-use crate::db::{self, Db, Result, Row, opt_text, text, ts};
-use crate::{Postgres, rule};
+use crate::db::{self, Db, Row, opt_text, text, ts};
+use crate::Postgres;
 
 const WORKSPACE: &str = "id, project_id, name, selected_tab, version, updated_at";
 const TAB: &str = "id, workspace_id, title, kind, run_id, position, updated_at";
@@ -45,7 +44,7 @@ fn tab_missing(workspace_id: &str, tab_id: &str) -> StoreError {
 }
 
 fn workspace(id: &str) -> Result<Workspace> {
-    rule(validate_id("workspace id", id))?;
+    validate_id("workspace id", id)?;
     let row = Db::Pool.query_opt(&format!("SELECT {WORKSPACE} FROM {{s}}.workspaces WHERE id = $1"), &[text(id)])?;
     workspace_row(row.ok_or_else(|| workspace_missing(id))?)
 }
@@ -74,7 +73,7 @@ impl Guest for Postgres {
 
     fn get_tab(workspace_id: String, tab_id: String) -> Result<Tab> {
         workspace(&workspace_id)?;
-        rule(validate_id("tab id", &tab_id))?;
+        validate_id("tab id", &tab_id)?;
         let row = Db::Pool.query_opt(
             &format!("SELECT {TAB} FROM {{s}}.workspace_tabs WHERE workspace_id = $1 AND id = $2"),
             &[text(workspace_id.as_str()), text(tab_id.as_str())],
@@ -83,7 +82,7 @@ impl Guest for Postgres {
     }
 
     fn create(input: WorkspaceInput) -> Result<Workspace> {
-        rule(validate_id("workspace id", &input.id))?;
+        validate_id("workspace id", &input.id)?;
         let row = Db::Pool.query_opt(
             &format!(
                 "INSERT INTO {{s}}.workspaces (id, project_id, name, selected_tab, version, updated_at) VALUES ($1, $2, $3, NULL, 1, $4)
@@ -96,8 +95,8 @@ impl Guest for Postgres {
 
     /// In one transaction holding the workspace's row lock, so positions are assigned in turn.
     fn create_tab(workspace_id: String, input: TabInput) -> Result<Tab> {
-        rule(validate_id("tab id", &input.id))?;
-        rule(validate_id("workspace id", &workspace_id))?;
+        validate_id("tab id", &input.id)?;
+        validate_id("workspace id", &workspace_id)?;
         let tx = db::begin()?;
         let db = Db::Tx(&tx);
         if db.query_opt("SELECT 1 FROM {s}.workspaces WHERE id = $1 FOR UPDATE", &[text(workspace_id.as_str())])?.is_none() {
@@ -117,8 +116,8 @@ impl Guest for Postgres {
     }
 
     fn select_tab(workspace_id: String, tab_id: String) -> Result<Workspace> {
-        rule(validate_id("workspace id", &workspace_id))?;
-        rule(validate_id("tab id", &tab_id))?;
+        validate_id("workspace id", &workspace_id)?;
+        validate_id("tab id", &tab_id)?;
         let row = Db::Pool.query_opt(
             &format!(
                 "UPDATE {{s}}.workspaces SET selected_tab = $2, version = version + 1, updated_at = $3
@@ -131,8 +130,8 @@ impl Guest for Postgres {
     }
 
     fn update_tab_run(workspace_id: String, tab_id: String, run_id: Option<String>) -> Result<Tab> {
-        rule(validate_id("workspace id", &workspace_id))?;
-        rule(validate_id("tab id", &tab_id))?;
+        validate_id("workspace id", &workspace_id)?;
+        validate_id("tab id", &tab_id)?;
         let row = Db::Pool.query_opt(
             &format!("UPDATE {{s}}.workspace_tabs SET run_id = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2 RETURNING {TAB}"),
             &[text(workspace_id.as_str()), text(tab_id.as_str()), opt_text(run_id), ts(now_ms())],
