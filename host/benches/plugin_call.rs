@@ -14,9 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storehost::capabilities::files::{DirGrant, DirMode};
-use storehost::domain::{
-    Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Ctx, PluginArtifactStore, PluginRunnerStore, Result, RunnerStore, StoreError,
-};
+use storehost::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Ctx, Result, RunnerStore, StoreError};
+use storehost::origin::{PluginArtifactStore, PluginRunnerStore};
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig, compiled_cache};
 use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{ArtifactMeta as KitMeta, Guest};
 use storehost_plugin_kit::{MemoryTables, Origin, StoreError as KitError};
@@ -48,7 +47,7 @@ impl ArtifactStore for NativeMemory {
     }
     async fn get(&self, _: &Ctx, key: &str) -> Result<Artifact> {
         let a = <Kit as Guest>::get(key.into()).map_err(error)?;
-        Ok(Artifact { meta: meta(a.meta), body: Bytes::from(a.body) })
+        Ok(Artifact::new(meta(a.meta), Bytes::from(a.body)))
     }
     async fn head(&self, _: &Ctx, key: &str) -> Result<ArtifactMeta> {
         <Kit as Guest>::head(key.into()).map(meta).map_err(error)

@@ -1,7 +1,14 @@
 //! storehost: a storage host whose origin stores are WebAssembly components.
 //!
+//! Layers, bottom up (each depends only on those below it): `base` (context, errors, names) ·
+//! `domain` (types and traits) · `capabilities` (what plugins may import) · `runtime` (engine,
+//! loading, pools, limits) · `origin` (the domains over plugins) · `metering` and `cache`
+//! (decorators over any store) · `conformance` (the origin behaviour suite) · `app` (manifest
+//! and wiring) · `http` (the API).
+//!
 //! ```
-//! use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore};
+//! use storehost::domain::{ArtifactStore, Ctx};
+//! use storehost::origin::PluginArtifactStore;
 //! use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
 //!
 //! # #[tokio::main] async fn main() -> anyhow::Result<()> {
@@ -16,11 +23,14 @@
 //! ```
 
 pub mod app;
+pub mod base;
 pub mod cache;
 pub mod capabilities;
 pub mod conformance;
 pub mod domain;
 pub mod http;
+pub mod metering;
+pub mod origin;
 pub mod runtime;
 
 include!(concat!(env!("OUT_DIR"), "/builtins.rs"));

@@ -223,11 +223,8 @@ async fn check(manifest: Manifest) -> Result<()> {
             exports.join(", ")
         );
     }
-    let d = &app.manifest.domains;
-    for (domain, config) in [("artifact", &d.artifact), ("project", &d.project), ("ui", &d.ui), ("workspace", &d.workspace), ("runner", &d.runner)] {
-        if let Some(config) = config {
-            println!("  domain {domain}: origin {}", config.origin);
-        }
+    for (domain, config) in app.manifest.domains.iter() {
+        println!("  domain {domain}: origin {}", config.origin);
     }
     Ok(())
 }
@@ -257,7 +254,7 @@ async fn plugin_test(component: &str, manifest: Option<&PathBuf>, json: bool) ->
             Plugin::load(&Runtime::new(RuntimeConfig::default())?, spec).await?
         }
     };
-    let stores = storehost::app::Stores::from_plugin(&plugin);
+    let stores = storehost::origin::stores_of(&plugin);
     let report = storehost::conformance::run(&stores, |_| true).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

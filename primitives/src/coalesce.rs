@@ -38,7 +38,7 @@ pub struct CoalescerStats {
     pub in_flight: u64,
 }
 
-/// The key-to-flight map behind [`Coalescer`] and `MemoryCache::get_or_load`.
+/// The key-to-flight map behind [`Coalescer`].
 ///
 /// Flights are stored type-erased so that one map (one per cache) can serve loads with different
 /// error types; a caller whose types do not match a running flight loads on its own.

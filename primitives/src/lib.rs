@@ -3,7 +3,10 @@
 //!
 //! - [`MemoryCache`]: concurrent (`&self`, sharded), O(1) get and insert, LRU eviction under an
 //!   entry budget and a weighed byte budget, a default TTL and per-entry TTLs, prefix and
-//!   predicate invalidation, counters, and [`MemoryCache::get_or_load`] for read-through use.
+//!   predicate invalidation, counters.
+//! - [`ReadThrough`]: a memory cache read through a loader, with loads coalesced per key and
+//!   generation-guarded fills (a load that began before a write or an invalidation never caches
+//!   its older value).
 //! - [`DiskStore`]: values as files under a directory with a persistent, checksummed index;
 //!   LRU+TTL with entry and byte budgets; crash-safe (temporary file + rename, torn and damaged
 //!   entries are misses); one process at a time per directory.
@@ -17,7 +20,7 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use bytes::Bytes;
-//! use storehost_primitives::{DiskStore, DiskStoreConfig, MemoryCache, MockClock};
+//! use storehost_primitives::{DiskStore, DiskStoreConfig, MockClock, ReadThrough, SharedClock, TierConfig};
 //!
 //! /// What the origin failed with; `Clone` so that every coalesced caller gets it.
 //! type OriginError = Arc<str>;
@@ -28,12 +31,14 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let clock = MockClock::new();
-//! let memory: MemoryCache<String, Bytes> = MemoryCache::builder()
-//!     .max_bytes(256 << 20)
-//!     .weigher(|key: &String, value: &Bytes| key.len() + value.len())
-//!     .default_ttl(Duration::from_secs(30))
-//!     .clock(clock.clone())
-//!     .build();
+//! let tier = TierConfig {
+//!     ttl: Duration::from_secs(30),
+//!     max_bytes: 256 << 20,
+//!     max_entries: None,
+//!     clock: Some(SharedClock(Arc::new(clock.clone()))),
+//! };
+//! let memory: ReadThrough<String, Bytes, OriginError> =
+//!     ReadThrough::new(&tier, |key: &String, value: &Bytes| key.len() + value.len());
 //! let dir = tempfile::tempdir().unwrap();
 //! let disk = DiskStore::open_with_clock(
 //!     DiskStoreConfig::new(dir.path()).max_bytes(1 << 30).default_ttl(Duration::from_secs(3600)),
@@ -45,7 +50,7 @@
 //! // Memory first, then disk (a disk hit is promoted), then the origin: concurrent misses on
 //! // one key make one origin call, and a failure is never cached.
 //! let value = memory
-//!     .get_or_load(key.clone(), async {
+//!     .get_or_load(&key, async {
 //!         if let Some(hit) = disk.get(&key).map_err(|e| OriginError::from(e.to_string()))? {
 //!             return Ok(hit);
 //!         }
@@ -58,13 +63,14 @@
 //! assert_eq!(memory.get(&key), Some(value.clone()));
 //! assert_eq!(disk.get(&key).unwrap(), Some(value));
 //!
-//! // A write elsewhere invalidates what it changes: a key, or every key under a prefix.
-//! memory.invalidate_prefix("artifacts/");
+//! // A write elsewhere invalidates what it changes: a key, or every key under a prefix. A load
+//! // that began before the invalidation does not put the older value back.
+//! memory.invalidate_if(|k, _| k.starts_with("artifacts/"));
 //! disk.delete(&key).unwrap();
 //! assert_eq!(memory.stats().entries, 0);
 //!
 //! // Time is injected: expiry is tested by advancing the clock, not by sleeping.
-//! memory.insert(key.clone(), Bytes::from_static(b"v2"));
+//! memory.store(key.clone(), Bytes::from_static(b"v2"));
 //! clock.advance(Duration::from_secs(30));
 //! assert_eq!(memory.get(&key), None);
 //! assert_eq!(memory.stats().expirations, 1);
@@ -77,8 +83,10 @@ mod disk_store;
 mod index_log;
 mod lru_table;
 mod memory_cache;
+mod read_through;
 
 pub use clock::{Clock, MockClock, SystemClock, Timestamp};
 pub use coalesce::{Coalescer, CoalescerStats};
 pub use disk_store::{DiskError, DiskStats, DiskStore, DiskStoreConfig, FsyncPolicy, MAX_KEY_LEN, RecoveryReport};
 pub use memory_cache::{CacheStats, InsertOutcome, MemoryCache, MemoryCacheBuilder, MemoryCacheConfig};
+pub use read_through::{ReadThrough, SharedClock, TierConfig};

@@ -2,7 +2,6 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::clock::{Clock, ClockSource, Timestamp};
-use crate::coalesce::FlightMap;
 use crate::lru_table::LruTable;
 
 type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> usize + Send + Sync>;
@@ -113,10 +111,6 @@ pub struct CacheStats {
     pub refusals: u64,
     /// Entries removed by `delete`, `clear` or invalidation.
     pub invalidations: u64,
-    /// Loads run by `get_or_load`.
-    pub loads: u64,
-    /// `get_or_load` callers that received another caller's load.
-    pub coalesced: u64,
     /// Entries held now.
     pub entries: u64,
     /// Weight held now.
@@ -203,7 +197,6 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
             weigher: self.weigher,
             default_ttl: self.config.default_ttl,
             clock: self.clock,
-            flights: FlightMap::new(),
         }
     }
 }
@@ -276,7 +269,6 @@ pub struct MemoryCache<K, V> {
     weigher: Option<Weigher<K, V>>,
     default_ttl: Option<Duration>,
     clock: ClockSource,
-    flights: FlightMap<K>,
 }
 
 /// Keeps each shard's lock on its own cache lines, so that threads working on neighbouring
@@ -480,68 +472,6 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         count
     }
 
-    /// The value under `key`, loading it with `load` on a miss and caching it with the default
-    /// TTL. Concurrent misses on one key run one load; the others receive its result. A failed
-    /// load is not cached and every caller waiting on it receives the error. If the caller
-    /// running the load is dropped, a waiter takes over with its own `load`.
-    ///
-    /// # Errors
-    /// The error of the load this call ran or waited on.
-    pub async fn get_or_load<E>(&self, key: K, load: impl Future<Output = Result<V, E>>) -> Result<V, E>
-    where
-        K: Clone,
-        V: Send + Sync + 'static,
-        E: Clone + Send + Sync + 'static,
-    {
-        self.get_or_load_expiring(key, self.default_ttl, load).await
-    }
-
-    /// [`get_or_load`](Self::get_or_load), caching a loaded value with `ttl`.
-    ///
-    /// # Errors
-    /// The error of the load this call ran or waited on.
-    pub async fn get_or_load_with_ttl<E>(
-        &self,
-        key: K,
-        ttl: Duration,
-        load: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, E>
-    where
-        K: Clone,
-        V: Send + Sync + 'static,
-        E: Clone + Send + Sync + 'static,
-    {
-        self.get_or_load_expiring(key, Some(ttl), load).await
-    }
-
-    async fn get_or_load_expiring<E>(
-        &self,
-        key: K,
-        ttl: Option<Duration>,
-        load: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, E>
-    where
-        K: Clone,
-        V: Send + Sync + 'static,
-        E: Clone + Send + Sync + 'static,
-    {
-        if let Some(value) = self.get(&key) {
-            return Ok(value);
-        }
-        let flight_key = key.clone();
-        self.flights
-            .run(flight_key, async move {
-                // A load that finished between our miss and our turn may have filled the entry.
-                if let Some(value) = self.peek(&key) {
-                    return Ok(value);
-                }
-                let value = load.await?;
-                self.insert_expiring(key, value.clone(), ttl);
-                Ok(value)
-            })
-            .await
-    }
-
     /// The counters and current size.
     pub fn stats(&self) -> CacheStats {
         let mut s = CacheStats::default();
@@ -559,9 +489,6 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             s.entries += shard.table.len() as u64;
             s.bytes += shard.bytes;
         }
-        let flights = self.flights.stats();
-        s.loads = flights.loads;
-        s.coalesced = flights.coalesced;
         s
     }
 
@@ -726,7 +653,6 @@ impl<K: Hash + Eq, V: Clone> fmt::Debug for MemoryCache<K, V> {
 mod tests {
     use super::*;
     use crate::clock::MockClock;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     type Cache = MemoryCache<String, Arc<str>>;
 
@@ -977,8 +903,6 @@ mod tests {
                 expirations: 1,
                 refusals: 1,
                 invalidations: 1,
-                loads: 0,
-                coalesced: 0,
                 entries: 0,
                 bytes: 0,
             }
@@ -1050,94 +974,6 @@ mod tests {
         let s = cache.stats();
         assert!(s.bytes <= 4000);
         assert_eq!(s.hits + s.misses, 4 * 20_000 - 4 * 6667);
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
-    }
-
-    #[test]
-    fn get_or_load_runs_one_load_for_concurrent_misses() {
-        rt().block_on(async {
-            let cache = Arc::new(single(&MockClock::new()).build());
-            let calls = Arc::new(AtomicUsize::new(0));
-            let gate = Arc::new(tokio::sync::Notify::new());
-            let mut tasks = Vec::new();
-            for _ in 0..5 {
-                let (cache, calls, gate) = (cache.clone(), calls.clone(), gate.clone());
-                tasks.push(tokio::spawn(async move {
-                    cache
-                        .get_or_load(k("doc"), async {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            gate.notified().await;
-                            Ok::<_, String>(v("loaded"))
-                        })
-                        .await
-                }));
-            }
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-            gate.notify_one();
-            for t in tasks {
-                assert_eq!(t.await.unwrap().as_deref(), Ok("loaded"));
-            }
-            assert_eq!(calls.load(Ordering::SeqCst), 1);
-            // Cached now: a later call does not load.
-            let again = cache.get_or_load(k("doc"), async { Err("not called".to_string()) }).await;
-            assert_eq!(again.as_deref(), Ok("loaded"));
-            let s = cache.stats();
-            assert_eq!((s.loads, s.coalesced, s.inserts, s.hits), (1, 4, 1, 1));
-        });
-    }
-
-    #[test]
-    fn get_or_load_does_not_cache_failures() {
-        rt().block_on(async {
-            let cache = single(&MockClock::new()).build();
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let leader = cache.get_or_load(k("doc"), async {
-                rx.await.unwrap();
-                Err::<Arc<str>, _>(Arc::<str>::from("unavailable"))
-            });
-            let waiter = cache.get_or_load(k("doc"), async { Ok::<_, Arc<str>>(v("never")) });
-            let release = async {
-                tokio::task::yield_now().await;
-                tx.send(()).unwrap();
-            };
-            let (a, b, ()) = tokio::join!(leader, waiter, release);
-            assert_eq!(a.unwrap_err().as_ref(), "unavailable");
-            assert_eq!(b.unwrap_err().as_ref(), "unavailable");
-            assert!(cache.is_empty());
-            let ok = cache.get_or_load(k("doc"), async { Ok::<_, Arc<str>>(v("fresh")) }).await;
-            assert_eq!(ok.as_deref(), Ok("fresh"));
-            assert!(cache.get("doc").is_some());
-        });
-    }
-
-    #[test]
-    fn get_or_load_returns_an_oversized_value_without_caching_it() {
-        rt().block_on(async {
-            let cache = weighed(&MockClock::new()).max_bytes(8).build();
-            let big = cache.get_or_load(k("doc"), async { Ok::<_, ()>(v("0123456789")) }).await;
-            assert_eq!(big.as_deref(), Ok("0123456789"));
-            assert!(cache.is_empty());
-            assert_eq!(cache.stats().refusals, 1);
-        });
-    }
-
-    #[test]
-    fn get_or_load_with_ttl_expires_the_loaded_value() {
-        rt().block_on(async {
-            let clock = MockClock::new();
-            let cache = single(&clock).build();
-            let loaded = cache
-                .get_or_load_with_ttl(k("url"), Duration::from_secs(5), async { Ok::<_, ()>(v("u1")) })
-                .await;
-            assert_eq!(loaded.as_deref(), Ok("u1"));
-            clock.advance(Duration::from_secs(5));
-            assert_eq!(cache.get("url"), None);
-        });
     }
 
     mod budget_model {

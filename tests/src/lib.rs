@@ -4,7 +4,7 @@
 pub mod pg;
 pub mod s3;
 
-use storehost::app::Stores;
+use storehost::domain::Stores;
 use storehost::capabilities::files::{DirGrant, DirMode};
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
 
@@ -23,9 +23,14 @@ pub fn builtin(name: &str) -> PluginSpec {
 
 /// The spec of the fs plugin on `dir` (preopened read-write as `/data`), without fsync.
 pub fn fs_spec(dir: &std::path::Path) -> PluginSpec {
-    let mut spec = builtin("fs");
-    spec.dirs = vec![DirGrant { guest: "/data".into(), host: dir.to_path_buf(), mode: DirMode::Rw }];
+    let mut spec = scratch_dir_spec(builtin("fs"), dir);
     spec.config.insert("fsync".into(), "false".into());
+    spec
+}
+
+/// `spec` with `dir` preopened read-write as `/data` (what the example plugins store in).
+pub fn scratch_dir_spec(mut spec: PluginSpec, dir: &std::path::Path) -> PluginSpec {
+    spec.dirs = vec![DirGrant { guest: "/data".into(), host: dir.to_path_buf(), mode: DirMode::Rw }];
     spec
 }
 
@@ -34,5 +39,5 @@ pub async fn load(runtime: &Runtime, spec: PluginSpec) -> Plugin {
 }
 
 pub async fn stores(runtime: &Runtime, spec: PluginSpec) -> Stores {
-    Stores::from_plugin(&load(runtime, spec).await)
+    storehost::origin::stores_of(&load(runtime, spec).await)
 }

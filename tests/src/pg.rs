@@ -61,6 +61,6 @@ pub fn grant(url: &str) -> SqlGrant {
 /// The built-in postgres plugin on the database at `url`.
 pub fn postgres_spec(url: &str) -> PluginSpec {
     let mut spec = crate::builtin("postgres");
-    spec.sql = Some(grant(url));
+    spec.grants.sql = Some(grant(url));
     spec
 }

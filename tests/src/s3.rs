@@ -18,7 +18,7 @@ use s3s::dto::{
 };
 use s3s::{S3, S3Request, S3Response, S3Result};
 use sha2::{Digest, Sha256};
-use storehost::capabilities::object_store::{ObjectStoreGrant, StaticCredentials};
+use storehost::capabilities::object_store::ObjectStoreGrant;
 use storehost::runtime::PluginSpec;
 use tokio::net::TcpListener;
 
@@ -170,7 +170,8 @@ impl S3Server {
             endpoint: Some(self.endpoint.clone()),
             region: Some(REGION.into()),
             path_style: true,
-            credentials: Some(StaticCredentials { access_key_id: self.access_key.clone(), secret_access_key: self.secret_key.clone() }),
+            access_key_id: Some(self.access_key.clone()),
+            secret_access_key: Some(self.secret_key.clone()),
             timeout: std::time::Duration::from_secs(10),
             ..ObjectStoreGrant::new(bucket)
         }
@@ -179,7 +180,7 @@ impl S3Server {
     /// The built-in s3 plugin, granted [`BUCKET`].
     pub fn spec(&self) -> PluginSpec {
         let mut spec = crate::builtin("s3");
-        spec.object_store = Some(self.grant());
+        spec.grants.object_store = Some(self.grant());
         spec
     }
 

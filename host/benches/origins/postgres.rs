@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::{Connection, PgPool, Row};
 use storehost::capabilities::sql::SqlGrant;
-use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore, PluginProjectStore, PluginUiStore, ProjectInput, ProjectStore, UiNode, UiOp, UiStore};
+use storehost::domain::{ArtifactStore, Ctx, ProjectInput, ProjectStore, UiNode, UiOp, UiStore};
+use storehost::origin::{PluginArtifactStore, PluginProjectStore, PluginUiStore};
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents as kit_ui;
 
@@ -114,7 +115,7 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
     let db = rt.block_on(BenchDatabase::create());
     let grant = SqlGrant { url: db.url.clone(), max_connections: 4, connect_timeout: Duration::from_secs(5) };
     let mut spec = PluginSpec::new("postgres", "builtin:postgres", storehost::builtin("postgres").unwrap());
-    spec.sql = Some(grant.clone());
+    spec.grants.sql = Some(grant.clone());
     let plugin = rt.block_on(Plugin::load(runtime, spec)).unwrap();
     // The same pool settings as the plugin's grant.
     let pool = {

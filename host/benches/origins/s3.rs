@@ -13,8 +13,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use storehost::capabilities::object_store::{ObjectStoreGrant, StaticCredentials};
-use storehost::domain::{ArtifactMeta, ArtifactStore, Ctx, PluginArtifactStore};
+use storehost::capabilities::object_store::ObjectStoreGrant;
+use storehost::domain::{ArtifactMeta, ArtifactStore, Ctx};
+use storehost::origin::{PluginArtifactStore};
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 
 use crate::support::{Report, compare, time_async};
@@ -86,11 +87,12 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
         endpoint: Some(endpoint),
         region: Some("us-east-1".into()),
         path_style: true,
-        credentials: Some(StaticCredentials { access_key_id, secret_access_key }),
+        access_key_id: Some(access_key_id),
+        secret_access_key: Some(secret_access_key),
         ..ObjectStoreGrant::new(BUCKET)
     };
     let mut spec = PluginSpec::new("s3", "builtin:s3", storehost::builtin("s3").unwrap());
-    spec.object_store = Some(grant.clone());
+    spec.grants.object_store = Some(grant.clone());
     let plugin = rt.block_on(Plugin::load(runtime, spec)).unwrap();
     let artifacts = PluginArtifactStore::new(plugin).unwrap();
     let client = rt.block_on(grant.client()).unwrap();

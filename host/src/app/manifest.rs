@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::units::{Dur, Size};
+use crate::base::Domain;
+use crate::base::units::{Dur, Size};
 use crate::capabilities::files::DirMode;
+use crate::capabilities::{Capability, Grants, capability_table};
 
 /// The manifest `storehost serve` runs without `--manifest`: the built-in fs plugin for every
 /// domain and the runner store under `./.storehost/`, memory and disk caches on.
@@ -39,7 +41,7 @@ workspace = { origin = "files" }
 runner = { origin = "files" }
 "#;
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     #[serde(default)]
@@ -61,7 +63,7 @@ pub struct Manifest {
     pub origin: String,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
@@ -76,21 +78,19 @@ pub struct ServerConfig {
     pub request_timeout: Option<Dur>,
     /// Secret of host-signed artifact URLs (default: random at each start, so URLs end with the
     /// process).
-    #[serde(skip_serializing)]
     pub url_secret: Option<String>,
 }
 
 /// A bearer token of the HTTP API.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
-    #[serde(skip_serializing)]
     pub token: String,
     /// `read` (GET, HEAD), `write` (PUT, POST, DELETE), `admin` (`/v1/admin/*`, `/metrics`).
     pub scopes: Vec<Scope>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
@@ -108,7 +108,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSection {
     /// Directory of the compiled-code cache; unset: compile at every start.
@@ -119,54 +119,72 @@ pub struct RuntimeSection {
     pub max_instances: Option<u32>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
-    pub memory: Option<MemoryCacheConfig>,
-    pub disk: Option<DiskCacheConfig>,
+    pub memory: Option<MemorySection>,
+    pub disk: Option<DiskSection>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MemoryCacheConfig {
+/// `[cache.memory]`: the memory tier's budget, shared by the domains.
+pub struct MemorySection {
     pub max_bytes: Option<Size>,
     pub max_entries: Option<u64>,
     pub ttl: Option<Dur>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DiskCacheConfig {
+/// `[cache.disk]`: the disk tier (artifact blobs).
+pub struct DiskSection {
     pub dir: PathBuf,
     pub max_bytes: Option<Size>,
     pub max_entries: Option<u64>,
     pub ttl: Option<Dur>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    /// `builtin:NAME`, or a path to a `.wasm` component (relative to the manifest).
-    pub source: String,
-    pub instances: Option<u32>,
-    pub timeout: Option<Dur>,
-    pub memory_limit: Option<Size>,
-    /// Calls that may wait for a free instance.
-    pub queue: Option<u32>,
-    /// The plugin's own settings, readable through `storehost:host/config`.
-    #[serde(default)]
-    pub config: BTreeMap<String, ConfigValue>,
-    /// Preopened directories: guest path → host directory.
-    #[serde(default)]
-    pub dirs: BTreeMap<String, DirConfig>,
-    /// Grants `storehost:host/sql`.
-    pub sql: Option<SqlGrant>,
-    /// Grants `storehost:host/object-store`.
-    pub object_store: Option<ObjectStoreGrant>,
+/// Declares [`PluginConfig`] with a key per granted capability of the capability table.
+macro_rules! plugin_config {
+    (
+        always { $($always:ident: $always_ty:ty),* $(,)? }
+        granted { $($(#[$doc:meta])* $key:ident: $capability:ty),* $(,)? }
+    ) => {
+        /// `[plugins.NAME]`: a component, its limits, its config, its directories and its grants.
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct PluginConfig {
+            /// `builtin:NAME`, or a path to a `.wasm` component (relative to the manifest).
+            pub source: String,
+            pub instances: Option<u32>,
+            pub timeout: Option<Dur>,
+            pub memory_limit: Option<Size>,
+            /// Calls that may wait for a free instance.
+            pub queue: Option<u32>,
+            /// The plugin's own settings, readable through `storehost:host/config`.
+            #[serde(default)]
+            pub config: BTreeMap<String, ConfigValue>,
+            /// Preopened directories: guest path → host directory.
+            #[serde(default)]
+            pub dirs: BTreeMap<String, DirConfig>,
+            $($(#[$doc])* pub $key: Option<<$capability as Capability>::Grant>,)*
+        }
+
+        impl PluginConfig {
+            /// The capabilities this table grants.
+            pub fn grants(&self) -> Grants {
+                Grants { $($key: self.$key.clone()),* }
+            }
+        }
+    };
 }
 
+capability_table!(plugin_config! {});
+
+
 /// A config value: strings, numbers and booleans are passed to the plugin as text.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum ConfigValue {
     Text(String),
@@ -186,7 +204,7 @@ impl fmt::Display for ConfigValue {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirConfig {
     pub host: PathBuf,
@@ -208,29 +226,7 @@ impl<'de> Deserialize<'de> for DirMode {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlGrant {
-    pub url: String,
-    pub max_connections: Option<u32>,
-    pub connect_timeout: Option<Dur>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectStoreGrant {
-    pub bucket: String,
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    #[serde(default)]
-    pub path_style: bool,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub timeout: Option<Dur>,
-    pub max_retries: Option<u32>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Domains {
     pub artifact: Option<DomainConfig>,
@@ -240,8 +236,26 @@ pub struct Domains {
     pub runner: Option<DomainConfig>,
 }
 
+impl Domains {
+    /// The binding of `domain`, if the manifest has one.
+    pub fn get(&self, domain: Domain) -> Option<&DomainConfig> {
+        match domain {
+            Domain::Artifact => self.artifact.as_ref(),
+            Domain::Project => self.project.as_ref(),
+            Domain::Ui => self.ui.as_ref(),
+            Domain::Workspace => self.workspace.as_ref(),
+            Domain::Runner => self.runner.as_ref(),
+        }
+    }
+
+    /// Every bound domain with its binding.
+    pub fn iter(&self) -> impl Iterator<Item = (Domain, &DomainConfig)> {
+        Domain::ALL.into_iter().filter_map(|d| self.get(d).map(|c| (d, c)))
+    }
+}
+
 /// Which plugin is a domain's origin, and the domain's cache settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainConfig {
     pub origin: String,
@@ -311,18 +325,10 @@ impl Manifest {
 
     /// Checks what serde cannot: references between tables.
     fn validate(&self) -> Result<(), ManifestError> {
-        let domains = [
-            ("artifact", &self.domains.artifact),
-            ("project", &self.domains.project),
-            ("ui", &self.domains.ui),
-            ("workspace", &self.domains.workspace),
-            ("runner", &self.domains.runner),
-        ];
-        for (name, domain) in domains {
-            let Some(domain) = domain else { continue };
+        for (name, domain) in self.domains.iter() {
             let mut refs = vec![("origin", &domain.origin)];
             if let Some(artifacts) = &domain.artifacts {
-                if name != "project" {
+                if name != Domain::Project {
                     return Err(self.key_error(format!("domains.{name}.artifacts"), "only the project domain has an `artifacts` origin"));
                 }
                 refs.push(("artifacts", artifacts));

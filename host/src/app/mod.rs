@@ -1,7 +1,14 @@
-//! Wiring: from a manifest to loaded plugins and one store per domain.
+//! Wiring: from a manifest to loaded plugins and one store per domain, each built in layers:
+//!
+//! ```text
+//! cache (Cached*Store, when the domain is cached) → meter (Metered) → origin (Plugin*Store)
+//! ```
+//!
+//! The meter sits under the cache, so it counts the calls that reach the origin, and the
+//! cache's own counters count what it answered.
 
 pub mod manifest;
-pub mod units;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,63 +17,55 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 pub use manifest::{Manifest, ManifestError};
+pub use metrics::{DomainMetrics, render_prometheus};
 
-use crate::cache::metrics::{DomainMetrics, MetricsSource};
-use crate::cache::{
-    CacheConfig, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig, MeteredRunnerStore,
-};
+use crate::base::Domain;
+use crate::cache::{CacheConfig, CacheMetrics, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig};
 use crate::capabilities::files::{DirGrant, DirMode};
-use crate::capabilities::object_store::{ObjectStoreGrant, StaticCredentials};
 use crate::domain::{
-    ArtifactStore, PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore,
-    PluginWorkspaceStore, ProjectArtifactStore, ProjectStore, RunnerStore, UiStore, WorkspaceStore,
+    ArtifactOperation, ArtifactStore, Operation, ProjectArtifactStore, ProjectOperation, ProjectStore, RunnerOperation, Stores, UiOperation,
+    UiStore, WorkspaceOperation, WorkspaceStore,
+};
+use crate::metering::{Metered, OriginMeter, OriginStats};
+use crate::origin::{
+    PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore, PluginWorkspaceStore,
 };
 use crate::runtime::{Plugin, PluginSettings, PluginSpec, Runtime, RuntimeConfig};
 
-/// The store of each configured domain (`None` when the manifest does not bind it).
-#[derive(Clone, Default)]
-pub struct Stores {
-    pub artifact: Option<Arc<dyn ArtifactStore>>,
-    pub project: Option<Arc<dyn ProjectStore>>,
-    pub project_artifacts: Option<Arc<dyn ProjectArtifactStore>>,
-    pub ui: Option<Arc<dyn UiStore>>,
-    pub workspace: Option<Arc<dyn WorkspaceStore>>,
-    pub runner: Option<Arc<dyn RunnerStore>>,
-}
-
-/// The cached stores, by their concrete types: for metrics, invalidation and shutdown.
+/// The cached stores, by their concrete types: what invalidation reaches.
 #[derive(Clone, Default)]
 pub struct Caches {
     pub artifact: Option<Arc<CachedArtifactStore>>,
     pub project: Option<Arc<CachedProjectStore>>,
     pub ui: Option<Arc<CachedUiStore>>,
     pub workspace: Option<Arc<CachedWorkspaceStore>>,
-    pub runner: Option<Arc<MeteredRunnerStore>>,
 }
 
 impl Caches {
-    /// The metrics of every domain that has a store.
-    pub fn metrics(&self) -> Vec<DomainMetrics> {
-        let mut out = Vec::new();
-        let sources: [Option<&dyn MetricsSource>; 5] = [
-            self.artifact.as_deref().map(|s| s as _),
-            self.project.as_deref().map(|s| s as _),
-            self.ui.as_deref().map(|s| s as _),
-            self.workspace.as_deref().map(|s| s as _),
-            self.runner.as_deref().map(|s| s as _),
-        ];
-        for source in sources.into_iter().flatten() {
-            out.push(source.metrics());
-        }
-        out
+    /// Whether `domain` has a cache in front of its origin.
+    pub fn is_cached(&self, domain: Domain) -> bool {
+        self.of(domain).is_some()
     }
 
-    /// Persists what the caches keep on disk (at shutdown).
-    pub fn flush(&self) -> Result<()> {
-        if let Some(artifact) = &self.artifact {
-            artifact.flush()?;
+    fn of(&self, domain: Domain) -> Option<&dyn CacheMetrics> {
+        match domain {
+            Domain::Artifact => self.artifact.as_deref().map(|c| c as _),
+            Domain::Project => self.project.as_deref().map(|c| c as _),
+            Domain::Ui => self.ui.as_deref().map(|c| c as _),
+            Domain::Workspace => self.workspace.as_deref().map(|c| c as _),
+            Domain::Runner => None,
         }
-        Ok(())
+    }
+}
+
+/// Something that can report an [`OriginStats`] snapshot: any domain's meter.
+trait Meter: Send + Sync {
+    fn snapshot(&self) -> OriginStats;
+}
+
+impl<O: Operation> Meter for OriginMeter<O> {
+    fn snapshot(&self) -> OriginStats {
+        OriginMeter::snapshot(self)
     }
 }
 
@@ -75,11 +74,12 @@ pub struct App {
     pub manifest: Manifest,
     pub runtime: Runtime,
     pub plugins: BTreeMap<String, Plugin>,
-    /// What services use: each domain's cached store (the origin only where caching is off).
+    /// What services use: each domain's outermost layer.
     pub stores: Stores,
-    /// The plugin-backed origins under the caches.
+    /// The plugin-backed origins alone (no meter, no cache), for probes.
     pub origins: Stores,
     pub caches: Caches,
+    meters: Vec<Arc<dyn Meter>>,
 }
 
 impl App {
@@ -97,40 +97,149 @@ impl App {
             plugins.insert(name.clone(), plugin);
         }
         let origins = bind_domains(&manifest, &plugins)?;
-        let (stores, caches) = wrap_in_caches(&manifest, &origins)?;
-        Ok(App { manifest, runtime, plugins, stores, origins, caches })
+        let layers = Layers::over(&manifest, &origins)?;
+        Ok(App { manifest, runtime, plugins, stores: layers.stores, origins, caches: layers.caches, meters: layers.meters })
+    }
+
+    /// The metrics of every bound domain: its origin calls and, when it is cached, its caches.
+    pub fn metrics(&self) -> Vec<DomainMetrics> {
+        self.meters
+            .iter()
+            .map(|meter| {
+                let origin = meter.snapshot();
+                let cache = self.caches.of(origin.domain);
+                DomainMetrics::new(origin, cache)
+            })
+            .collect()
+    }
+
+    /// Persists what the caches keep on disk (at shutdown).
+    pub fn flush(&self) -> Result<()> {
+        for domain in Domain::ALL {
+            if let Some(cache) = self.caches.of(domain) {
+                cache.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The layers over the origins: what services use, the caches, the meters.
+#[derive(Default)]
+struct Layers {
+    stores: Stores,
+    caches: Caches,
+    meters: Vec<Arc<dyn Meter>>,
+}
+
+impl Layers {
+    /// Puts a meter over each origin and, where the domain is cached, a cache over the meter.
+    fn over(manifest: &Manifest, origins: &Stores) -> Result<Layers> {
+        let mut layers = Layers::default();
+        let origins = origins.clone();
+        if let Some(origin) = origins.artifact {
+            let metered: Arc<dyn ArtifactStore> = Arc::new(Metered::new(origin, layers.meter::<ArtifactOperation>()));
+            layers.stores.artifact = Some(match cache_config(manifest, Domain::Artifact) {
+                Some(config) => {
+                    let cached = Arc::new(
+                        CachedArtifactStore::new(metered, config)
+                            .with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
+                    );
+                    layers.caches.artifact = Some(cached.clone());
+                    cached
+                }
+                None => metered,
+            });
+        }
+        if let (Some(origin), Some(meta)) = (origins.project, origins.project_artifacts) {
+            let meter = layers.meter::<ProjectOperation>();
+            let origin: Arc<dyn ProjectStore> = Arc::new(Metered::new(origin, meter.clone()));
+            let meta: Arc<dyn ProjectArtifactStore> = Arc::new(Metered::new(meta, meter));
+            match cache_config(manifest, Domain::Project) {
+                Some(config) => {
+                    let cached = Arc::new(CachedProjectStore::new(origin, meta, config));
+                    layers.stores.project = Some(cached.clone());
+                    layers.stores.project_artifacts = Some(cached.clone());
+                    layers.caches.project = Some(cached);
+                }
+                None => {
+                    layers.stores.project = Some(origin);
+                    layers.stores.project_artifacts = Some(meta);
+                }
+            }
+        }
+        if let Some(origin) = origins.ui {
+            let metered: Arc<dyn UiStore> = Arc::new(Metered::new(origin, layers.meter::<UiOperation>()));
+            layers.stores.ui = Some(match cache_config(manifest, Domain::Ui) {
+                Some(config) => {
+                    let cached = Arc::new(CachedUiStore::new(metered, config));
+                    layers.caches.ui = Some(cached.clone());
+                    cached
+                }
+                None => metered,
+            });
+        }
+        if let Some(origin) = origins.workspace {
+            let metered: Arc<dyn WorkspaceStore> = Arc::new(Metered::new(origin, layers.meter::<WorkspaceOperation>()));
+            layers.stores.workspace = Some(match cache_config(manifest, Domain::Workspace) {
+                Some(config) => {
+                    let cached = Arc::new(CachedWorkspaceStore::new(metered, config));
+                    layers.caches.workspace = Some(cached.clone());
+                    cached
+                }
+                None => metered,
+            });
+        }
+        // Runner files are never cached (the seed keeps them apart), only metered.
+        if let Some(origin) = origins.runner {
+            layers.stores.runner = Some(Arc::new(Metered::new(origin, layers.meter::<RunnerOperation>())));
+        }
+        Ok(layers)
+    }
+
+    /// A new meter of a domain's operations, reported by [`App::metrics`].
+    fn meter<O: Operation>(&mut self) -> Arc<OriginMeter<O>> {
+        let meter = Arc::new(OriginMeter::<O>::new());
+        self.meters.push(meter.clone());
+        meter
     }
 }
 
 /// Shares of `[cache.memory] max_bytes` for domains that set no budget of their own.
-const MEMORY_SHARES: [(&str, f64); 4] = [("artifact", 0.6), ("project", 0.1), ("ui", 0.15), ("workspace", 0.15)];
+fn memory_share(domain: Domain) -> f64 {
+    match domain {
+        Domain::Artifact => 0.6,
+        Domain::Project => 0.1,
+        Domain::Ui | Domain::Workspace => 0.15,
+        Domain::Runner => 0.0,
+    }
+}
 
-/// The cache settings of a domain from `[cache]` and `[domains.NAME]`; `None` when its caching
-/// is off.
-pub fn cache_config(manifest: &Manifest, domain: &str) -> Option<CacheConfig> {
-    let d = &manifest.domains;
-    let config = match domain {
-        "artifact" => d.artifact.as_ref(),
-        "project" => d.project.as_ref(),
-        "ui" => d.ui.as_ref(),
-        "workspace" => d.workspace.as_ref(),
-        _ => None,
-    }?;
+/// The cache settings of a domain from `[cache]` and `[domains.NAME]`; `None` when it is not
+/// cached (runner files never are).
+pub fn cache_config(manifest: &Manifest, domain: Domain) -> Option<CacheConfig> {
+    if domain == Domain::Runner {
+        return None;
+    }
+    let config = manifest.domains.get(domain)?;
     if config.cache == Some(false) {
         return None;
     }
     let memory = manifest.cache.memory.as_ref();
     let defaults = CacheConfig::default();
-    let share = MEMORY_SHARES.iter().find(|(name, _)| *name == domain).map_or(0.1, |(_, s)| *s);
     let total = memory.and_then(|m| m.max_bytes).map(|s| s.0);
     let mut cache = CacheConfig {
         ttl: config.ttl.or(memory.and_then(|m| m.ttl)).map_or(defaults.ttl, |t| t.0),
-        max_bytes: config.max_bytes.map(|s| s.0).or(total.map(|t| (t as f64 * share) as u64)).unwrap_or(defaults.max_bytes),
+        max_bytes: config
+            .max_bytes
+            .map(|s| s.0)
+            .or(total.map(|t| (t as f64 * memory_share(domain)) as u64))
+            .unwrap_or(defaults.max_bytes),
         max_entries: memory.and_then(|m| m.max_entries),
         ..defaults
     };
     // The disk tier holds artifact blobs, unless the domain turns it off.
-    if let (Some(disk), "artifact", true) = (&manifest.cache.disk, domain, config.disk != Some(false)) {
+    if let (Some(disk), Domain::Artifact, true) = (&manifest.cache.disk, domain, config.disk != Some(false)) {
         let mut tier = DiskStoreConfig::new(manifest.resolve(&disk.dir).join("artifact"));
         if let Some(max) = disk.max_bytes {
             tier = tier.max_bytes(max.0);
@@ -142,40 +251,6 @@ pub fn cache_config(manifest: &Manifest, domain: &str) -> Option<CacheConfig> {
         cache.disk = Some(tier);
     }
     Some(cache)
-}
-
-fn wrap_in_caches(manifest: &Manifest, origins: &Stores) -> Result<(Stores, Caches)> {
-    let mut stores = origins.clone();
-    let mut caches = Caches::default();
-    if let (Some(origin), Some(config)) = (&origins.artifact, cache_config(manifest, "artifact")) {
-        let cached = Arc::new(
-            CachedArtifactStore::new(origin.clone(), config).with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
-        );
-        stores.artifact = Some(cached.clone());
-        caches.artifact = Some(cached);
-    }
-    if let (Some(origin), Some(meta), Some(config)) = (&origins.project, &origins.project_artifacts, cache_config(manifest, "project")) {
-        let cached = Arc::new(CachedProjectStore::new(origin.clone(), meta.clone(), config));
-        stores.project = Some(cached.clone());
-        stores.project_artifacts = Some(cached.clone());
-        caches.project = Some(cached);
-    }
-    if let (Some(origin), Some(config)) = (&origins.ui, cache_config(manifest, "ui")) {
-        let cached = Arc::new(CachedUiStore::new(origin.clone(), config));
-        stores.ui = Some(cached.clone());
-        caches.ui = Some(cached);
-    }
-    if let (Some(origin), Some(config)) = (&origins.workspace, cache_config(manifest, "workspace")) {
-        let cached = Arc::new(CachedWorkspaceStore::new(origin.clone(), config));
-        stores.workspace = Some(cached.clone());
-        caches.workspace = Some(cached);
-    }
-    if let Some(origin) = &origins.runner {
-        let metered = Arc::new(MeteredRunnerStore::new(origin.clone()));
-        stores.runner = Some(metered.clone());
-        caches.runner = Some(metered);
-    }
-    Ok((stores, caches))
 }
 
 pub fn runtime_config(manifest: &Manifest) -> RuntimeConfig {
@@ -228,69 +303,48 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
         }
         dirs.push(DirGrant { guest: guest.clone(), host, mode: dir.mode });
     }
+    let grants = cfg.grants();
+    if let Some((field, problem)) = grants.object_store.as_ref().and_then(|g| g.problem()) {
+        bail!("{}: {problem}", key(&field.map_or("object_store".to_string(), |f| format!("object_store.{f}"))));
+    }
     let mut spec = PluginSpec::new(name, cfg.source.clone(), wasm);
     spec.settings = settings;
     spec.config = cfg.config.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
     spec.dirs = dirs;
-    spec.sql = cfg.sql.as_ref().map(|g| crate::capabilities::sql::SqlGrant {
-        url: g.url.clone(),
-        max_connections: g.max_connections.unwrap_or(8),
-        connect_timeout: g.connect_timeout.map_or(std::time::Duration::from_secs(5), |d| d.0),
-    });
-    spec.object_store = cfg.object_store.as_ref().map(|g| object_store_grant(g, &key)).transpose()?;
+    spec.grants = grants;
     Ok(spec)
 }
 
-/// The manifest's `object_store` table as a grant; `key` names a field for messages.
-fn object_store_grant(g: &manifest::ObjectStoreGrant, key: &dyn Fn(&str) -> String) -> Result<ObjectStoreGrant> {
-    let credentials = match (&g.access_key_id, &g.secret_access_key) {
-        (Some(id), Some(secret)) => Some(StaticCredentials { access_key_id: id.clone(), secret_access_key: secret.clone() }),
-        (None, None) => None,
-        _ => bail!("{}: access_key_id and secret_access_key go together (or leave both out for the AWS environment's credentials)", key("object_store")),
-    };
-    let grant = ObjectStoreGrant {
-        bucket: g.bucket.clone(),
-        endpoint: g.endpoint.clone(),
-        region: g.region.clone(),
-        path_style: g.path_style,
-        credentials,
-        timeout: g.timeout.map_or(ObjectStoreGrant::DEFAULT_TIMEOUT, |d| d.0),
-        max_retries: g.max_retries.unwrap_or(ObjectStoreGrant::DEFAULT_MAX_RETRIES),
-    };
-    if let Some((field, problem)) = grant.problem() {
-        bail!("{}: {problem}", key(&format!("object_store.{field}")));
-    }
-    Ok(grant)
-}
-
+/// The plugin-backed origin of every bound domain.
 fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Result<Stores> {
     let d = &manifest.domains;
-    let bind = |domain: &str, field: &str, name: &str| -> Result<Plugin> {
+    let bind = |domain: Domain, field: &str, name: &str| -> Result<Plugin> {
         plugins.get(name).cloned().with_context(|| format!("{}: domains.{domain}.{field}: no plugin {name:?}", manifest.origin))
     };
-    let context = |domain: &str, field: &str| format!("{}: domains.{domain}.{field}", manifest.origin);
+    let context = |domain: Domain, field: &str| format!("{}: domains.{domain}.{field}", manifest.origin);
     let mut stores = Stores::default();
     if let Some(c) = &d.artifact {
-        let store = PluginArtifactStore::new(bind("artifact", "origin", &c.origin)?).with_context(|| context("artifact", "origin"))?;
+        let store = PluginArtifactStore::new(bind(Domain::Artifact, "origin", &c.origin)?).with_context(|| context(Domain::Artifact, "origin"))?;
         stores.artifact = Some(Arc::new(store));
     }
     if let Some(c) = &d.project {
-        let state = PluginProjectStore::new(bind("project", "origin", &c.origin)?).with_context(|| context("project", "origin"))?;
+        let state = PluginProjectStore::new(bind(Domain::Project, "origin", &c.origin)?).with_context(|| context(Domain::Project, "origin"))?;
         let meta_name = c.artifacts.as_deref().unwrap_or(&c.origin);
-        let meta = PluginProjectArtifactStore::new(bind("project", "artifacts", meta_name)?).with_context(|| context("project", "artifacts"))?;
+        let meta = PluginProjectArtifactStore::new(bind(Domain::Project, "artifacts", meta_name)?)
+            .with_context(|| context(Domain::Project, "artifacts"))?;
         stores.project = Some(Arc::new(state));
         stores.project_artifacts = Some(Arc::new(meta));
     }
     if let Some(c) = &d.ui {
-        let store = PluginUiStore::new(bind("ui", "origin", &c.origin)?).with_context(|| context("ui", "origin"))?;
+        let store = PluginUiStore::new(bind(Domain::Ui, "origin", &c.origin)?).with_context(|| context(Domain::Ui, "origin"))?;
         stores.ui = Some(Arc::new(store));
     }
     if let Some(c) = &d.workspace {
-        let store = PluginWorkspaceStore::new(bind("workspace", "origin", &c.origin)?).with_context(|| context("workspace", "origin"))?;
+        let store = PluginWorkspaceStore::new(bind(Domain::Workspace, "origin", &c.origin)?).with_context(|| context(Domain::Workspace, "origin"))?;
         stores.workspace = Some(Arc::new(store));
     }
     if let Some(c) = &d.runner {
-        let store = PluginRunnerStore::new(bind("runner", "origin", &c.origin)?).with_context(|| context("runner", "origin"))?;
+        let store = PluginRunnerStore::new(bind(Domain::Runner, "origin", &c.origin)?).with_context(|| context(Domain::Runner, "origin"))?;
         stores.runner = Some(Arc::new(store));
     }
     Ok(stores)

@@ -13,10 +13,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storehost_primitives::DiskStore;
 
-use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
-use super::read_through::ReadThrough;
-use super::{CacheConfig, outcome_unknown, weight_str};
-use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Ctx, Result};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
+use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Ctx, Result, Served};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ListKey {
@@ -32,7 +30,6 @@ pub struct CachedArtifactStore {
     urls: ReadThrough<(String, u32), Option<String>>,
     disk: Option<DiskStore>,
     ttl: Duration,
-    meter: OriginMeter,
 }
 
 fn meta_weight(m: &ArtifactMeta) -> usize {
@@ -53,7 +50,7 @@ fn decode(bytes: Bytes) -> Option<Artifact> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let meta: ArtifactMeta = serde_json::from_slice(bytes.get(4..4 + len)?).ok()?;
     let body = bytes.slice(4 + len..);
-    (body.len() as u64 == meta.size).then_some(Artifact { meta, body })
+    (body.len() as u64 == meta.size).then_some(Artifact { meta, body, served: Served::Disk })
 }
 
 impl CachedArtifactStore {
@@ -74,29 +71,7 @@ impl CachedArtifactStore {
             }),
             disk,
             ttl: config.ttl,
-            meter: OriginMeter::default(),
         })
-    }
-
-    /// [`ArtifactStore::get`], also telling whether the memory tier answered (a hit: no disk
-    /// or origin read) — one lookup, for callers that report it (the HTTP `X-Cache` header).
-    pub async fn get_reporting(&self, ctx: &Ctx, key: &str) -> Result<(Artifact, bool)> {
-        let owned = key.to_string();
-        let from_disk = AtomicBool::new(false);
-        let load = async {
-            if let Some(artifact) = self.disk_get(key) {
-                from_disk.store(true, Ordering::Relaxed);
-                return Ok(artifact);
-            }
-            self.meter.call("get", self.origin.get(ctx, key)).await
-        };
-        self.blobs
-            .lookup(&owned, None, load, |artifact| {
-                if !from_disk.load(Ordering::Relaxed) {
-                    self.disk_put(artifact)
-                }
-            })
-            .await
     }
 
     /// Drops the cached blob of `key`, in memory and on disk.
@@ -127,14 +102,6 @@ impl CachedArtifactStore {
         }
     }
 
-    /// Flushes the disk tier's index (at shutdown).
-    pub fn flush(&self) -> anyhow::Result<()> {
-        if let Some(disk) = &self.disk {
-            disk.flush()?;
-        }
-        Ok(())
-    }
-
     fn disk_get(&self, key: &str) -> Option<Artifact> {
         let disk = self.disk.as_ref()?;
         match disk.get(key) {
@@ -163,74 +130,99 @@ impl CachedArtifactStore {
         }
     }
 
-    /// After a write to `key` whose outcome is unknown, nothing cached about it can be trusted.
-    fn forget_on_unknown<T>(&self, key: &str, result: &Result<T>) {
-        if outcome_unknown(result) {
-            self.invalidate_key(key);
-            self.invalidate_lists_for(key);
-        }
+    /// Drops everything cached about `key`: its blob, its URLs, the lists that could hold it.
+    fn forget(&self, key: &str) {
+        self.invalidate_key(key);
+        self.invalidate_lists_for(key);
     }
 }
 
 #[async_trait]
 impl ArtifactStore for CachedArtifactStore {
     async fn put(&self, ctx: &Ctx, key: &str, body: Bytes, content_type: Option<String>) -> Result<ArtifactMeta> {
-        let result = self.meter.call("put", self.origin.put(ctx, key, body.clone(), content_type)).await;
-        self.forget_on_unknown(key, &result);
-        let meta = result?;
-        let artifact = Artifact { meta: meta.clone(), body };
-        self.blobs.store_then(key.to_string(), artifact.clone(), || self.disk_put(&artifact));
-        self.invalidate_lists_for(key);
-        self.invalidate_urls(key);
-        Ok(meta)
+        let result = self.origin.put(ctx, key, body.clone(), content_type).await;
+        match written(&result) {
+            Written::Done(meta) => {
+                let artifact = Artifact::new(meta.clone(), body);
+                self.blobs.store_then(key.to_string(), artifact.clone(), || self.disk_put(&artifact));
+                self.invalidate_lists_for(key);
+                self.invalidate_urls(key);
+            }
+            Written::Stale => self.forget(key),
+            Written::Refused => {}
+        }
+        result
     }
 
+    /// Memory, then disk, then the origin; the artifact says which answered.
     async fn get(&self, ctx: &Ctx, key: &str) -> Result<Artifact> {
-        self.get_reporting(ctx, key).await.map(|(artifact, _)| artifact)
+        let owned = key.to_string();
+        let from_disk = AtomicBool::new(false);
+        let load = async {
+            if let Some(artifact) = self.disk_get(key) {
+                from_disk.store(true, Ordering::Relaxed);
+                return Ok(artifact);
+            }
+            self.origin.get(ctx, key).await
+        };
+        let (mut artifact, hit) = self
+            .blobs
+            .lookup(&owned, None, load, |artifact| {
+                if !from_disk.load(Ordering::Relaxed) {
+                    self.disk_put(artifact)
+                }
+            })
+            .await?;
+        if hit {
+            artifact.served = Served::Memory;
+        }
+        Ok(artifact)
     }
 
     async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {
         if let Some(artifact) = self.blobs.get(&key.to_string()) {
             return Ok(artifact.meta);
         }
-        self.meter.call("head", self.origin.head(ctx, key)).await
+        self.origin.head(ctx, key).await
     }
 
     async fn list(&self, ctx: &Ctx, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ArtifactPage> {
         let key = ListKey { prefix: prefix.to_string(), cursor: cursor.map(String::from), limit };
-        self.lists.get_or_load(&key, self.meter.call("list", self.origin.list(ctx, prefix, cursor, limit))).await
+        self.lists.get_or_load(&key, self.origin.list(ctx, prefix, cursor, limit)).await
     }
 
     async fn get_url(&self, ctx: &Ctx, key: &str, expires_in_secs: u32) -> Result<Option<String>> {
         let ttl = Duration::from_secs(u64::from(expires_in_secs) / 2).min(self.ttl);
         if ttl.is_zero() {
-            return self.meter.call("get-url", self.origin.get_url(ctx, key, expires_in_secs)).await;
+            return self.origin.get_url(ctx, key, expires_in_secs).await;
         }
-        let load = self.meter.call("get-url", self.origin.get_url(ctx, key, expires_in_secs));
+        let load = self.origin.get_url(ctx, key, expires_in_secs);
         self.urls.get_or_load_with_ttl(&(key.to_string(), expires_in_secs), Some(ttl), load).await
     }
 
     async fn delete(&self, ctx: &Ctx, key: &str) -> Result<()> {
-        let result = self.meter.call("delete", self.origin.delete(ctx, key)).await;
-        if result.is_ok() || outcome_unknown(&result) {
-            self.invalidate_key(key);
-            self.invalidate_lists_for(key);
+        let result = self.origin.delete(ctx, key).await;
+        if !matches!(written(&result), Written::Refused) {
+            self.forget(key);
         }
         result
     }
 }
 
-impl MetricsSource for CachedArtifactStore {
-    fn metrics(&self) -> DomainMetrics {
-        DomainMetrics {
-            domain: "artifact",
-            caches: vec![
-                NamedCache { name: "blob", stats: self.blobs.stats(), coalescing: self.blobs.coalescing() },
-                NamedCache { name: "list", stats: self.lists.stats(), coalescing: self.lists.coalescing() },
-                NamedCache { name: "url", stats: self.urls.stats(), coalescing: self.urls.coalescing() },
-            ],
-            disk: self.disk.as_ref().map(DiskStore::stats),
-            origin: self.meter.snapshot(),
+impl CacheMetrics for CachedArtifactStore {
+    fn caches(&self) -> Vec<NamedCache> {
+        vec![NamedCache::of("blob", &self.blobs), NamedCache::of("list", &self.lists), NamedCache::of("url", &self.urls)]
+    }
+
+    fn disk(&self) -> Option<storehost_primitives::DiskStats> {
+        self.disk.as_ref().map(DiskStore::stats)
+    }
+
+    /// Flushes the disk tier's index.
+    fn flush(&self) -> anyhow::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.flush()?;
         }
+        Ok(())
     }
 }

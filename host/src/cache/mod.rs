@@ -1,32 +1,31 @@
-//! Caching decorators: one `Cached*Store` per domain, implementing the same trait as the origin
+//! Caching decorators: one `Cached*Store` per domain, implementing the same trait as the store
 //! it wraps, so services are given the cached store and never the origin (the seed's "Unified
-//! Domain Pattern").
+//! Domain Pattern"). They cache and nothing else: the origin calls under them are metered by
+//! `crate::metering`, which the wiring puts between a cache and its origin.
 //!
-//! Layers, outermost first: memory tier (LRU+TTL, coalesced loads) → disk tier (artifact
-//! blobs, when configured; a disk hit is promoted to memory) → origin (a plugin), with every
-//! origin call counted by an [`OriginMeter`]. Failures are never cached; a write whose outcome
-//! is unknown (timeout, trap, unavailable) invalidates what it touched. Invalidation is a method
-//! of each store (by key, by prefix, by project, by workspace), so invalidation events from
-//! other hosts can call the same methods.
+//! Layers, outermost first: memory tier (LRU+TTL, coalesced loads, generation-guarded fills) →
+//! disk tier (artifact blobs, when configured; a disk hit is promoted to memory) → the wrapped
+//! store. Failures are never cached; what a write's result means for the cache is decided in
+//! one place ([`written`]). Invalidation is a method of each store (by key, by prefix, by
+//! project, by workspace), so invalidation events from other hosts can call the same methods.
 
 pub mod artifact;
-pub mod metrics;
 pub mod project;
-pub mod read_through;
-pub mod runner;
 pub mod ui;
 pub mod workspace;
 
 use std::time::Duration;
 
 pub use artifact::CachedArtifactStore;
-pub use metrics::{DomainMetrics, MetricsSource, OriginMeter, OriginStats};
 pub use project::CachedProjectStore;
-pub use read_through::{SharedClock, TierConfig};
-pub use runner::MeteredRunnerStore;
-pub use storehost_primitives::{DiskStoreConfig, FsyncPolicy};
+pub use storehost_primitives::{CacheStats, CoalescerStats, DiskStats, DiskStoreConfig, FsyncPolicy, SharedClock, TierConfig};
 pub use ui::CachedUiStore;
 pub use workspace::CachedWorkspaceStore;
+
+use crate::base::{ErrorKind, Result, StoreError};
+
+/// The memory tier of a cached store.
+pub(crate) type ReadThrough<K, V> = storehost_primitives::ReadThrough<K, V, StoreError>;
 
 /// Cache settings of one domain.
 #[derive(Clone, Debug)]
@@ -81,12 +80,60 @@ impl CacheConfig {
     }
 }
 
+/// One cache of a domain, by name (`blob`, `list`, `project`, …), with its counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedCache {
+    pub name: &'static str,
+    pub stats: CacheStats,
+    pub coalescing: CoalescerStats,
+}
+
+impl NamedCache {
+    pub(crate) fn of<K, V>(name: &'static str, tier: &ReadThrough<K, V>) -> Self
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        Self { name, stats: tier.stats(), coalescing: tier.coalescing() }
+    }
+}
+
+/// What a cached store reports of its caches.
+pub trait CacheMetrics: Send + Sync {
+    /// Its memory caches.
+    fn caches(&self) -> Vec<NamedCache>;
+    /// Its disk tier, if it has one.
+    fn disk(&self) -> Option<DiskStats> {
+        None
+    }
+    /// Persists what it keeps on disk (at shutdown).
+    fn flush(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a write's result means for what the cache holds of what the write touched.
+#[derive(Debug)]
+pub(crate) enum Written<'a, T> {
+    /// The origin acknowledged the write: cache what it returned.
+    Done(&'a T),
+    /// The write may have happened (its outcome is unknown), or it lost to another writer (a
+    /// conflict): what is cached may be older than the origin, so drop it.
+    Stale,
+    /// The origin refused the write and nothing changed: what is cached stays.
+    Refused,
+}
+
+/// The one rule for every cached write: see [`Written`].
+pub(crate) fn written<T>(result: &Result<T>) -> Written<'_, T> {
+    match result {
+        Ok(value) => Written::Done(value),
+        Err(e) if e.kind() == ErrorKind::Conflict || e.outcome_unknown() => Written::Stale,
+        Err(_) => Written::Refused,
+    }
+}
+
 /// Approximate bytes of a string held in a cache entry.
 pub(crate) fn weight_str(s: &str) -> usize {
     s.len() + std::mem::size_of::<String>()
-}
-
-/// True when `result` is a failure after which the write may or may not have happened.
-pub(crate) fn outcome_unknown<T>(result: &crate::domain::Result<T>) -> bool {
-    result.as_ref().is_err_and(crate::domain::StoreError::outcome_unknown)
 }

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
-use super::read_through::ReadThrough;
-use super::{CacheConfig, outcome_unknown, weight_str};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
 use crate::domain::{Ctx, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Result};
 
 pub struct CachedProjectStore {
@@ -20,7 +18,6 @@ pub struct CachedProjectStore {
     meta: Arc<dyn ProjectArtifactStore>,
     projects: ReadThrough<String, Project>,
     artifacts: ReadThrough<String, Arc<Vec<ProjectArtifact>>>,
-    meter: OriginMeter,
 }
 
 #[allow(clippy::ptr_arg)] // a weigher is fn(&K, &V), and K is String
@@ -40,7 +37,6 @@ impl CachedProjectStore {
             meta,
             projects: ReadThrough::new(&config.tier(0.6), project_weight),
             artifacts: ReadThrough::new(&config.tier(0.4), artifacts_weight),
-            meter: OriginMeter::default(),
         }
     }
 
@@ -58,28 +54,27 @@ impl CachedProjectStore {
 #[async_trait]
 impl ProjectStore for CachedProjectStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Project> {
-        self.projects.get_or_load(&id.to_string(), self.meter.call("get", self.origin.get(ctx, id))).await
+        self.projects.get_or_load(&id.to_string(), self.origin.get(ctx, id)).await
     }
 
     async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<ProjectPage> {
-        self.meter.call("list", self.origin.list(ctx, cursor, limit)).await
+        self.origin.list(ctx, cursor, limit).await
     }
 
     async fn save(&self, ctx: &Ctx, input: ProjectInput, expected_version: Option<u64>) -> Result<Project> {
         let id = input.id.clone();
-        let result = self.meter.call("save", self.origin.save(ctx, input, expected_version)).await;
-        match &result {
-            Ok(project) => self.projects.store_if_newer(id, project.clone(), |new, cached| new.version > cached.version),
-            // A conflict means another writer got there first: what is cached is older.
-            Err(e) if e.kind() == "conflict" || outcome_unknown(&result) => self.invalidate_project(&id),
-            Err(_) => {}
+        let result = self.origin.save(ctx, input, expected_version).await;
+        match written(&result) {
+            Written::Done(project) => self.projects.store_if_newer(id, project.clone(), |new, cached| new.version > cached.version),
+            Written::Stale => self.invalidate_project(&id),
+            Written::Refused => {}
         }
         result
     }
 
     async fn delete(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>) -> Result<()> {
-        let result = self.meter.call("delete", self.origin.delete(ctx, id, expected_version)).await;
-        if result.is_ok() || outcome_unknown(&result) || result.as_ref().is_err_and(|e| e.kind() == "conflict") {
+        let result = self.origin.delete(ctx, id, expected_version).await;
+        if !matches!(written(&result), Written::Refused) {
             self.invalidate_project(id);
         }
         result
@@ -89,29 +84,21 @@ impl ProjectStore for CachedProjectStore {
 #[async_trait]
 impl ProjectArtifactStore for CachedProjectStore {
     async fn add(&self, ctx: &Ctx, project_id: &str, artifact: ProjectArtifact) -> Result<()> {
-        let result = self.meter.call("add-artifact", self.meta.add(ctx, project_id, artifact)).await;
-        if result.is_ok() || outcome_unknown(&result) {
+        let result = self.meta.add(ctx, project_id, artifact).await;
+        if !matches!(written(&result), Written::Refused) {
             self.invalidate_artifacts(project_id);
         }
         result
     }
 
     async fn list(&self, ctx: &Ctx, project_id: &str) -> Result<Vec<ProjectArtifact>> {
-        let load = async { self.meter.call("list-artifacts", self.meta.list(ctx, project_id)).await.map(Arc::new) };
+        let load = async { self.meta.list(ctx, project_id).await.map(Arc::new) };
         self.artifacts.get_or_load(&project_id.to_string(), load).await.map(|list| (*list).clone())
     }
 }
 
-impl MetricsSource for CachedProjectStore {
-    fn metrics(&self) -> DomainMetrics {
-        DomainMetrics {
-            domain: "project",
-            caches: vec![
-                NamedCache { name: "project", stats: self.projects.stats(), coalescing: self.projects.coalescing() },
-                NamedCache { name: "artifacts", stats: self.artifacts.stats(), coalescing: self.artifacts.coalescing() },
-            ],
-            disk: None,
-            origin: self.meter.snapshot(),
-        }
+impl CacheMetrics for CachedProjectStore {
+    fn caches(&self) -> Vec<NamedCache> {
+        vec![NamedCache::of("project", &self.projects), NamedCache::of("artifacts", &self.artifacts)]
     }
 }

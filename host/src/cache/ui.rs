@@ -9,15 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
-use super::read_through::ReadThrough;
-use super::{CacheConfig, outcome_unknown, weight_str};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
 use crate::domain::{Ctx, Result, UiDocument, UiOp, UiStore};
 
 pub struct CachedUiStore {
     origin: Arc<dyn UiStore>,
     documents: ReadThrough<String, Arc<UiDocument>>,
-    meter: OriginMeter,
 }
 
 #[allow(clippy::ptr_arg)] // a weigher is fn(&K, &V), and K is String
@@ -32,7 +29,7 @@ fn document_weight(id: &String, d: &Arc<UiDocument>) -> usize {
 
 impl CachedUiStore {
     pub fn new(origin: Arc<dyn UiStore>, config: CacheConfig) -> Self {
-        Self { origin, documents: ReadThrough::new(&config.tier(1.0), document_weight), meter: OriginMeter::default() }
+        Self { origin, documents: ReadThrough::new(&config.tier(1.0), document_weight) }
     }
 
     /// Drops the cached copy of a document.
@@ -44,28 +41,22 @@ impl CachedUiStore {
 #[async_trait]
 impl UiStore for CachedUiStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
-        self.documents.get_or_load(&id.to_string(), self.meter.call("get", self.origin.get(ctx, id))).await
+        self.documents.get_or_load(&id.to_string(), self.origin.get(ctx, id)).await
     }
 
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
-        let result = self.meter.call("apply-ops", self.origin.apply_ops(ctx, id, expected_version, ops)).await;
-        match &result {
-            Ok(Some(doc)) => self.documents.store_if_newer(id.to_string(), doc.clone(), |new, cached| new.version > cached.version),
-            Ok(None) => self.invalidate_document(id),
-            Err(e) if e.kind() == "conflict" || outcome_unknown(&result) => self.invalidate_document(id),
-            Err(_) => {}
+        let result = self.origin.apply_ops(ctx, id, expected_version, ops).await;
+        match written(&result) {
+            Written::Done(Some(doc)) => self.documents.store_if_newer(id.to_string(), doc.clone(), |new, cached| new.version > cached.version),
+            Written::Done(None) | Written::Stale => self.invalidate_document(id),
+            Written::Refused => {}
         }
         result
     }
 }
 
-impl MetricsSource for CachedUiStore {
-    fn metrics(&self) -> DomainMetrics {
-        DomainMetrics {
-            domain: "ui",
-            caches: vec![NamedCache { name: "document", stats: self.documents.stats(), coalescing: self.documents.coalescing() }],
-            disk: None,
-            origin: self.meter.snapshot(),
-        }
+impl CacheMetrics for CachedUiStore {
+    fn caches(&self) -> Vec<NamedCache> {
+        vec![NamedCache::of("document", &self.documents)]
     }
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::metrics::{DomainMetrics, MetricsSource, NamedCache, OriginMeter};
-use super::read_through::ReadThrough;
-use super::{CacheConfig, outcome_unknown, weight_str};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
 use crate::domain::{Ctx, Result, Tab, TabInput, Workspace, WorkspaceInput, WorkspaceStore};
 
 pub struct CachedWorkspaceStore {
@@ -19,7 +17,6 @@ pub struct CachedWorkspaceStore {
     workspaces: ReadThrough<String, Workspace>,
     tab_lists: ReadThrough<String, Arc<Vec<Tab>>>,
     tabs: ReadThrough<(String, String), Tab>,
-    meter: OriginMeter,
 }
 
 fn tab_weight(t: &Tab) -> usize {
@@ -35,7 +32,6 @@ impl CachedWorkspaceStore {
             }),
             tab_lists: ReadThrough::new(&config.tier(0.4), |k: &String, tabs: &Arc<Vec<Tab>>| weight_str(k) + tabs.iter().map(tab_weight).sum::<usize>()),
             tabs: ReadThrough::new(&config.tier(0.3), |k: &(String, String), t: &Tab| weight_str(&k.0) + weight_str(&k.1) + tab_weight(t)),
-            meter: OriginMeter::default(),
         }
     }
 
@@ -56,82 +52,73 @@ impl CachedWorkspaceStore {
 #[async_trait]
 impl WorkspaceStore for CachedWorkspaceStore {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace> {
-        self.workspaces.get_or_load(&workspace_id.to_string(), self.meter.call("get", self.origin.get(ctx, workspace_id))).await
+        self.workspaces.get_or_load(&workspace_id.to_string(), self.origin.get(ctx, workspace_id)).await
     }
 
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>> {
-        let load = async { self.meter.call("list-tabs", self.origin.list_tabs(ctx, workspace_id)).await.map(Arc::new) };
+        let load = async { self.origin.list_tabs(ctx, workspace_id).await.map(Arc::new) };
         self.tab_lists.get_or_load(&workspace_id.to_string(), load).await.map(|tabs| (*tabs).clone())
     }
 
     async fn get_tab(&self, ctx: &Ctx, workspace_id: &str, tab_id: &str) -> Result<Tab> {
         let key = (workspace_id.to_string(), tab_id.to_string());
-        self.tabs.get_or_load(&key, self.meter.call("get-tab", self.origin.get_tab(ctx, workspace_id, tab_id))).await
+        self.tabs.get_or_load(&key, self.origin.get_tab(ctx, workspace_id, tab_id)).await
     }
 
     async fn create(&self, ctx: &Ctx, input: WorkspaceInput) -> Result<Workspace> {
         let id = input.id.clone();
-        let result = self.meter.call("create", self.origin.create(ctx, input)).await;
-        match &result {
-            Ok(ws) => {
+        let result = self.origin.create(ctx, input).await;
+        match written(&result) {
+            Written::Done(ws) => {
                 self.workspaces.store(id.clone(), ws.clone());
                 self.tab_lists.invalidate(&id);
             }
-            Err(_) if outcome_unknown(&result) => self.invalidate_workspace(&id),
-            Err(_) => {}
+            Written::Stale => self.invalidate_workspace(&id),
+            Written::Refused => {}
         }
         result
     }
 
     async fn create_tab(&self, ctx: &Ctx, workspace_id: &str, input: TabInput) -> Result<Tab> {
         let tab_id = input.id.clone();
-        let result = self.meter.call("create-tab", self.origin.create_tab(ctx, workspace_id, input)).await;
-        match &result {
-            Ok(tab) => {
+        let result = self.origin.create_tab(ctx, workspace_id, input).await;
+        match written(&result) {
+            Written::Done(tab) => {
                 self.tabs.store((workspace_id.to_string(), tab_id), tab.clone());
                 self.tab_lists.invalidate(&workspace_id.to_string());
             }
-            Err(_) if outcome_unknown(&result) => self.invalidate_tab(workspace_id, &tab_id),
-            Err(_) => {}
+            Written::Stale => self.invalidate_tab(workspace_id, &tab_id),
+            Written::Refused => {}
         }
         result
     }
 
     async fn select_tab(&self, ctx: &Ctx, workspace_id: &str, tab_id: &str) -> Result<Workspace> {
-        let result = self.meter.call("select-tab", self.origin.select_tab(ctx, workspace_id, tab_id)).await;
-        match &result {
-            Ok(ws) => self.workspaces.store_if_newer(workspace_id.to_string(), ws.clone(), |new, cached| new.version > cached.version),
-            Err(_) if outcome_unknown(&result) => self.workspaces.invalidate(&workspace_id.to_string()),
-            Err(_) => {}
+        let result = self.origin.select_tab(ctx, workspace_id, tab_id).await;
+        match written(&result) {
+            Written::Done(ws) => self.workspaces.store_if_newer(workspace_id.to_string(), ws.clone(), |new, cached| new.version > cached.version),
+            Written::Stale => self.workspaces.invalidate(&workspace_id.to_string()),
+            Written::Refused => {}
         }
         result
     }
 
     async fn update_tab_run(&self, ctx: &Ctx, workspace_id: &str, tab_id: &str, run_id: Option<String>) -> Result<Tab> {
-        let result = self.meter.call("update-tab-run", self.origin.update_tab_run(ctx, workspace_id, tab_id, run_id)).await;
-        match &result {
-            Ok(tab) => {
+        let result = self.origin.update_tab_run(ctx, workspace_id, tab_id, run_id).await;
+        match written(&result) {
+            Written::Done(tab) => {
                 self.tabs.store((workspace_id.to_string(), tab_id.to_string()), tab.clone());
                 self.tab_lists.invalidate(&workspace_id.to_string());
             }
-            Err(_) if outcome_unknown(&result) => self.invalidate_tab(workspace_id, tab_id),
-            Err(_) => {}
+            Written::Stale => self.invalidate_tab(workspace_id, tab_id),
+            Written::Refused => {}
         }
         result
     }
 }
 
-impl MetricsSource for CachedWorkspaceStore {
-    fn metrics(&self) -> DomainMetrics {
-        DomainMetrics {
-            domain: "workspace",
-            caches: vec![
-                NamedCache { name: "workspace", stats: self.workspaces.stats(), coalescing: self.workspaces.coalescing() },
-                NamedCache { name: "tab-list", stats: self.tab_lists.stats(), coalescing: self.tab_lists.coalescing() },
-                NamedCache { name: "tab", stats: self.tabs.stats(), coalescing: self.tabs.coalescing() },
-            ],
-            disk: None,
-            origin: self.meter.snapshot(),
-        }
+impl CacheMetrics for CachedWorkspaceStore {
+    fn caches(&self) -> Vec<NamedCache> {
+        vec![NamedCache::of("workspace", &self.workspaces), NamedCache::of("tab-list", &self.tab_lists), NamedCache::of("tab", &self.tabs)]
     }
 }

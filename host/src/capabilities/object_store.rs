@@ -23,11 +23,28 @@ use aws_sdk_s3::types::ChecksumMode;
 use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::runtime::bindings::host::object_store::{Host, KeyPage, Object, ObjectError, ObjectMeta, ObjectPage};
-use crate::runtime::state::PluginState;
+use serde::Deserialize;
+use wasmtime::component::Linker;
+
+use super::{Capability, Failure, PluginIdentity, Scoped, ScopedData};
+use crate::base::units;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        inline: "package storehost:object-store-capability; world object-store { import storehost:host/object-store@0.1.0; }",
+        path: "../wit/deps/host",
+        imports: { default: async | trappable },
+        trappable_error_type: { "storehost:host/object-store.object-error" => crate::capabilities::object_store::ObjectFailure },
+    });
+}
+
+use bindings::storehost::host::object_store::{self as wit, Host, KeyPage, Object, ObjectError, ObjectMeta, ObjectPage};
+
+/// A host function's failure: an [`ObjectError`] for the plugin, or a trap.
+pub type ObjectFailure = Failure<ObjectError>;
 
 /// S3's longest key, in bytes.
-pub const MAX_KEY: usize = 1024;
+pub const MAX_KEY: usize = storehost_plugin_rules::MAX_KEY;
 /// Most objects in one listing (S3's `max-keys` ceiling).
 pub const MAX_PAGE: u32 = 1000;
 /// Longest lifetime of a presigned URL (SigV4's limit: seven days).
@@ -38,7 +55,8 @@ const LIST_HEADS_IN_FLIGHT: usize = 16;
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The manifest's `object_store` grant: one bucket and how to reach it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectStoreGrant {
     pub bucket: String,
     /// An S3-compatible endpoint (`http://127.0.0.1:9000`); `None`: AWS's for the region.
@@ -46,27 +64,50 @@ pub struct ObjectStoreGrant {
     /// `None`: the AWS environment's (`AWS_REGION`, the profile, instance metadata).
     pub region: Option<String>,
     /// Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need.
+    #[serde(default)]
     pub path_style: bool,
-    /// `None`: the standard AWS credential chain (environment, profile, web identity,
-    /// container and instance metadata).
-    pub credentials: Option<StaticCredentials>,
+    /// An access key, with `secret_access_key`; neither: the standard AWS credential chain
+    /// (environment, profile, web identity, container and instance metadata).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
     /// Bound of one operation, retries included. Connecting is bounded by the smaller of this
     /// and 3 s.
+    #[serde(default = "ObjectStoreGrant::default_timeout", deserialize_with = "units::duration")]
     pub timeout: Duration,
     /// Retries of a failed attempt (throttling, 5xx, connection failures), with backoff.
+    #[serde(default = "ObjectStoreGrant::default_max_retries")]
     pub max_retries: u32,
 }
 
-/// An access key from the manifest. `Debug` does not show the secret.
-#[derive(Clone)]
-pub struct StaticCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
+impl fmt::Debug for ObjectStoreGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreGrant")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<hidden>"))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
 }
 
-impl fmt::Debug for StaticCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticCredentials").field("access_key_id", &self.access_key_id).field("secret_access_key", &"<hidden>").finish()
+/// The `object-store` capability: one aws-sdk-s3 client per granted plugin.
+pub struct ObjectStore;
+
+impl Capability for ObjectStore {
+    const INTERFACE: &'static str = "storehost:host/object-store";
+    type Grant = ObjectStoreGrant;
+    type State = Bucket;
+
+    async fn open(grant: &ObjectStoreGrant, _: &PluginIdentity<'_>) -> anyhow::Result<Bucket> {
+        grant.connect().await
+    }
+
+    fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> Scoped<'_, Self>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, ScopedData<Self>>(linker, get)
     }
 }
 
@@ -76,6 +117,14 @@ impl ObjectStoreGrant {
     /// Default retries of a failed attempt (three attempts in all, the SDK's standard).
     pub const DEFAULT_MAX_RETRIES: u32 = 2;
 
+    fn default_timeout() -> Duration {
+        Self::DEFAULT_TIMEOUT
+    }
+
+    fn default_max_retries() -> u32 {
+        Self::DEFAULT_MAX_RETRIES
+    }
+
     /// A grant of `bucket` on AWS, with the environment's region and credentials.
     pub fn new(bucket: impl Into<String>) -> Self {
         Self {
@@ -83,25 +132,30 @@ impl ObjectStoreGrant {
             endpoint: None,
             region: None,
             path_style: false,
-            credentials: None,
+            access_key_id: None,
+            secret_access_key: None,
             timeout: Self::DEFAULT_TIMEOUT,
             max_retries: Self::DEFAULT_MAX_RETRIES,
         }
     }
 
-    /// What is wrong with the grant, as `(field, problem)`; checked before any client is built.
-    pub fn problem(&self) -> Option<(&'static str, String)> {
+    /// What is wrong with the grant, as `(field, problem)` (no field: the grant as a whole);
+    /// checked before any client is built.
+    pub fn problem(&self) -> Option<(Option<&'static str>, String)> {
         if self.bucket.is_empty() {
-            return Some(("bucket", "must not be empty".into()));
+            return Some((Some("bucket"), "must not be empty".into()));
         }
         if let Some(endpoint) = &self.endpoint {
             let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
             if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-                return Some(("endpoint", format!("{endpoint:?} is not an http:// or https:// URL")));
+                return Some((Some("endpoint"), format!("{endpoint:?} is not an http:// or https:// URL")));
             }
         }
         if self.timeout.is_zero() {
-            return Some(("timeout", "must be more than 0".into()));
+            return Some((Some("timeout"), "must be more than 0".into()));
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Some((None, "access_key_id and secret_access_key go together (or leave both out for the AWS environment's credentials)".into()));
         }
         None
     }
@@ -113,7 +167,7 @@ impl ObjectStoreGrant {
     /// A grant with a [`problem`](Self::problem), or no region anywhere.
     pub async fn client(&self) -> anyhow::Result<aws_sdk_s3::Client> {
         if let Some((field, problem)) = self.problem() {
-            anyhow::bail!("{field}: {problem}");
+            anyhow::bail!("{}{problem}", field.map(|f| format!("{f}: ")).unwrap_or_default());
         }
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
@@ -129,8 +183,8 @@ impl ObjectStoreGrant {
         if let Some(endpoint) = &self.endpoint {
             loader = loader.endpoint_url(endpoint);
         }
-        if let Some(c) = &self.credentials {
-            loader = loader.credentials_provider(Credentials::new(&c.access_key_id, &c.secret_access_key, None, None, "storehost manifest"));
+        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "storehost manifest"));
         }
         let shared = loader.load().await;
         if shared.region().is_none() {
@@ -141,28 +195,22 @@ impl ObjectStoreGrant {
     }
 
     /// The capability's handle on the bucket.
-    pub(crate) async fn connect(&self) -> anyhow::Result<ObjectStore> {
-        Ok(ObjectStore { client: self.client().await?, bucket: self.bucket.clone() })
+    pub(crate) async fn connect(&self) -> anyhow::Result<Bucket> {
+        Ok(Bucket { client: self.client().await?, bucket: self.bucket.clone() })
     }
 }
 
-/// One plugin's bucket: the client and the bucket's name. Cheap to clone.
+/// One plugin's bucket: the client and the bucket's name.
 #[derive(Clone, Debug)]
-pub struct ObjectStore {
+pub struct Bucket {
     client: aws_sdk_s3::Client,
     bucket: String,
 }
 
 /// Refuses keys S3 cannot hold and keys whose path a proxy or server could resolve out of the
-/// bucket (`.` and `..` segments).
+/// bucket (the contract's object-key rule).
 fn check_key(key: &str) -> Result<(), ObjectError> {
-    if key.is_empty() || key.len() > MAX_KEY {
-        return Err(ObjectError::Other(format!("object keys are 1 to {MAX_KEY} bytes, got {}", key.len())));
-    }
-    if key.split('/').any(|segment| segment == "." || segment == "..") {
-        return Err(ObjectError::Other(format!("object key {key:?} has a '.' or '..' segment, which is refused")));
-    }
-    Ok(())
+    storehost_plugin_rules::validate_object_key(key).map_err(ObjectError::Other)
 }
 
 /// An error and its sources, `: `-separated (the SDK's top-level errors say little alone).
@@ -197,7 +245,7 @@ fn sorted(metadata: Option<&HashMap<String, String>>) -> Vec<(String, String)> {
     pairs
 }
 
-impl ObjectStore {
+impl Bucket {
     fn failed<E>(&self, operation: &str, key: &str, e: SdkError<E, HttpResponse>) -> ObjectError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -342,10 +390,6 @@ impl ObjectStore {
     }
 }
 
-fn no_grant() -> ObjectError {
-    ObjectError::Denied("no object_store grant".into())
-}
-
 /// Runs `f` under the call's deadline; past it, `unavailable`.
 async fn within<T>(deadline: Option<Instant>, f: impl Future<Output = Result<T, ObjectError>>) -> Result<T, ObjectError> {
     match deadline {
@@ -356,46 +400,37 @@ async fn within<T>(deadline: Option<Instant>, f: impl Future<Output = Result<T, 
     }
 }
 
-impl Host for PluginState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Object>, ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.get(&key)).await)
+impl Host for Scoped<'_, ObjectStore> {
+    async fn get(&mut self, key: String) -> Result<Option<Object>, ObjectFailure> {
+        Ok(within(self.deadline, self.state.get(&key)).await?)
     }
 
-    async fn head(&mut self, key: String) -> wasmtime::Result<Result<Option<ObjectMeta>, ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.head(&key)).await)
+    async fn head(&mut self, key: String) -> Result<Option<ObjectMeta>, ObjectFailure> {
+        Ok(within(self.deadline, self.state.head(&key)).await?)
     }
 
-    async fn put(
-        &mut self,
-        key: String,
-        body: Vec<u8>,
-        content_type: Option<String>,
-        metadata: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<String, ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.put(&key, body, content_type, metadata)).await)
+    async fn put(&mut self, key: String, body: Vec<u8>, content_type: Option<String>, metadata: Vec<(String, String)>) -> Result<String, ObjectFailure> {
+        Ok(within(self.deadline, self.state.put(&key, body, content_type, metadata)).await?)
     }
 
-    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.delete(&key)).await)
+    async fn delete(&mut self, key: String) -> Result<(), ObjectFailure> {
+        Ok(within(self.deadline, self.state.delete(&key)).await?)
     }
 
-    async fn list(&mut self, prefix: String, cursor: Option<String>, limit: u32) -> wasmtime::Result<Result<ObjectPage, ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.list(&prefix, cursor, limit)).await)
+    async fn list(&mut self, prefix: String, cursor: Option<String>, limit: u32) -> Result<ObjectPage, ObjectFailure> {
+        Ok(within(self.deadline, self.state.list(&prefix, cursor, limit)).await?)
     }
 
-    async fn list_keys(&mut self, prefix: String, cursor: Option<String>, limit: u32) -> wasmtime::Result<Result<KeyPage, ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.list_keys(&prefix, cursor, limit)).await)
+    async fn list_keys(&mut self, prefix: String, cursor: Option<String>, limit: u32) -> Result<KeyPage, ObjectFailure> {
+        Ok(within(self.deadline, self.state.list_keys(&prefix, cursor, limit)).await?)
     }
 
-    async fn presign_get(&mut self, key: String, expires_in_secs: u32) -> wasmtime::Result<Result<String, ObjectError>> {
-        let Some(store) = self.object_store.clone() else { return Ok(Err(no_grant())) };
-        Ok(within(self.call_deadline, store.presign_get(&key, expires_in_secs)).await)
+    async fn presign_get(&mut self, key: String, expires_in_secs: u32) -> Result<String, ObjectFailure> {
+        Ok(within(self.deadline, self.state.presign_get(&key, expires_in_secs)).await?)
+    }
+
+    fn convert_object_error(&mut self, err: ObjectFailure) -> wasmtime::Result<ObjectError> {
+        err.into_guest()
     }
 }
 
@@ -425,20 +460,20 @@ mod tests {
     #[test]
     fn grant_problems_name_the_field() {
         let mut grant = ObjectStoreGrant::new("");
-        assert_eq!(grant.problem().unwrap().0, "bucket");
+        assert_eq!(grant.problem().unwrap().0, Some("bucket"));
         grant.bucket = "b".into();
         grant.endpoint = Some("127.0.0.1:9000".into());
-        assert_eq!(grant.problem().unwrap().0, "endpoint");
+        assert_eq!(grant.problem().unwrap().0, Some("endpoint"));
         grant.endpoint = Some("http://127.0.0.1:9000".into());
         assert!(grant.problem().is_none());
         grant.timeout = Duration::ZERO;
-        assert_eq!(grant.problem().unwrap().0, "timeout");
+        assert_eq!(grant.problem().unwrap().0, Some("timeout"));
     }
 
     #[test]
     fn the_secret_stays_out_of_debug_output() {
-        let creds = StaticCredentials { access_key_id: "AKID".into(), secret_access_key: "s3cr3t".into() };
-        let shown = format!("{creds:?}");
+        let grant = ObjectStoreGrant { access_key_id: Some("AKID".into()), secret_access_key: Some("s3cr3t".into()), ..ObjectStoreGrant::new("b") };
+        let shown = format!("{grant:?}");
         assert!(shown.contains("AKID") && !shown.contains("s3cr3t"), "{shown}");
     }
 }

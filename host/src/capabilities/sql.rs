@@ -10,23 +10,72 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
-use wasmtime::component::Resource;
+use wasmtime::component::{Linker, Resource};
 
-use crate::runtime::bindings::host::sql::{Host, HostTransaction, SqlColumn, SqlError, SqlRow, SqlValue};
-use crate::runtime::state::PluginState;
+use super::{Capability, Failure, PluginIdentity, Scoped, ScopedData};
+use crate::base::units;
 
-/// The manifest's `sql` grant.
-#[derive(Clone, Debug)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        inline: "package storehost:sql-capability; world sql { import storehost:host/sql@0.1.0; }",
+        path: "../wit/deps/host",
+        imports: { default: async | trappable },
+        trappable_error_type: { "storehost:host/sql.sql-error" => crate::capabilities::sql::SqlFailure },
+        with: { "storehost:host/sql.transaction": crate::capabilities::sql::SqlTransaction },
+    });
+}
+
+use bindings::storehost::host::sql::{self as wit, Host, HostTransaction, SqlColumn, SqlError, SqlRow, SqlValue};
+
+/// A host function's failure: a [`SqlError`] for the plugin, or a trap.
+pub type SqlFailure = Failure<SqlError>;
+
+/// The manifest's `sql` grant: `sql = { url = "postgres://…", max_connections = 8, connect_timeout = "5s" }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SqlGrant {
     pub url: String,
+    #[serde(default = "SqlGrant::default_max_connections")]
     pub max_connections: u32,
+    #[serde(default = "SqlGrant::default_connect_timeout", deserialize_with = "units::duration")]
     pub connect_timeout: Duration,
 }
 
+/// The `sql` capability: one sqlx pool per granted plugin.
+pub struct Sql;
+
+impl Capability for Sql {
+    const INTERFACE: &'static str = "storehost:host/sql";
+    type Grant = SqlGrant;
+    type State = PgPool;
+
+    async fn open(grant: &SqlGrant, plugin: &PluginIdentity<'_>) -> anyhow::Result<PgPool> {
+        grant.pool(plugin.timeout).map_err(|e| anyhow::anyhow!("url: {e:#}"))
+    }
+
+    fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> Scoped<'_, Self>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, ScopedData<Self>>(linker, get)
+    }
+}
+
 impl SqlGrant {
+    fn default_max_connections() -> u32 {
+        8
+    }
+
+    fn default_connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// A grant of the database at `url`, with the default pool settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), max_connections: Self::default_max_connections(), connect_timeout: Self::default_connect_timeout() }
+    }
+
     /// The pool; it connects on first use, so a host starts even while its database is down.
     ///
     /// Every connection's `statement_timeout` is `max_statement` (the plugin's call timeout, the
@@ -54,10 +103,6 @@ fn error(e: sqlx::Error) -> SqlError {
         }
         other => SqlError { code: String::new(), message: other.to_string(), unavailable: false },
     }
-}
-
-fn no_grant() -> SqlError {
-    SqlError { code: String::new(), message: "no sql grant".into(), unavailable: true }
 }
 
 fn bind<'q>(mut query: sqlx::query::Query<'q, Postgres, PgArguments>, params: Vec<SqlValue>) -> Result<sqlx::query::Query<'q, Postgres, PgArguments>, SqlError> {
@@ -125,52 +170,60 @@ async fn run<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params: V
     Ok(bind(sqlx::query(statement), params)?.execute(executor).await.map_err(error)?.rows_affected())
 }
 
-impl Host for PluginState {
-    async fn query(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
-        let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        Ok(fetch(&pool, &statement, params).await)
+impl Host for Scoped<'_, Sql> {
+    async fn query(&mut self, statement: String, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, SqlFailure> {
+        Ok(fetch(self.state, &statement, params).await?)
     }
 
-    async fn execute(&mut self, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
-        let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        Ok(run(&pool, &statement, params).await)
+    async fn execute(&mut self, statement: String, params: Vec<SqlValue>) -> Result<u64, SqlFailure> {
+        Ok(run(self.state, &statement, params).await?)
+    }
+
+    fn convert_sql_error(&mut self, err: SqlFailure) -> wasmtime::Result<SqlError> {
+        err.into_guest()
     }
 }
 
-impl HostTransaction for PluginState {
-    async fn begin(&mut self) -> wasmtime::Result<Result<Resource<SqlTransaction>, SqlError>> {
-        let Some(pool) = self.sql.clone() else { return Ok(Err(no_grant())) };
-        let tx = match pool.begin().await.map_err(error) {
-            Ok(tx) => tx,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(Ok(self.table.push(SqlTransaction(Some(tx)))?))
+impl HostTransaction for Scoped<'_, Sql> {
+    async fn begin(&mut self) -> Result<Resource<SqlTransaction>, SqlFailure> {
+        let tx = self.state.begin().await.map_err(error)?;
+        self.table.push(SqlTransaction(Some(tx))).map_err(SqlFailure::trap)
     }
 
-    async fn query(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Vec<SqlRow>, SqlError>> {
-        let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(fetch(&mut **conn, &statement, params).await)
+    async fn query(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, SqlFailure> {
+        let conn = self.open(&tx)?;
+        Ok(fetch(&mut **conn, &statement, params).await?)
     }
 
-    async fn execute(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, SqlError>> {
-        let Some(conn) = self.table.get_mut(&tx)?.0.as_mut() else { return Ok(Err(finished())) };
-        Ok(run(&mut **conn, &statement, params).await)
+    async fn execute(&mut self, tx: Resource<SqlTransaction>, statement: String, params: Vec<SqlValue>) -> Result<u64, SqlFailure> {
+        let conn = self.open(&tx)?;
+        Ok(run(&mut **conn, &statement, params).await?)
     }
 
-    async fn commit(&mut self, tx: Resource<SqlTransaction>) -> wasmtime::Result<Result<(), SqlError>> {
-        let Some(t) = self.table.get_mut(&tx)?.0.take() else { return Ok(Err(finished())) };
-        Ok(t.commit().await.map_err(error))
+    async fn commit(&mut self, tx: Resource<SqlTransaction>) -> Result<(), SqlFailure> {
+        Ok(self.finish(&tx)?.commit().await.map_err(error)?)
     }
 
-    async fn rollback(&mut self, tx: Resource<SqlTransaction>) -> wasmtime::Result<Result<(), SqlError>> {
-        let Some(t) = self.table.get_mut(&tx)?.0.take() else { return Ok(Err(finished())) };
-        Ok(t.rollback().await.map_err(error))
+    async fn rollback(&mut self, tx: Resource<SqlTransaction>) -> Result<(), SqlFailure> {
+        Ok(self.finish(&tx)?.rollback().await.map_err(error)?)
     }
 
     async fn drop(&mut self, tx: Resource<SqlTransaction>) -> wasmtime::Result<()> {
         // Dropping an open sqlx transaction rolls it back when its connection returns to the pool.
         self.table.delete(tx)?;
         Ok(())
+    }
+}
+
+impl Scoped<'_, Sql> {
+    /// The transaction's connection, while it is open.
+    fn open(&mut self, tx: &Resource<SqlTransaction>) -> Result<&mut sqlx::Transaction<'static, Postgres>, SqlFailure> {
+        self.table.get_mut(tx).map_err(SqlFailure::trap)?.0.as_mut().ok_or_else(|| finished().into())
+    }
+
+    /// Takes the transaction out for its commit or rollback; later calls on it fail.
+    fn finish(&mut self, tx: &Resource<SqlTransaction>) -> Result<sqlx::Transaction<'static, Postgres>, SqlFailure> {
+        self.table.get_mut(tx).map_err(SqlFailure::trap)?.0.take().ok_or_else(|| finished().into())
     }
 }
 

@@ -16,44 +16,57 @@ mod workspaces;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, anyhow};
 
-use crate::app::Stores;
-use crate::domain::{
-    Ctx, PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore, PluginWorkspaceStore,
-    StoreError,
-};
-use crate::runtime::{Interface, Plugin};
+use crate::base::{Ctx, ErrorKind, StoreError};
+use crate::domain::Stores;
+use crate::runtime::Interface;
 
 type CaseFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// One behaviour check.
 #[derive(Clone)]
 pub struct Case {
-    /// The domain interface it needs: `artifacts`, `projects`, … .
-    pub domain: &'static str,
-    /// The operation it checks.
+    /// The interface whose store it needs.
+    pub interface: Interface,
+    /// The operation (or the rule, such as `keys`) it checks.
     pub operation: &'static str,
     pub name: &'static str,
     run: fn(Stores) -> CaseFuture,
 }
 
-/// Declares cases: `suite_cases![domain, operation; name => async fn(Stores) -> Result<()>, ...]`.
+/// Declares cases: `suite_cases![Interface, operation; async fn(Stores) -> Result<()>, ...]`.
 macro_rules! suite_cases {
-    ($domain:literal, $operation:literal; $($name:ident),* $(,)?) => {
+    ($interface:ident, $operation:literal; $($name:ident),* $(,)?) => {
         pub(super) fn cases() -> Vec<crate::conformance::Case> {
-            vec![$(crate::conformance::Case::new($domain, $operation, stringify!($name), |s| Box::pin($name(s)))),*]
+            vec![$(crate::conformance::Case::new(crate::runtime::Interface::$interface, $operation, stringify!($name), |s| Box::pin($name(s)))),*]
         }
     };
 }
 pub(crate) use suite_cases;
 
 impl Case {
-    pub(crate) fn new(domain: &'static str, operation: &'static str, name: &'static str, run: fn(Stores) -> CaseFuture) -> Self {
-        Self { domain, operation, name, run }
+    pub(crate) fn new(interface: Interface, operation: &'static str, name: &'static str, run: fn(Stores) -> CaseFuture) -> Self {
+        Self { interface, operation, name, run }
+    }
+
+    /// `interface::operation::name`: what a test runner calls the case.
+    pub fn path(&self) -> String {
+        format!("{}::{}::{}", self.interface, self.operation, self.name)
+    }
+
+    /// Runs the case on `stores`: skipped when they lack its interface's store.
+    pub async fn run(&self, stores: &Stores) -> Outcome {
+        if !has(stores, self.interface) {
+            return Outcome::Skipped(format!("the origin does not export {}", self.interface));
+        }
+        match tokio::spawn((self.run)(stores.clone())).await {
+            Ok(Ok(())) => Outcome::Passed,
+            Ok(Err(err)) => Outcome::Failed(format!("{err:#}")),
+            Err(panic) => Outcome::Failed(format!("panicked: {panic}")),
+        }
     }
 }
 
@@ -72,7 +85,7 @@ pub enum Outcome {
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CaseResult {
-    pub domain: &'static str,
+    pub interface: Interface,
     pub operation: &'static str,
     pub name: &'static str,
     pub outcome: Outcome,
@@ -108,65 +121,39 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<18} {:<16} {:<40} result", "domain", "operation", "case")?;
+        writeln!(f, "{:<18} {:<16} {:<40} result", "interface", "operation", "case")?;
         for r in &self.results {
             let outcome = match &r.outcome {
                 Outcome::Passed => "pass".to_string(),
                 Outcome::Failed(why) => format!("FAIL: {why}"),
                 Outcome::Skipped(why) => format!("skip: {why}"),
             };
-            writeln!(f, "{:<18} {:<16} {:<40} {outcome}", r.domain, r.operation, r.name)?;
+            writeln!(f, "{:<18} {:<16} {:<40} {outcome}", r.interface.wit_name(), r.operation, r.name)?;
         }
         write!(f, "{} passed, {} failed, {} skipped", self.passed(), self.failed(), self.skipped())
     }
 }
 
-fn has(stores: &Stores, domain: &str) -> bool {
-    match domain {
-        "artifacts" => stores.artifact.is_some(),
-        "projects" => stores.project.is_some(),
-        "project-artifacts" => stores.project_artifacts.is_some(),
-        "ui-documents" => stores.ui.is_some(),
-        "workspaces" => stores.workspace.is_some(),
-        "runner-artifacts" => stores.runner.is_some(),
-        _ => false,
+fn has(stores: &Stores, interface: Interface) -> bool {
+    match interface {
+        Interface::Artifacts => stores.artifact.is_some(),
+        Interface::Projects => stores.project.is_some(),
+        Interface::ProjectArtifacts => stores.project_artifacts.is_some(),
+        Interface::UiDocuments => stores.ui.is_some(),
+        Interface::Workspaces => stores.workspace.is_some(),
+        Interface::RunnerArtifacts => stores.runner.is_some(),
+        Interface::Plugin | Interface::MockControl => false,
     }
 }
 
-/// Runs the cases whose domain passes `filter`, one after another.
+/// Runs the cases that pass `filter`, one after another.
 pub async fn run(stores: &Stores, filter: impl Fn(&Case) -> bool) -> Report {
     let mut report = Report::default();
     for case in cases().into_iter().filter(|c| filter(c)) {
-        let outcome = if !has(stores, case.domain) {
-            Outcome::Skipped(format!("the origin does not export {}", case.domain))
-        } else {
-            match tokio::spawn((case.run)(stores.clone())).await {
-                Ok(Ok(())) => Outcome::Passed,
-                Ok(Err(err)) => Outcome::Failed(format!("{err:#}")),
-                Err(panic) => Outcome::Failed(format!("panicked: {panic}")),
-            }
-        };
-        report.results.push(CaseResult { domain: case.domain, operation: case.operation, name: case.name, outcome });
+        let outcome = case.run(stores).await;
+        report.results.push(CaseResult { interface: case.interface, operation: case.operation, name: case.name, outcome });
     }
     report
-}
-
-impl Stores {
-    /// A store for every interface `plugin` exports (for testing one plugin on every domain).
-    pub fn from_plugin(plugin: &Plugin) -> Stores {
-        let exports = plugin.exports();
-        let p = || plugin.clone();
-        Stores {
-            artifact: exports.contains(Interface::Artifacts).then(|| Arc::new(PluginArtifactStore::new(p()).unwrap()) as _),
-            project: exports.contains(Interface::Projects).then(|| Arc::new(PluginProjectStore::new(p()).unwrap()) as _),
-            project_artifacts: exports
-                .contains(Interface::ProjectArtifacts)
-                .then(|| Arc::new(PluginProjectArtifactStore::new(p()).unwrap()) as _),
-            ui: exports.contains(Interface::UiDocuments).then(|| Arc::new(PluginUiStore::new(p()).unwrap()) as _),
-            workspace: exports.contains(Interface::Workspaces).then(|| Arc::new(PluginWorkspaceStore::new(p()).unwrap()) as _),
-            runner: exports.contains(Interface::RunnerArtifacts).then(|| Arc::new(PluginRunnerStore::new(p()).unwrap()) as _),
-        }
-    }
 }
 
 // ---- helpers shared by the cases ----
@@ -187,7 +174,7 @@ pub(crate) fn ctx() -> Ctx {
 }
 
 /// Checks that `result` failed with the error kind `kind`.
-pub(crate) fn expect_kind<T: fmt::Debug>(what: &str, result: crate::domain::Result<T>, kind: &str) -> Result<()> {
+pub(crate) fn expect_kind<T: fmt::Debug>(what: &str, result: crate::domain::Result<T>, kind: ErrorKind) -> Result<()> {
     match result {
         Err(e) if e.kind() == kind => Ok(()),
         Err(e) => Err(anyhow!("{what}: expected a {kind} error, got {} ({e})", e.kind())),
@@ -196,15 +183,15 @@ pub(crate) fn expect_kind<T: fmt::Debug>(what: &str, result: crate::domain::Resu
 }
 
 pub(crate) fn not_found<T: fmt::Debug>(what: &str, result: crate::domain::Result<T>) -> Result<()> {
-    expect_kind(what, result, "not-found")
+    expect_kind(what, result, ErrorKind::NotFound)
 }
 
 pub(crate) fn conflict<T: fmt::Debug>(what: &str, result: crate::domain::Result<T>) -> Result<()> {
-    expect_kind(what, result, "conflict")
+    expect_kind(what, result, ErrorKind::Conflict)
 }
 
 pub(crate) fn invalid<T: fmt::Debug>(what: &str, result: crate::domain::Result<T>) -> Result<()> {
-    expect_kind(what, result, "invalid")
+    expect_kind(what, result, ErrorKind::Invalid)
 }
 
 /// Attaches the operation to an unexpected error.

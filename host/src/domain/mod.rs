@@ -1,63 +1,26 @@
-//! The domains (the seed's repository contracts): one module each with its types, its async
-//! trait, and the adapter that implements the trait by calling a plugin. Every method takes
-//! the caller's [`Ctx`].
+//! The domains (the seed's repository contracts): per domain, its types, its async trait, and
+//! the operations of that trait. Nothing here knows how a store is made: origins, meters and
+//! caches all implement these traits, and every method takes the caller's [`Ctx`].
 
 pub mod artifact;
-mod context;
-mod error;
+mod operation;
 pub mod project;
 pub mod runner;
+mod stores;
 pub mod ui;
+mod validate;
 pub mod workspace;
 
-pub use artifact::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, PluginArtifactStore, validate_key};
-pub use context::Ctx;
-pub use error::{Result, StoreError};
+pub use artifact::{Artifact, ArtifactMeta, ArtifactOperation, ArtifactPage, ArtifactStore, Served};
+pub use operation::Operation;
+pub(crate) use operation::operations;
 pub use project::{
-    PluginProjectArtifactStore, PluginProjectStore, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage,
-    ProjectStore,
+    Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation, ProjectPage, ProjectStore,
 };
-pub use runner::{PluginRunnerStore, RunnerStore};
-pub use ui::{PluginUiStore, UiDocument, UiNode, UiOp, UiStore};
-pub use workspace::{PluginWorkspaceStore, Tab, TabInput, Workspace, WorkspaceInput, WorkspaceStore};
+pub use runner::{RunnerOperation, RunnerStore};
+pub use stores::Stores;
+pub use ui::{UiDocument, UiNode, UiOp, UiOperation, UiStore};
+pub use validate::{validate_id, validate_key, validate_run};
+pub use workspace::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceOperation, WorkspaceStore};
 
-use crate::runtime::{Interface, Plugin};
-
-/// Conversions both ways between a generated record and ours, field by field.
-macro_rules! mirror {
-    ($wit:path => $ours:ident { $($field:ident),* $(,)? }) => {
-        impl From<$wit> for $ours {
-            fn from(v: $wit) -> Self {
-                Self { $($field: v.$field.into()),* }
-            }
-        }
-        impl From<$ours> for $wit {
-            fn from(v: $ours) -> Self {
-                Self { $($field: v.$field.into()),* }
-            }
-        }
-    };
-}
-pub(crate) use mirror;
-
-/// Calls `$guest.$call(...)` on the plugin and converts the result.
-macro_rules! plugin_call {
-    ($plugin:expr, $ctx:expr, $method:literal, $guest:ident, |$g:ident, $store:ident| $body:expr) => {
-        $plugin.call($ctx, $method, move |guests, $store| {
-            let $g = guests.$guest.as_ref()?;
-            Some(Box::pin(async move { $body.await }) as crate::runtime::CallFuture<'_, _>)
-        })
-    };
-}
-pub(crate) use plugin_call;
-
-/// Checks that a plugin exports `interface` before an adapter is built on it.
-pub(crate) fn require_export(plugin: &Plugin, interface: Interface) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        plugin.exports().contains(interface),
-        "plugin {} ({}) does not export storehost:origin/{interface}",
-        plugin.name(),
-        plugin.source()
-    );
-    Ok(())
-}
+pub use crate::base::{Ctx, Domain, ErrorKind, Result, StoreError};

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Result, mirror, plugin_call, require_export};
-use crate::runtime::bindings::origin::ui_documents as wit;
-use crate::runtime::{Interface, Plugin};
+use super::operations;
+use crate::base::{Ctx, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UiNode {
@@ -19,7 +18,6 @@ pub struct UiNode {
     pub props: Vec<(String, String)>,
 }
 
-mirror!(wit::UiNode => UiNode { id, parent, kind, props });
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UiDocument {
@@ -28,12 +26,6 @@ pub struct UiDocument {
     /// Siblings appear in display order.
     pub nodes: Vec<UiNode>,
     pub updated_at: u64,
-}
-
-impl From<wit::UiDocument> for UiDocument {
-    fn from(d: wit::UiDocument) -> Self {
-        Self { id: d.id, version: d.version, nodes: d.nodes.into_iter().map(Into::into).collect(), updated_at: d.updated_at }
-    }
 }
 
 /// One edit of a document.
@@ -48,17 +40,13 @@ pub enum UiOp {
     RemoveProp { node_id: String, key: String },
 }
 
-impl From<UiOp> for wit::UiOp {
-    fn from(op: UiOp) -> Self {
-        match op {
-            UiOp::InsertNode { node, index } => wit::UiOp::InsertNode(wit::InsertNode { node: node.into(), index }),
-            UiOp::RemoveNode { id } => wit::UiOp::RemoveNode(id),
-            UiOp::MoveNode { id, new_parent, index } => wit::UiOp::MoveNode(wit::MoveNode { id, new_parent, index }),
-            UiOp::SetProp { node_id, key, value } => wit::UiOp::SetProp(wit::SetProp { node_id, key, value }),
-            UiOp::RemoveProp { node_id, key } => wit::UiOp::RemoveProp(wit::RemoveProp { node_id, key }),
-        }
+operations!(
+    /// The operations of [`UiStore`].
+    UiOperation for Ui {
+        Get = "get",
+        ApplyOps = "apply-ops" [write],
     }
-}
+);
 
 /// The UI document repository contract.
 #[async_trait]
@@ -67,34 +55,4 @@ pub trait UiStore: Send + Sync {
     /// Applies `ops` atomically; returns the new document, or `None` when the origin does not
     /// return it.
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>>;
-}
-
-/// [`UiStore`] over a plugin exporting `storehost:origin/ui-documents`.
-#[derive(Clone, Debug)]
-pub struct PluginUiStore {
-    plugin: Plugin,
-}
-
-impl PluginUiStore {
-    pub fn new(plugin: Plugin) -> anyhow::Result<Self> {
-        require_export(&plugin, Interface::UiDocuments)?;
-        Ok(Self { plugin })
-    }
-}
-
-#[async_trait]
-impl UiStore for PluginUiStore {
-    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
-        let id = id.to_string();
-        let doc: wit::UiDocument = plugin_call!(self.plugin, ctx, "ui-documents.get", ui_documents, |g, s| g.call_get(s, &id)).await?;
-        Ok(Arc::new(doc.into()))
-    }
-
-    async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
-        let id = id.to_string();
-        let ops: Vec<wit::UiOp> = ops.into_iter().map(Into::into).collect();
-        let doc: Option<wit::UiDocument> = plugin_call!(self.plugin, ctx, "ui-documents.apply-ops", ui_documents, |g, s| g.call_apply_ops(s, &id, expected_version, &ops))
-            .await?;
-        Ok(doc.map(|d| Arc::new(d.into())))
-    }
 }

@@ -11,8 +11,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::Shared;
-use crate::cache::metrics::{DomainMetrics, render_prometheus};
-use crate::domain::{Ctx, StoreError};
+use crate::app::{DomainMetrics, render_prometheus};
+use crate::base::{Ctx, ErrorKind, StoreError};
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
@@ -28,7 +28,7 @@ pub async fn healthz() -> Json<Value> {
 /// An origin answered (anything but an outage or a timeout counts as reachable).
 fn reachable<T>(result: Result<T, StoreError>) -> Result<(), String> {
     match result {
-        Err(e) if e.is_temporary() || matches!(e, StoreError::Internal(_)) => Err(e.to_string()),
+        Err(e) if e.is_temporary() || e.kind() == ErrorKind::Internal => Err(e.to_string()),
         _ => Ok(()),
     }
 }
@@ -74,7 +74,7 @@ type PluginFamily = (&'static str, &'static str, &'static str, fn(&crate::runtim
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let mut out = String::new();
-    render_prometheus(&mut out, &state.app.caches.metrics());
+    render_prometheus(&mut out, &state.app.metrics());
     let families: [PluginFamily; 10] = [
         ("storehost_plugin_calls_total", "counter", "Calls into a plugin.", |s| s.calls),
         ("storehost_plugin_errors_total", "counter", "Plugin calls that failed (any kind).", |s| s.errors),
@@ -152,5 +152,5 @@ fn domain_json(d: &DomainMetrics) -> Value {
 }
 
 async fn cache(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({ "domains": state.app.caches.metrics().iter().map(domain_json).collect::<Vec<_>>() }))
+    Json(json!({ "domains": state.app.metrics().iter().map(domain_json).collect::<Vec<_>>() }))
 }

@@ -2,16 +2,18 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, Shared, encode_path, store};
-use crate::domain::{Artifact, ArtifactMeta, validate_key};
+use super::extract::{ApiPath, ApiQuery, Store};
+use super::{ApiError, ApiResult, Shared, encode_path};
+use crate::base::{Ctx, Domain};
+use crate::domain::{Artifact, ArtifactMeta, ArtifactStore, Served, validate_key};
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
@@ -52,8 +54,10 @@ fn not_modified(request: &HeaderMap, meta: &ArtifactMeta) -> bool {
     value.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == tag)
 }
 
-/// The artifact's bytes as the response body: the cached `Bytes`, shared, not copied.
-fn body_response(artifact: Artifact, cache: Option<&'static str>, request: &HeaderMap) -> Response {
+/// The artifact's bytes as the response body: the cached `Bytes`, shared, not copied. With a
+/// cache in front of the origin, `X-Cache` says whether memory answered.
+fn body_response(state: &Shared, artifact: Artifact, request: &HeaderMap) -> Response {
+    let cache = state.app.caches.is_cached(Domain::Artifact).then_some(if artifact.served == Served::Memory { "hit" } else { "miss" });
     let mut headers = meta_headers(&artifact.meta, cache);
     if not_modified(request, &artifact.meta) {
         headers.remove(header::CONTENT_LENGTH);
@@ -62,28 +66,26 @@ fn body_response(artifact: Artifact, cache: Option<&'static str>, request: &Head
     (headers, Body::from(artifact.body)).into_response()
 }
 
-/// Reads an artifact through the cache (one lookup), saying whether memory answered.
-async fn fetch(state: &Shared, key: &str) -> ApiResult<(Artifact, Option<&'static str>)> {
-    if let Some(cache) = &state.app.caches.artifact {
-        let (artifact, hit) = cache.get_reporting(&state.ctx(), key).await?;
-        return Ok((artifact, Some(if hit { "hit" } else { "miss" })));
-    }
-    Ok((store!(state, artifact, "artifact").get(&state.ctx(), key).await?, None))
+async fn get_artifact(
+    State(state): State<Shared>,
+    Store(artifacts): Store<dyn ArtifactStore>,
+    ctx: Ctx,
+    ApiPath(key): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let artifact = artifacts.get(&ctx, key_of(&key)?).await?;
+    Ok(body_response(&state, artifact, &headers))
 }
 
-async fn get_artifact(State(state): State<Shared>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    let (artifact, cache) = fetch(&state, key_of(&key)?).await?;
-    Ok(body_response(artifact, cache, &headers))
-}
-
-async fn head_artifact(State(state): State<Shared>, Path(key): Path<String>) -> ApiResult<Response> {
-    let meta = store!(state, artifact, "artifact").head(&state.ctx(), key_of(&key)?).await?;
+async fn head_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<Response> {
+    let meta = artifacts.head(&ctx, key_of(&key)?).await?;
     Ok((meta_headers(&meta, None), Body::empty()).into_response())
 }
 
 async fn put_artifact(
-    State(state): State<Shared>,
-    Path(key): Path<String>,
+    Store(artifacts): Store<dyn ArtifactStore>,
+    ctx: Ctx,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ArtifactMeta>> {
@@ -92,11 +94,11 @@ async fn put_artifact(
     // disconnect, a shutdown) writes nothing.
     let body = body?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
-    Ok(Json(store!(state, artifact, "artifact").put(&state.ctx(), key, body, content_type).await?))
+    Ok(Json(artifacts.put(&ctx, key, body, content_type).await?))
 }
 
-async fn delete_artifact(State(state): State<Shared>, Path(key): Path<String>) -> ApiResult<StatusCode> {
-    store!(state, artifact, "artifact").delete(&state.ctx(), key_of(&key)?).await?;
+async fn delete_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<StatusCode> {
+    artifacts.delete(&ctx, key_of(&key)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -110,9 +112,8 @@ struct ListQuery {
     limit: u32,
 }
 
-async fn list(State(state): State<Shared>, query: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<Response> {
-    let Query(q) = query?;
-    let page = store!(state, artifact, "artifact").list(&state.ctx(), &q.prefix, q.cursor.as_deref(), q.limit).await?;
+async fn list(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Response> {
+    let page = artifacts.list(&ctx, &q.prefix, q.cursor.as_deref(), q.limit).await?;
     Ok(Json(page).into_response())
 }
 
@@ -130,18 +131,19 @@ fn now_secs() -> u64 {
 
 async fn artifact_url(
     State(state): State<Shared>,
-    Path(key): Path<String>,
+    Store(artifacts): Store<dyn ArtifactStore>,
+    ctx: Ctx,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
-    query: Result<Query<UrlQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<UrlQuery>,
 ) -> ApiResult<Response> {
-    let Query(q) = query?;
     let key = key_of(&key)?;
     let expires_in = q.expires_in.unwrap_or(3600);
     if expires_in == 0 || expires_in > MAX_URL_LIFETIME {
         return Err(ApiError::invalid(format!("expires_in must be 1 to {MAX_URL_LIFETIME} seconds")));
     }
     let expires_at = now_secs() + u64::from(expires_in);
-    let origin_url = store!(state, artifact, "artifact").get_url(&state.ctx(), key, expires_in).await?;
+    let origin_url = artifacts.get_url(&ctx, key, expires_in).await?;
     let (url, signed_by) = match origin_url {
         Some(url) => (url, "origin"),
         None => {
@@ -162,16 +164,18 @@ struct SignedQuery {
 
 async fn signed(
     State(state): State<Shared>,
-    Path(key): Path<String>,
+    Store(artifacts): Store<dyn ArtifactStore>,
+    ctx: Ctx,
+    ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
-    query: Result<Query<SignedQuery>, QueryRejection>,
+    query: Result<ApiQuery<SignedQuery>, ApiError>,
 ) -> ApiResult<Response> {
-    let Query(q) = query.map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a signed URL needs expires and sig"))?;
+    let ApiQuery(q) = query.map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a signed URL needs expires and sig"))?;
     let key = key_of(&key)?;
     state
         .signer
         .verify(key, q.expires, &q.sig, now_secs())
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("signed URL refused: {why}")))?;
-    let (artifact, cache) = fetch(&state, key).await?;
-    Ok(body_response(artifact, cache, &headers))
+    let artifact = artifacts.get(&ctx, key).await?;
+    Ok(body_response(&state, artifact, &headers))
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::domain::StoreError;
+use crate::base::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -38,13 +38,7 @@ impl From<StoreError> for ApiError {
             StoreError::PluginTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             StoreError::Internal(_) | StoreError::PluginTrapped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let message = match &e {
-            StoreError::NotFound(m) | StoreError::Conflict(m) | StoreError::Invalid(m) | StoreError::Unavailable(m) | StoreError::Internal(m) => {
-                m.clone()
-            }
-            other => other.to_string(),
-        };
-        Self { status, kind: e.kind(), message }
+        Self { status, kind: e.kind().name(), message: e.message() }
     }
 }
 
@@ -71,6 +65,12 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
         Self::invalid(e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        Self::new(e.status(), if e.status().is_server_error() { "internal" } else { "invalid" }, e.body_text())
     }
 }
 

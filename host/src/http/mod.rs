@@ -6,6 +6,7 @@ mod admin;
 mod artifacts;
 mod auth;
 mod error;
+mod extract;
 mod projects;
 mod runs;
 pub mod signing;
@@ -27,7 +28,7 @@ pub use error::{ApiError, ApiResult};
 
 use crate::app::App;
 use crate::app::manifest::TokenConfig;
-use crate::domain::Ctx;
+use crate::base::Ctx;
 use signing::UrlSigner;
 
 /// Limits of the HTTP layer.
@@ -124,7 +125,7 @@ pub async fn serve(app: App, listen: Option<String>) -> Result<()> {
     tracing::info!(%local, "serving");
     axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down: flushing caches");
-    state.app.caches.flush()?;
+    state.app.flush()?;
     Ok(())
 }
 
@@ -145,16 +146,6 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
-
-/// Extracts a store of the state or answers 404 for a domain the manifest does not bind.
-macro_rules! store {
-    ($state:expr, $field:ident, $domain:literal) => {
-        $state.app.stores.$field.as_ref().ok_or_else(|| {
-            crate::http::ApiError::not_found(concat!("the ", $domain, " domain is not configured in the manifest"))
-        })?
-    };
-}
-pub(crate) use store;
 
 /// The expected version of an optimistic write: `If-Match: "N"` or the body's/query's
 /// `expected_version` (they must agree when both are given).

@@ -1,14 +1,14 @@
 //! `/v1/projects`: project state (optimistic concurrency by version) and artifact records.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Shared, expected_version, now_ms, store};
-use crate::domain::{Project, ProjectArtifact, ProjectInput};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Store};
+use super::{ApiError, ApiResult, Shared, expected_version, now_ms};
+use crate::base::Ctx;
+use crate::domain::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectStore, validate_id};
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
@@ -43,15 +43,20 @@ struct Page {
     limit: u32,
 }
 
-async fn list(State(state): State<Shared>, query: Result<Query<Page>, QueryRejection>) -> ApiResult<Json<serde_json::Value>> {
-    let Query(q) = query?;
-    let page = store!(state, project, "project").list(&state.ctx(), q.cursor.as_deref(), q.limit).await?;
+async fn list(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiQuery(q): ApiQuery<Page>) -> ApiResult<Json<serde_json::Value>> {
+    let page = projects.list(&ctx, q.cursor.as_deref(), q.limit).await?;
     let items: Vec<ProjectView> = page.items.into_iter().map(Into::into).collect();
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
 }
 
-async fn get_project(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<ProjectView>> {
-    Ok(Json(store!(state, project, "project").get(&state.ctx(), &id).await?.into()))
+/// The project id of a path, checked by the contract's rules.
+fn project_id(id: String) -> ApiResult<String> {
+    validate_id("project id", &id)?;
+    Ok(id)
+}
+
+async fn get_project(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ProjectView>> {
+    Ok(Json(projects.get(&ctx, &project_id(id)?).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -64,15 +69,15 @@ struct SaveBody {
 }
 
 async fn save(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
+    Store(projects): Store<dyn ProjectStore>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    body: Result<Json<SaveBody>, JsonRejection>,
+    ApiJson(body): ApiJson<SaveBody>,
 ) -> ApiResult<Json<ProjectView>> {
-    let Json(body) = body?;
     let expected = expected_version(&headers, body.expected_version)?;
-    let input = ProjectInput { id, name: body.name, state: body.state.to_string() };
-    Ok(Json(store!(state, project, "project").save(&state.ctx(), input, expected).await?.into()))
+    let input = ProjectInput { id: project_id(id)?, name: body.name, state: body.state.to_string() };
+    Ok(Json(projects.save(&ctx, input, expected).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -82,14 +87,14 @@ struct DeleteQuery {
 }
 
 async fn delete(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
+    Store(projects): Store<dyn ProjectStore>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    query: Result<Query<DeleteQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    let Query(q) = query?;
     let expected = expected_version(&headers, q.expected_version)?;
-    store!(state, project, "project").delete(&state.ctx(), &id, expected).await?;
+    projects.delete(&ctx, &project_id(id)?, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,19 +111,24 @@ struct ArtifactBody {
 }
 
 async fn add_artifact(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    body: Result<Json<ArtifactBody>, JsonRejection>,
+    Store(records): Store<dyn ProjectArtifactStore>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<ArtifactBody>,
 ) -> ApiResult<StatusCode> {
-    let Json(b) = body?;
+    let id = project_id(id)?;
     if b.name.is_empty() {
         return Err(ApiError::invalid("name must not be empty"));
     }
     let record = ProjectArtifact { name: b.name, artifact_key: b.artifact_key, size: b.size, kind: b.kind, created_at: b.created_at.unwrap_or_else(now_ms) };
-    store!(state, project_artifacts, "project").add(&state.ctx(), &id, record).await?;
+    records.add(&ctx, &id, record).await?;
     Ok(StatusCode::CREATED)
 }
 
-async fn list_artifacts(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<Vec<ProjectArtifact>>> {
-    Ok(Json(store!(state, project_artifacts, "project").list(&state.ctx(), &id).await?))
+async fn list_artifacts(
+    Store(records): Store<dyn ProjectArtifactStore>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<ProjectArtifact>>> {
+    Ok(Json(records.list(&ctx, &project_id(id)?).await?))
 }

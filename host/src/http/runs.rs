@@ -2,15 +2,25 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ApiResult, Shared, store};
-use crate::domain::validate_key;
+use super::extract::{ApiPath, ApiQuery, Store};
+use super::{ApiResult, Shared};
+use crate::base::Ctx;
+use crate::domain::{RunnerStore, validate_key, validate_run};
+
+type Runs = Store<dyn RunnerStore>;
+
+/// A run and a file name of a path, checked by the contract's rules.
+fn run_file((run, name): (String, String)) -> ApiResult<(String, String)> {
+    validate_run(&run)?;
+    validate_key(&name)?;
+    Ok((run, name))
+}
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
@@ -18,26 +28,22 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/v1/runs/{run}/artifacts/{*name}", get(read).put(write).delete(remove))
 }
 
-async fn read(State(state): State<Shared>, Path((run, name)): Path<(String, String)>) -> ApiResult<Response> {
-    validate_key(&name)?;
-    let data = store!(state, runner, "runner").read(&state.ctx(), &run, &name).await?;
+async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>) -> ApiResult<Response> {
+    let (run, name) = run_file(path)?;
+    let data = runs.read(&ctx, &run, &name).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(data)).into_response())
 }
 
-async fn write(
-    State(state): State<Shared>,
-    Path((run, name)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<StatusCode> {
-    validate_key(&name)?;
+async fn write(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<StatusCode> {
+    let (run, name) = run_file(path)?;
     let body = body?;
-    store!(state, runner, "runner").write(&state.ctx(), &run, &name, body).await?;
+    runs.write(&ctx, &run, &name, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove(State(state): State<Shared>, Path((run, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
-    validate_key(&name)?;
-    store!(state, runner, "runner").remove(&state.ctx(), &run, &name).await?;
+async fn remove(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>) -> ApiResult<StatusCode> {
+    let (run, name) = run_file(path)?;
+    runs.remove(&ctx, &run, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -48,11 +54,7 @@ struct ListQuery {
     prefix: String,
 }
 
-async fn list(
-    State(state): State<Shared>,
-    Path(run): Path<String>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Vec<String>>> {
-    let Query(q) = query?;
-    Ok(Json(store!(state, runner, "runner").list(&state.ctx(), &run, &q.prefix).await?))
+async fn list(Store(runs): Runs, ctx: Ctx, ApiPath(run): ApiPath<String>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Vec<String>>> {
+    validate_run(&run)?;
+    Ok(Json(runs.list(&ctx, &run, &q.prefix).await?))
 }

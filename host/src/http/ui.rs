@@ -3,21 +3,27 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::{ApiError, ApiResult, Shared, expected_version, store};
-use crate::domain::{UiDocument, UiOp};
+use super::extract::{ApiJson, ApiPath, Store};
+use super::{ApiError, ApiResult, Shared, expected_version};
+use crate::base::Ctx;
+use crate::domain::{UiDocument, UiOp, UiStore, validate_id};
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new().route("/v1/ui/documents/{id}", get(get_document)).route("/v1/ui/documents/{id}/ops", post(apply_ops))
 }
 
-async fn get_document(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<Arc<UiDocument>>> {
-    Ok(Json(store!(state, ui, "ui").get(&state.ctx(), &id).await?))
+/// A document id of a path, checked by the contract's rules.
+fn document_id(id: String) -> ApiResult<String> {
+    validate_id("document id", &id)?;
+    Ok(id)
+}
+
+async fn get_document(Store(documents): Store<dyn UiStore>, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Arc<UiDocument>>> {
+    Ok(Json(documents.get(&ctx, &document_id(id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -32,12 +38,13 @@ fn check_json(what: &str, text: &str) -> Result<(), ApiError> {
 }
 
 async fn apply_ops(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
+    Store(documents): Store<dyn UiStore>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    body: Result<Json<OpsBody>, JsonRejection>,
+    ApiJson(body): ApiJson<OpsBody>,
 ) -> ApiResult<Json<Option<Arc<UiDocument>>>> {
-    let Json(body) = body?;
+    let id = document_id(id)?;
     for (i, op) in body.ops.iter().enumerate() {
         match op {
             UiOp::SetProp { value, .. } => check_json(&format!("ops[{i}].value"), value)?,
@@ -50,5 +57,5 @@ async fn apply_ops(
         }
     }
     let expected = expected_version(&headers, body.expected_version)?;
-    Ok(Json(store!(state, ui, "ui").apply_ops(&state.ctx(), &id, expected, body.ops).await?))
+    Ok(Json(documents.apply_ops(&ctx, &id, expected, body.ops).await?))
 }

@@ -1,14 +1,14 @@
 //! `/v1/workspaces`: workspaces and their tabs.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use serde::Deserialize;
 
-use super::{ApiResult, Shared, store};
-use crate::domain::{Tab, TabInput, Workspace, WorkspaceInput};
+use super::extract::{ApiJson, ApiPath, Store};
+use super::{ApiResult, Shared};
+use crate::base::Ctx;
+use crate::domain::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceStore, validate_id};
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
@@ -19,8 +19,22 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/v1/workspaces/{id}/tabs/{tab}/run", put(update_tab_run))
 }
 
-async fn get_workspace(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<Workspace>> {
-    Ok(Json(store!(state, workspace, "workspace").get(&state.ctx(), &id).await?))
+type Workspaces = Store<dyn WorkspaceStore>;
+
+/// A workspace id of a path, checked by the contract's rules.
+fn workspace_id(id: String) -> ApiResult<String> {
+    validate_id("workspace id", &id)?;
+    Ok(id)
+}
+
+/// A workspace id and a tab id of a path, checked by the contract's rules.
+fn tab_ids((id, tab): (String, String)) -> ApiResult<(String, String)> {
+    validate_id("tab id", &tab)?;
+    Ok((workspace_id(id)?, tab))
+}
+
+async fn get_workspace(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Workspace>> {
+    Ok(Json(workspaces.get(&ctx, &workspace_id(id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -31,30 +45,31 @@ struct CreateBody {
 }
 
 async fn create(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    Store(workspaces): Workspaces,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Workspace>)> {
-    let Json(b) = body?;
-    let ws = store!(state, workspace, "workspace").create(&state.ctx(), WorkspaceInput { id, project_id: b.project_id, name: b.name }).await?;
+    let ws = workspaces.create(&ctx, WorkspaceInput { id: workspace_id(id)?, project_id: b.project_id, name: b.name }).await?;
     Ok((StatusCode::CREATED, Json(ws)))
 }
 
-async fn list_tabs(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<Vec<Tab>>> {
-    Ok(Json(store!(state, workspace, "workspace").list_tabs(&state.ctx(), &id).await?))
+async fn list_tabs(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Vec<Tab>>> {
+    Ok(Json(workspaces.list_tabs(&ctx, &workspace_id(id)?).await?))
 }
 
 async fn create_tab(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    body: Result<Json<TabInput>, JsonRejection>,
+    Store(workspaces): Workspaces,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<TabInput>,
 ) -> ApiResult<(StatusCode, Json<Tab>)> {
-    let Json(input) = body?;
-    Ok((StatusCode::CREATED, Json(store!(state, workspace, "workspace").create_tab(&state.ctx(), &id, input).await?)))
+    Ok((StatusCode::CREATED, Json(workspaces.create_tab(&ctx, &workspace_id(id)?, input).await?)))
 }
 
-async fn get_tab(State(state): State<Shared>, Path((id, tab)): Path<(String, String)>) -> ApiResult<Json<Tab>> {
-    Ok(Json(store!(state, workspace, "workspace").get_tab(&state.ctx(), &id, &tab).await?))
+async fn get_tab(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(ids): ApiPath<(String, String)>) -> ApiResult<Json<Tab>> {
+    let (id, tab) = tab_ids(ids)?;
+    Ok(Json(workspaces.get_tab(&ctx, &id, &tab).await?))
 }
 
 #[derive(Deserialize)]
@@ -64,12 +79,12 @@ struct SelectBody {
 }
 
 async fn select_tab(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    body: Result<Json<SelectBody>, JsonRejection>,
+    Store(workspaces): Workspaces,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<SelectBody>,
 ) -> ApiResult<Json<Workspace>> {
-    let Json(b) = body?;
-    Ok(Json(store!(state, workspace, "workspace").select_tab(&state.ctx(), &id, &b.tab_id).await?))
+    Ok(Json(workspaces.select_tab(&ctx, &workspace_id(id)?, &b.tab_id).await?))
 }
 
 #[derive(Deserialize)]
@@ -79,10 +94,11 @@ struct RunBody {
 }
 
 async fn update_tab_run(
-    State(state): State<Shared>,
-    Path((id, tab)): Path<(String, String)>,
-    body: Result<Json<RunBody>, JsonRejection>,
+    Store(workspaces): Workspaces,
+    ctx: Ctx,
+    ApiPath(ids): ApiPath<(String, String)>,
+    ApiJson(b): ApiJson<RunBody>,
 ) -> ApiResult<Json<Tab>> {
-    let Json(b) = body?;
-    Ok(Json(store!(state, workspace, "workspace").update_tab_run(&state.ctx(), &id, &tab, b.run_id).await?))
+    let (id, tab) = tab_ids(ids)?;
+    Ok(Json(workspaces.update_tab_run(&ctx, &id, &tab, b.run_id).await?))
 }

@@ -1,27 +1,33 @@
-//! Generated bindings of the WIT contracts. Private to the crate: the public surface is the
-//! plain Rust types of `crate::domain`.
+//! Generated bindings of what plugins export (`storehost:origin`). Private to the crate: the
+//! public surface is the plain Rust types of `crate::domain`. What plugins import is bound by
+//! each capability in `crate::capabilities`.
 
 wasmtime::component::bindgen!({
-    world: "storehost:origin/host-view",
+    inline: "
+        package storehost:host-view;
+
+        /// Every interface a plugin may export.
+        world origin-exports {
+            export storehost:origin/plugin@0.1.0;
+            export storehost:origin/artifacts@0.1.0;
+            export storehost:origin/projects@0.1.0;
+            export storehost:origin/project-artifacts@0.1.0;
+            export storehost:origin/ui-documents@0.1.0;
+            export storehost:origin/workspaces@0.1.0;
+            export storehost:origin/runner-artifacts@0.1.0;
+            export storehost:origin/mock-control@0.1.0;
+        }
+    ",
     path: "../wit",
-    imports: {
-        "storehost:host/sql": async | trappable,
-        "storehost:host/object-store": async | trappable,
-        default: trappable,
-    },
-    with: {
-        "storehost:host/sql.transaction": crate::capabilities::sql::SqlTransaction,
-    },
     exports: { default: async },
 });
 
 pub use self::exports::storehost::origin;
-pub use self::storehost::host;
 pub use self::storehost::origin::types::StoreError as WitStoreError;
 
-impl From<WitStoreError> for crate::domain::StoreError {
+impl From<WitStoreError> for crate::base::StoreError {
     fn from(e: WitStoreError) -> Self {
-        use crate::domain::StoreError as E;
+        use crate::base::StoreError as E;
         match e {
             WitStoreError::NotFound(m) => E::NotFound(m),
             WitStoreError::Conflict(m) => E::Conflict(m),

@@ -2,11 +2,15 @@
 //! warm instances per plugin, and every call bounded by a deadline, a memory cap and a queue.
 
 pub(crate) mod bindings;
+mod call;
 pub mod compiled_cache;
-pub mod mock;
+mod instance;
+mod interfaces;
+mod load;
 mod plugin;
 mod pool;
-pub(crate) mod state;
+mod spec;
+mod stats;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,9 +20,13 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub(crate) use call::CallFuture;
 pub use compiled_cache::CompileSource;
-pub(crate) use plugin::CallFuture;
-pub use plugin::{inspect, Exports, Inspection, Interface, LoadError, Plugin, PluginInfo, PluginSettings, PluginSpec, PluginStats};
+pub use interfaces::{Exports, Interface, WIT_VERSION};
+pub use load::{Inspection, inspect};
+pub use plugin::Plugin;
+pub use spec::{LoadError, PluginInfo, PluginSettings, PluginSpec};
+pub use stats::PluginStats;
 
 /// How often the epoch advances. A plugin running wasm yields to the async executor at every
 /// tick, so a call is cut within one tick of its deadline and a busy plugin never holds a

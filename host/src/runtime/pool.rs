@@ -8,7 +8,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::domain::{Ctx, StoreError};
+use crate::base::{Ctx, StoreError};
 
 pub(crate) struct Pool<W> {
     idle: Mutex<Vec<W>>,

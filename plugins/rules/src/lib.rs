@@ -3,11 +3,14 @@
 //! Plain functions with no WIT bindings, so any plugin can use them whatever world it targets.
 //! An error is the message of an `invalid` store error.
 
+/// The longest key, in bytes: an artifact key, a runner file name, an object key (S3's limit).
+pub const MAX_KEY: usize = 1024;
+
 /// Artifact keys (and runner artifact names): 1–1024 bytes, `/`-separated, no empty, `.` or
 /// `..` segment, no NUL, no leading `/`.
 pub fn validate_artifact_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > 1024 {
-        return Err(format!("key must be 1 to 1024 bytes, got {}", key.len()));
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(format!("key must be 1 to {MAX_KEY} bytes, got {}", key.len()));
     }
     if key.contains('\0') {
         return Err("key contains NUL".into());
@@ -19,6 +22,19 @@ pub fn validate_artifact_key(key: &str) -> Result<(), String> {
         if segment.is_empty() || segment == "." || segment == ".." {
             return Err(format!("key {key:?} has an empty, '.' or '..' segment"));
         }
+    }
+    Ok(())
+}
+
+/// Keys of objects in a granted bucket: 1–1024 bytes (S3's limit), and no `.` or `..` segment,
+/// which a proxy or server resolving paths could take out of the bucket. Empty segments and any
+/// other bytes are allowed: a plugin composes object keys from a prefix and a key.
+pub fn validate_object_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(format!("object keys are 1 to {MAX_KEY} bytes, got {}", key.len()));
+    }
+    if key.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(format!("object key {key:?} has a '.' or '..' segment, which is refused"));
     }
     Ok(())
 }

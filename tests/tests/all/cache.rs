@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use storehost::cache::{CacheConfig, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig};
-use storehost::cache::metrics::{MetricsSource, render_prometheus};
+use storehost::app::{DomainMetrics, render_prometheus};
+use storehost::base::ErrorKind;
+use storehost::cache::{CacheConfig, CacheMetrics, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig};
 use storehost::domain::*;
-use storehost::runtime::mock::{Fault, FaultRule, MockControl};
+use storehost::metering::{Metered, OriginMeter};
+use storehost::origin::{PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginUiStore, PluginWorkspaceStore};
+use storehost::origin::mock::{Fault, FaultRule, MockControl};
 use storehost::runtime::{Plugin, PluginSpec};
 use storehost_primitives::MockClock;
 use storehost_tests::{builtin, load, runtime};
@@ -23,8 +26,30 @@ async fn mock(configure: impl FnOnce(&mut PluginSpec)) -> (Plugin, MockControl) 
     (plugin.clone(), MockControl::new(plugin).unwrap())
 }
 
-fn artifacts_over(plugin: &Plugin, config: CacheConfig) -> CachedArtifactStore {
-    CachedArtifactStore::new(Arc::new(PluginArtifactStore::new(plugin.clone()).unwrap()), config).unwrap()
+/// A cached artifact store over the plugin with a meter between them, as the server wires it.
+struct Cached {
+    store: CachedArtifactStore,
+    meter: Arc<OriginMeter<ArtifactOperation>>,
+}
+
+impl std::ops::Deref for Cached {
+    type Target = CachedArtifactStore;
+
+    fn deref(&self) -> &CachedArtifactStore {
+        &self.store
+    }
+}
+
+impl Cached {
+    fn metrics(&self) -> DomainMetrics {
+        DomainMetrics::new(self.meter.snapshot(), Some(&self.store))
+    }
+}
+
+fn artifacts_over(plugin: &Plugin, config: CacheConfig) -> Cached {
+    let meter = Arc::new(OriginMeter::new());
+    let origin = Arc::new(Metered::new(Arc::new(PluginArtifactStore::new(plugin.clone()).unwrap()), meter.clone()));
+    Cached { store: CachedArtifactStore::new(origin, config).unwrap(), meter }
 }
 
 fn ctx() -> Ctx {
@@ -47,7 +72,7 @@ async fn a_second_get_is_a_hit() {
     let m = store.metrics();
     let blob = m.cache("blob").unwrap().stats;
     assert_eq!((blob.hits, blob.misses), (2, 1));
-    assert_eq!(m.origin.calls_of("get"), 1);
+    assert_eq!(m.origin.calls_of(ArtifactOperation::Get), 1);
     let mut text = String::new();
     render_prometheus(&mut text, &[m]);
     assert!(text.contains("storehost_cache_requests_total{domain=\"artifact\",cache=\"blob\",result=\"hit\"} 2"), "{text}");
@@ -133,7 +158,7 @@ async fn project_save_caches_and_add_artifact_invalidates_only_that_project() {
     assert_eq!(count(&control, "project-artifacts.list").await, 1, "only p1's list was reloaded");
     // A stale expected version is a conflict, and the cache then drops its copy.
     let err = store.save(&ctx(), input("p1"), Some(7)).await.unwrap_err();
-    assert_eq!(err.kind(), "conflict");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
     ProjectStore::get(&store, &ctx(), "p1").await.unwrap();
     assert_eq!(count(&control, "projects.get").await, 1);
 }
@@ -272,9 +297,9 @@ async fn origin_errors_are_not_cached() {
     assert_eq!(store.get(&ctx(), "k").await.unwrap_err(), down);
     assert_eq!(&store.get(&ctx(), "k").await.unwrap().body[..], b"v");
     assert_eq!(count(&control, "artifacts.get").await, 2);
-    assert_eq!(store.metrics().origin.errors_of("unavailable"), 1);
+    assert_eq!(store.metrics().origin.errors_of(ErrorKind::Unavailable), 1);
     // Nor is a missing key.
-    assert_eq!(store.get(&ctx(), "missing").await.unwrap_err().kind(), "not-found");
+    assert_eq!(store.get(&ctx(), "missing").await.unwrap_err().kind(), ErrorKind::NotFound);
     store.put(&ctx(), "missing", Bytes::from_static(b"now"), None).await.unwrap();
     assert_eq!(&store.get(&ctx(), "missing").await.unwrap().body[..], b"now");
 }
@@ -287,10 +312,10 @@ async fn a_trapped_write_invalidates() {
     store.get(&ctx(), "k").await.unwrap();
     control.add_fault(FaultRule::new("artifacts.put", Fault::Trap).times(1)).await.unwrap();
     let err = store.put(&ctx(), "k", Bytes::from_static(b"new"), None).await.unwrap_err();
-    assert_eq!(err.kind(), "plugin-trapped");
+    assert_eq!(err.kind(), ErrorKind::PluginTrapped);
     // The cached "old" may no longer be what the origin holds: the next read goes to the origin
     // (a fresh mock instance, which has lost its data).
-    assert_eq!(store.get(&ctx(), "k").await.unwrap_err().kind(), "not-found");
+    assert_eq!(store.get(&ctx(), "k").await.unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(count(&control, "artifacts.get").await, 1);
 }
 
@@ -303,7 +328,7 @@ async fn the_callers_deadline_reaches_the_origin_through_the_cache() {
     let store = artifacts_over(&plugin, CacheConfig::default());
     let started = Instant::now();
     let err = store.get(&Ctx::with_timeout(Duration::from_millis(150)), "slow").await.unwrap_err();
-    assert_eq!(err.kind(), "plugin-timeout");
+    assert_eq!(err.kind(), ErrorKind::PluginTimeout);
     assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
 }
 
@@ -413,7 +438,7 @@ async fn reads_never_go_back_behind_acknowledged_writes() {
                         let seen = u64::from_le_bytes(a.body[..8].try_into().unwrap());
                         assert!(seen >= floor, "k{k}: read version {seen} after version {floor} was acknowledged");
                     }
-                    Err(e) => assert!(floor == 0 && e.kind() == "not-found", "k{k}: {e} after version {floor}"),
+                    Err(e) => assert!(floor == 0 && e.kind() == ErrorKind::NotFound, "k{k}: {e} after version {floor}"),
                 }
             }
         }));

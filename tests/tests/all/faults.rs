@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore, StoreError};
-use storehost::runtime::mock::{Fault, FaultRule, MockControl};
+use storehost::domain::{ArtifactStore, Ctx, StoreError};
+use storehost::origin::{PluginArtifactStore};
+use storehost::origin::mock::{Fault, FaultRule, MockControl};
 use storehost::runtime::{Plugin, PluginSpec};
 use storehost_tests::{builtin, load, runtime};
 use tokio_util::sync::CancellationToken;
@@ -141,7 +142,7 @@ async fn calls_beyond_the_queue_fail_fast_with_unavailable() {
     assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("already waiting")), "{err}");
     assert!(started.elapsed() < Duration::from_millis(50));
     for call in slow {
-        assert_eq!(call.await.unwrap().unwrap_err().kind(), "not-found", "the queued calls still complete");
+        assert_eq!(call.await.unwrap().unwrap_err().kind(), storehost::base::ErrorKind::NotFound, "the queued calls still complete");
     }
     assert_eq!(plugin.stats().rejected, 1);
 }

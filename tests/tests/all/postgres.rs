@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use storehost::app::Stores;
+use storehost::domain::Stores;
 use storehost::domain::{Ctx, ProjectInput, TabInput, UiNode, UiOp, WorkspaceInput};
 use storehost::runtime::{LoadError, Plugin, PluginSpec};
 use storehost_tests::pg::{TestDatabase, postgres_spec};
@@ -17,7 +17,7 @@ use storehost_tests::{builtin, runtime, stores};
 fn wide(db: &TestDatabase) -> PluginSpec {
     let mut spec = postgres_spec(&db.url);
     spec.settings.instances = 16;
-    spec.sql.as_mut().unwrap().max_connections = 16;
+    spec.grants.sql.as_mut().unwrap().max_connections = 16;
     spec
 }
 
@@ -43,7 +43,7 @@ async fn sixteen_writers_win_each_version_exactly_once() {
             for round in 0..12 {
                 let current = match projects.get(&ctx, "p").await {
                     Ok(p) => p.version,
-                    Err(e) if e.kind() == "not-found" => 0,
+                    Err(e) if e.kind() == storehost::base::ErrorKind::NotFound => 0,
                     Err(e) => panic!("get: {e}"),
                 };
                 match projects.save(&ctx, input("p", &format!("{{\"task\":{task},\"round\":{round}}}")), Some(current)).await {
@@ -52,7 +52,7 @@ async fn sixteen_writers_win_each_version_exactly_once() {
                         won.push(saved.version);
                     }
                     Err(e) => {
-                        assert_eq!(e.kind(), "conflict", "a losing writer gets conflict, not {e}");
+                        assert_eq!(e.kind(), storehost::base::ErrorKind::Conflict, "a losing writer gets conflict, not {e}");
                         conflicts += 1;
                     }
                 }
@@ -113,7 +113,7 @@ async fn concurrent_apply_ops_lose_no_op() {
     // A failing batch changes nothing: the second op names a missing node.
     let bad = vec![UiOp::InsertNode { node: node("extra".into()), index: 0 }, UiOp::RemoveNode { id: "missing".into() }];
     let err = ui.apply_ops(&Ctx::background(), "doc", None, bad).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid", "{err}");
+    assert_eq!(err.kind(), storehost::base::ErrorKind::Invalid, "{err}");
     let after = ui.get(&Ctx::background(), "doc").await.unwrap();
     assert_eq!((after.version, after.nodes.len()), (160, 160));
 }
@@ -210,7 +210,7 @@ async fn schemas_keep_two_origins_apart_in_one_database() {
     b.config.insert("schema".into(), "tenant_b".into());
     let (a, b) = (stores(&runtime(), a).await, stores(&runtime(), b).await);
     a.artifact.as_ref().unwrap().put(&ctx, "only/in/a", Bytes::from_static(b"a"), None).await.unwrap();
-    assert_eq!(b.artifact.as_ref().unwrap().get(&ctx, "only/in/a").await.unwrap_err().kind(), "not-found");
+    assert_eq!(b.artifact.as_ref().unwrap().get(&ctx, "only/in/a").await.unwrap_err().kind(), storehost::base::ErrorKind::NotFound);
     assert_eq!(a.artifact.as_ref().unwrap().get(&ctx, "only/in/a").await.unwrap().body, Bytes::from_static(b"a"));
 }
 
@@ -224,16 +224,16 @@ async fn bodies_over_max_body_are_refused_and_config_errors_name_the_key() {
     let artifacts = s.artifact.as_ref().unwrap();
     artifacts.put(&ctx, "fits", Bytes::from(vec![7u8; 1024]), None).await.unwrap();
     let err = artifacts.put(&ctx, "too/big", Bytes::from(vec![7u8; 1025]), None).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid");
+    assert_eq!(err.kind(), storehost::base::ErrorKind::Invalid);
     assert!(err.to_string().contains("max_body"), "{err}");
     let err = s.runner.as_ref().unwrap().write(&ctx, "r", "big", Bytes::from(vec![0u8; 2048])).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid");
+    assert_eq!(err.kind(), storehost::base::ErrorKind::Invalid);
 
     for (key, value, expected) in [("schema", "Robert'); DROP", "schema"), ("max_body", "lots", "max_body"), ("shema", "x", "shema")] {
         let mut spec = postgres_spec(&db.url);
         spec.config.insert(key.into(), value.into());
         let err = Plugin::load(&runtime(), spec).await.unwrap_err();
-        assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == "invalid"), "{err}");
+        assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == storehost::base::ErrorKind::Invalid), "{err}");
         assert!(err.to_string().contains(&format!("`{expected}`")), "{err}");
     }
 }
@@ -241,11 +241,11 @@ async fn bodies_over_max_body_are_refused_and_config_errors_name_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_is_unavailable_within_the_connect_timeout() {
     let mut spec = postgres_spec("postgres://postgres@127.0.0.1:1/postgres");
-    spec.sql.as_mut().unwrap().connect_timeout = Duration::from_secs(1);
+    spec.grants.sql.as_mut().unwrap().connect_timeout = Duration::from_secs(1);
     let started = Instant::now();
     let err = Plugin::load(&runtime(), spec).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == "unavailable"), "{err}");
+    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == storehost::base::ErrorKind::Unavailable), "{err}");
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
 }
 
@@ -277,7 +277,7 @@ async fn the_callers_deadline_cuts_a_blocked_statement() {
     let ops = vec![UiOp::InsertNode { node: node("b".into()), index: 0 }];
     let err = ui.apply_ops(&Ctx::with_timeout(Duration::from_millis(300)), "locked", None, ops.clone()).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(err.kind(), "plugin-timeout" | "unavailable"), "{err}");
+    assert!(matches!(err.kind(), storehost::base::ErrorKind::PluginTimeout | storehost::base::ErrorKind::Unavailable), "{err}");
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500), "cut after {elapsed:?}");
 
     // The cut statement does not linger in the server waiting for the lock.
@@ -314,7 +314,7 @@ async fn a_start_waits_for_the_migration_lock_within_the_timeout() {
     let started = Instant::now();
     let err = Plugin::load(&runtime(), spec.clone()).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == "unavailable"), "{err}");
+    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == storehost::base::ErrorKind::Unavailable), "{err}");
     assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3), "gave up after {elapsed:?}");
     sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut other).await.unwrap();
     Plugin::load(&runtime(), spec).await.expect("starts once the lock is free");

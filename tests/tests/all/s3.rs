@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use storehost::app::{App, Manifest, Stores};
-use storehost::conformance::{self, Outcome};
-use storehost::domain::{ArtifactStore, Ctx, PluginArtifactStore, PluginRunnerStore, RunnerStore, StoreError};
-use storehost::runtime::{LoadError, Plugin};
+use storehost::app::{App, Manifest};
+use storehost::conformance;
+use storehost::domain::{ArtifactStore, Ctx, RunnerStore, StoreError};
+use storehost::origin::{PluginArtifactStore, PluginRunnerStore};
+use storehost::runtime::{Interface, LoadError, Plugin};
 use storehost_tests::s3::{BUCKET, S3Server};
 use storehost_tests::{builtin, load, runtime, stores};
 
@@ -20,33 +21,13 @@ async fn artifacts(server: &S3Server) -> PluginArtifactStore {
     PluginArtifactStore::new(load(&runtime(), server.spec()).await).unwrap()
 }
 
-async fn check(stores: Stores, domain: &str) {
-    let report = conformance::run(&stores, |case| case.domain == domain).await;
-    println!("s3:\n{report}");
-    assert!(report.passed() > 0, "no {domain} case ran:\n{report}");
-    assert_eq!(report.failed(), 0, "{domain} failures:\n{report}");
-    assert!(report.results.iter().all(|r| r.outcome == Outcome::Passed), "{domain} cases skipped:\n{report}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_artifacts() {
-    let server = S3Server::start().await;
-    check(stores(&runtime(), server.spec()).await, "artifacts").await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_runner_artifacts() {
-    let server = S3Server::start().await;
-    check(stores(&runtime(), server.spec()).await, "runner-artifacts").await
-}
-
 /// The plugin exports artifacts and runner artifacts only; the other domains are reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_domains_are_reported_as_skipped() {
     let server = S3Server::start().await;
     let s = stores(&runtime(), server.spec()).await;
     assert!(s.project.is_none() && s.ui.is_none() && s.workspace.is_none());
-    let report = conformance::run(&s, |case| case.domain == "projects" || case.domain == "workspaces").await;
+    let report = conformance::run(&s, |case| case.interface == Interface::Projects || case.interface == Interface::Workspaces).await;
     assert!(report.skipped() > 0 && report.skipped() == report.results.len(), "{report}");
 }
 
@@ -111,11 +92,11 @@ async fn unusual_and_longest_keys_round_trip_as_the_same_object_keys() {
     assert_eq!(in_bucket, expected);
     for key in keys {
         store.delete(&ctx(), key).await.unwrap();
-        assert_eq!(store.get(&ctx(), key).await.unwrap_err().kind(), "not-found", "{key:?}");
+        assert_eq!(store.get(&ctx(), key).await.unwrap_err().kind(), storehost::base::ErrorKind::NotFound, "{key:?}");
     }
     // One byte more than S3 holds is invalid, whatever the prefix.
     let too_long = format!("{long}x");
-    assert_eq!(store.put(&ctx(), &too_long, Bytes::new(), None).await.unwrap_err().kind(), "invalid");
+    assert_eq!(store.put(&ctx(), &too_long, Bytes::new(), None).await.unwrap_err().kind(), storehost::base::ErrorKind::Invalid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +151,7 @@ fn closed_port() -> u16 {
 
 async fn store_on(server: &S3Server, endpoint: String, timeout: Duration) -> PluginArtifactStore {
     let mut spec = server.spec();
-    let grant = spec.object_store.as_mut().unwrap();
+    let grant = spec.grants.object_store.as_mut().unwrap();
     grant.endpoint = Some(endpoint);
     grant.timeout = timeout;
     grant.max_retries = 5;
@@ -187,7 +168,7 @@ async fn expect_unavailable_within(store: &PluginArtifactStore, timeout: Duratio
     assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("did not answer")), "expected unavailable, got {err}");
     assert!(took <= timeout + Duration::from_millis(500), "took {took:?} with a timeout of {timeout:?}");
     let err = store.put(&ctx(), "any/key", Bytes::from_static(b"x"), None).await.unwrap_err();
-    assert_eq!(err.kind(), "unavailable", "{err}");
+    assert_eq!(err.kind(), storehost::base::ErrorKind::Unavailable, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,10 +201,10 @@ async fn an_endpoint_that_never_answers_is_unavailable_within_the_timeout() {
 async fn wrong_credentials_are_refused_by_the_store() {
     let server = S3Server::start().await;
     let mut spec = server.spec();
-    spec.object_store.as_mut().unwrap().credentials.as_mut().unwrap().secret_access_key = "not-the-secret".into();
+    spec.grants.object_store.as_mut().unwrap().secret_access_key = Some("not-the-secret".into());
     let store = PluginArtifactStore::new(load(&runtime(), spec).await).unwrap();
     let err = store.put(&ctx(), "k", Bytes::from_static(b"x"), None).await.unwrap_err();
-    assert_eq!(err.kind(), "internal", "{err}");
+    assert_eq!(err.kind(), storehost::base::ErrorKind::Internal, "{err}");
     let message = err.to_string();
     assert!(message.contains("refused") && message.contains("HTTP 403 SignatureDoesNotMatch"), "{message}");
     assert!(!message.contains(&server.secret_key) && !message.contains("not-the-secret"), "{message}");
@@ -249,9 +230,9 @@ async fn the_plugin_reaches_only_the_granted_bucket() {
     store.put(&ctx(), "mine", Bytes::from_static(b"inside"), None).await.unwrap();
     let all = store.list(&ctx(), "", None, 0).await.unwrap();
     assert_eq!(all.items.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["mine"]);
-    assert_eq!(store.get(&ctx(), "secret").await.unwrap_err().kind(), "not-found");
+    assert_eq!(store.get(&ctx(), "secret").await.unwrap_err().kind(), storehost::base::ErrorKind::NotFound);
     for escape in ["../elsewhere/secret", "/elsewhere/secret"] {
-        assert_eq!(store.get(&ctx(), escape).await.unwrap_err().kind(), "invalid", "{escape}");
+        assert_eq!(store.get(&ctx(), escape).await.unwrap_err().kind(), storehost::base::ErrorKind::Invalid, "{escape}");
     }
 }
 

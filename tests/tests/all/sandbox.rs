@@ -3,7 +3,7 @@
 use std::os::unix::fs::symlink;
 
 use storehost::domain::{ArtifactStore, Ctx, RunnerStore, StoreError};
-use storehost::runtime::mock::MockControl;
+use storehost::origin::mock::MockControl;
 use storehost::runtime::{LoadError, Plugin, PluginSpec};
 use storehost_tests::{builtin, fs_spec, load, runtime, stores};
 
@@ -32,9 +32,9 @@ async fn dot_dot_keys_cannot_escape() {
     let ctx = Ctx::background();
     for key in ["../escape", "a/../../escape", "/etc/passwd"] {
         let err = s.artifact.as_ref().unwrap().put(&ctx, key, "x".into(), None).await.unwrap_err();
-        assert_eq!(err.kind(), "invalid", "{key}: {err}");
+        assert_eq!(err.kind(), storehost::base::ErrorKind::Invalid, "{key}: {err}");
         let err = s.runner.as_ref().unwrap().read(&ctx, "..", key).await.unwrap_err();
-        assert_eq!(err.kind(), "invalid", "{key}: {err}");
+        assert_eq!(err.kind(), storehost::base::ErrorKind::Invalid, "{key}: {err}");
     }
     assert!(!dir.path().parent().unwrap().join("escape").exists());
 }

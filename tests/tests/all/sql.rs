@@ -8,14 +8,15 @@ use bytes::Bytes;
 use sqlx::Connection;
 use storehost_tests::pg::TestDatabase;
 use storehost::capabilities::sql::SqlGrant;
-use storehost::domain::{Ctx, PluginRunnerStore, RunnerStore};
+use storehost::domain::{Ctx, RunnerStore};
+use storehost::origin::{PluginRunnerStore};
 use storehost::runtime::{LoadError, Plugin, PluginSpec};
 use storehost_tests::runtime;
 
 fn spec(url: &str, connect_timeout: Duration) -> PluginSpec {
     let wasm = std::fs::read(storehost::test_fixture("sql-user").unwrap()).unwrap();
     let mut spec = PluginSpec::new("reports", "sql-user.wasm", wasm);
-    spec.sql = Some(SqlGrant { url: url.into(), max_connections: 4, connect_timeout });
+    spec.grants.sql = Some(SqlGrant { url: url.into(), max_connections: 4, connect_timeout });
     spec
 }
 
@@ -29,7 +30,7 @@ async fn a_granted_plugin_reads_and_writes_rows() {
     store.write(&ctx, "run-1", "it's; -- a name", data.clone()).await.unwrap();
     assert_eq!(store.read(&ctx, "run-1", "it's; -- a name").await.unwrap(), data, "bytea round trip");
     store.remove(&ctx, "run-1", "it's; -- a name").await.unwrap();
-    assert_eq!(store.read(&ctx, "run-1", "it's; -- a name").await.unwrap_err().kind(), "not-found");
+    assert_eq!(store.read(&ctx, "run-1", "it's; -- a name").await.unwrap_err().kind(), storehost::base::ErrorKind::NotFound);
     // The rows are really in PostgreSQL, in this test's database.
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'files'").fetch_one(&mut conn).await.unwrap();
@@ -42,7 +43,7 @@ async fn a_refused_connection_is_unavailable_within_the_connect_timeout() {
     // Nothing listens on port 1.
     let err = Plugin::load(&runtime(), spec("postgres://postgres@127.0.0.1:1/postgres", Duration::from_secs(1))).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == "unavailable"), "{err}");
+    assert!(matches!(&err, LoadError::Start { error, .. } if error.kind() == storehost::base::ErrorKind::Unavailable), "{err}");
     assert!(err.to_string().contains("database unavailable"), "{err}");
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
 }

@@ -2,10 +2,10 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("artifacts", "delete"; delete_removes, delete_missing_succeeds);
+suite_cases!(Artifacts, "delete"; delete_removes, delete_missing_succeeds);
 
 async fn delete_removes(s: Stores) -> Result<()> {
     let (st, key) = (store(&s), unique("delete/it"));

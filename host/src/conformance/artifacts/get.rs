@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("artifacts", "get"; get_returns_what_was_put, get_missing_is_not_found);
+suite_cases!(Artifacts, "get"; get_returns_what_was_put, get_missing_is_not_found);
 
 async fn get_returns_what_was_put(s: Stores) -> Result<()> {
     let (st, key) = (store(&s), unique("get/roundtrip"));

@@ -2,10 +2,10 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("artifacts", "get-url"; get_url_of_existing, get_url_of_missing_is_not_found);
+suite_cases!(Artifacts, "get-url"; get_url_of_existing, get_url_of_missing_is_not_found);
 
 async fn get_url_of_existing(s: Stores) -> Result<()> {
     let (st, key) = (store(&s), unique("url/it"));

@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("artifacts", "head"; head_returns_metadata, head_missing_is_not_found);
+suite_cases!(Artifacts, "head"; head_returns_metadata, head_missing_is_not_found);
 
 async fn head_returns_metadata(s: Stores) -> Result<()> {
     let (st, key) = (store(&s), unique("head/meta"));

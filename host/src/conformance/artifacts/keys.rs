@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, invalid, unique};
 
-suite_cases!("artifacts", "keys"; bad_keys_are_invalid, unusual_keys_round_trip, longest_key_round_trips);
+suite_cases!(Artifacts, "keys"; bad_keys_are_invalid, unusual_keys_round_trip, longest_key_round_trips);
 
 async fn bad_keys_are_invalid(s: Stores) -> Result<()> {
     let st = store(&s);

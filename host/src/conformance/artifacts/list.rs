@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, unique};
 
-suite_cases!("artifacts", "list"; list_in_byte_order_with_paging, list_filters_by_prefix, list_empty_prefix);
+suite_cases!(Artifacts, "list"; list_in_byte_order_with_paging, list_filters_by_prefix, list_empty_prefix);
 
 async fn list_in_byte_order_with_paging(s: Stores) -> Result<()> {
     let (st, base) = (store(&s), unique("list/order"));

@@ -8,7 +8,7 @@ mod put;
 
 use std::sync::Arc;
 
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::domain::ArtifactStore;
 
 pub(super) fn cases() -> Vec<super::Case> {

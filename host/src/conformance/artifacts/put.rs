@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::{sha256_hex, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, unique};
 
-suite_cases!("artifacts", "put"; put_returns_metadata, put_replaces, put_empty_and_large_bodies);
+suite_cases!(Artifacts, "put"; put_returns_metadata, put_replaces, put_empty_and_large_bodies);
 
 async fn put_returns_metadata(s: Stores) -> Result<()> {
     let key = unique("put/meta");

@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{record, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, unique};
 
-suite_cases!("project-artifacts", "add"; add_then_list, add_same_name_replaces);
+suite_cases!(ProjectArtifacts, "add"; add_then_list, add_same_name_replaces);
 
 async fn add_then_list(s: Stores) -> Result<()> {
     let (st, project) = (store(&s), unique("pa"));

@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{record, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, unique};
 
-suite_cases!("project-artifacts", "list"; list_in_name_order_per_project, list_of_unknown_project_is_empty);
+suite_cases!(ProjectArtifacts, "list"; list_in_name_order_per_project, list_of_unknown_project_is_empty);
 
 async fn list_in_name_order_per_project(s: Stores) -> Result<()> {
     let (st, a, b) = (store(&s), unique("pa"), unique("pa"));

@@ -3,7 +3,7 @@ mod list;
 
 use std::sync::Arc;
 
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::domain::{ProjectArtifact, ProjectArtifactStore};
 
 pub(super) fn cases() -> Vec<super::Case> {

@@ -1,10 +1,10 @@
 use anyhow::Result;
 
 use super::{input, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, conflict, ctx, not_found, unique};
 
-suite_cases!("projects", "delete"; delete_checks_version, delete_missing_succeeds);
+suite_cases!(Projects, "delete"; delete_checks_version, delete_missing_succeeds);
 
 async fn delete_checks_version(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("project"));

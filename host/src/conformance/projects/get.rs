@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("projects", "get"; get_returns_saved, get_missing_is_not_found);
+suite_cases!(Projects, "get"; get_returns_saved, get_missing_is_not_found);
 
 async fn get_returns_saved(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("project"));

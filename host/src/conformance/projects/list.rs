@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, unique};
 
-suite_cases!("projects", "list"; list_pages_in_id_order);
+suite_cases!(Projects, "list"; list_pages_in_id_order);
 
 async fn list_pages_in_id_order(s: Stores) -> Result<()> {
     let (st, base) = (store(&s), unique("plist"));

@@ -5,7 +5,7 @@ mod save;
 
 use std::sync::Arc;
 
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::domain::{ProjectInput, ProjectStore};
 
 pub(super) fn cases() -> Vec<super::Case> {

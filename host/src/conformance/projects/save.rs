@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, conflict, ctx, unique};
 
-suite_cases!("projects", "save"; save_creates_then_bumps_versions, save_checks_expected_version, save_create_only);
+suite_cases!(Projects, "save"; save_creates_then_bumps_versions, save_checks_expected_version, save_create_only);
 
 async fn save_creates_then_bumps_versions(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("project"));

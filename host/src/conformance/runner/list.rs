@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, unique};
 
-suite_cases!("runner-artifacts", "list"; list_sorted_with_prefix, list_is_per_run);
+suite_cases!(RunnerArtifacts, "list"; list_sorted_with_prefix, list_is_per_run);
 
 async fn list_sorted_with_prefix(s: Stores) -> Result<()> {
     let (st, run) = (store(&s), unique("run"));

@@ -5,7 +5,7 @@ mod remove;
 
 use std::sync::Arc;
 
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::domain::RunnerStore;
 
 pub(super) fn cases() -> Vec<super::Case> {

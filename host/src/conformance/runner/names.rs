@@ -2,10 +2,10 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{suite_cases, ctx, invalid, unique};
 
-suite_cases!("runner-artifacts", "names"; bad_runs_and_names_are_invalid);
+suite_cases!(RunnerArtifacts, "names"; bad_runs_and_names_are_invalid);
 
 async fn bad_runs_and_names_are_invalid(s: Stores) -> Result<()> {
     let st = store(&s);

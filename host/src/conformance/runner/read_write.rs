@@ -2,10 +2,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("runner-artifacts", "read/write"; write_then_read, write_replaces, read_missing_is_not_found);
+suite_cases!(RunnerArtifacts, "read/write"; write_then_read, write_replaces, read_missing_is_not_found);
 
 async fn write_then_read(s: Stores) -> Result<()> {
     let (st, run) = (store(&s), unique("run"));

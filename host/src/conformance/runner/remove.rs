@@ -2,10 +2,10 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("runner-artifacts", "remove"; remove_deletes, remove_missing_succeeds);
+suite_cases!(RunnerArtifacts, "remove"; remove_deletes, remove_missing_succeeds);
 
 async fn remove_deletes(s: Stores) -> Result<()> {
     let (st, run) = (store(&s), unique("run"));

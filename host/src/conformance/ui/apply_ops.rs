@@ -1,11 +1,11 @@
 use anyhow::{Result, ensure};
 
 use super::{children, insert, shape, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, conflict, ctx, invalid, unique};
 use crate::domain::UiOp;
 
-suite_cases!("ui-documents", "apply-ops";
+suite_cases!(UiDocuments, "apply-ops";
     builds_a_tree_in_sibling_order, props_set_and_remove, move_and_remove_subtree,
     batch_is_atomic, expected_version_is_checked, invalid_ops_are_refused);
 

@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{insert, store};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("ui-documents", "get"; get_missing_is_not_found, get_returns_applied);
+suite_cases!(UiDocuments, "get"; get_missing_is_not_found, get_returns_applied);
 
 async fn get_missing_is_not_found(s: Stores) -> Result<()> {
     not_found("get of a missing document", store(&s).get(&ctx(), &unique("doc")).await)

@@ -3,7 +3,7 @@ mod get;
 
 use std::sync::Arc;
 
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::domain::{UiDocument, UiNode, UiOp, UiStore};
 
 pub(super) fn cases() -> Vec<super::Case> {

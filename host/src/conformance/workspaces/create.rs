@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{store, ws_input};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, conflict, ctx, unique};
 
-suite_cases!("workspaces", "create"; create_starts_at_version_1, create_taken_id_conflicts);
+suite_cases!(Workspaces, "create"; create_starts_at_version_1, create_taken_id_conflicts);
 
 async fn create_starts_at_version_1(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));

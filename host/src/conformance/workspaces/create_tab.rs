@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, conflict, ctx, not_found, unique};
 
-suite_cases!("workspaces", "create-tab"; create_tab_appends, create_tab_taken_id_conflicts, create_tab_in_missing_workspace);
+suite_cases!(Workspaces, "create-tab"; create_tab_appends, create_tab_taken_id_conflicts, create_tab_in_missing_workspace);
 
 async fn create_tab_appends(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));

@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{store, ws_input};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("workspaces", "get"; get_returns_created, get_missing_is_not_found);
+suite_cases!(Workspaces, "get"; get_returns_created, get_missing_is_not_found);
 
 async fn get_returns_created(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));

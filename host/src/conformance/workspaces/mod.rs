@@ -7,7 +7,7 @@ mod update_tab_run;
 
 use std::sync::Arc;
 
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::domain::{TabInput, WorkspaceInput, WorkspaceStore};
 
 pub(super) fn cases() -> Vec<super::Case> {

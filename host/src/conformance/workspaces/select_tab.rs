@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("workspaces", "select-tab"; select_tab_sets_and_bumps, select_missing_tab_is_not_found);
+suite_cases!(Workspaces, "select-tab"; select_tab_sets_and_bumps, select_missing_tab_is_not_found);
 
 async fn select_tab_sets_and_bumps(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));

@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("workspaces", "list-tabs/get-tab"; list_tabs_by_position, get_tab_returns_created, tabs_belong_to_their_workspace);
+suite_cases!(Workspaces, "list-tabs/get-tab"; list_tabs_by_position, get_tab_returns_created, tabs_belong_to_their_workspace);
 
 async fn list_tabs_by_position(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));

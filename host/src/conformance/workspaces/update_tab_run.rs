@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
-use crate::app::Stores;
+use crate::domain::Stores;
 use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
-suite_cases!("workspaces", "update-tab-run"; update_tab_run_sets_and_clears, update_run_of_missing_tab);
+suite_cases!(Workspaces, "update-tab-run"; update_tab_run_sets_and_clears, update_run_of_missing_tab);
 
 async fn update_tab_run_sets_and_clears(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));

@@ -1,5 +1,5 @@
-//! The memory tier shared by every cached store: read-through with load coalescing, and
-//! writes that can never be overtaken by an older load.
+//! Read-through over a [`MemoryCache`]: loads coalesced per key, and writes that can never be
+//! overtaken by an older load.
 //!
 //! A load that started before a write may finish after it. Every key therefore has a
 //! generation (striped: a collision only costs a skipped insert); writes and invalidations bump
@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use storehost_primitives::{CacheStats, Clock, Coalescer, CoalescerStats, MemoryCache, Timestamp};
 
-use crate::domain::{Result, StoreError};
+use crate::{CacheStats, Clock, Coalescer, CoalescerStats, MemoryCache, Timestamp};
 
 const STRIPES: usize = 1024;
 
@@ -44,9 +43,13 @@ pub struct TierConfig {
     pub clock: Option<SharedClock>,
 }
 
-pub struct ReadThrough<K, V> {
+/// A [`MemoryCache`] read through a loader: [`lookup`](Self::lookup) answers from memory or
+/// runs one load per key and generation, and every write ([`store`](Self::store),
+/// [`invalidate`](Self::invalidate), …) keeps loads that started before it from inserting.
+/// `E` is the loader's error: never cached, handed to every coalesced caller.
+pub struct ReadThrough<K, V, E> {
     cache: MemoryCache<K, V>,
-    coalescer: Coalescer<(K, u64), V, StoreError>,
+    coalescer: Coalescer<(K, u64), V, E>,
     generations: Box<[AtomicU64]>,
     /// Bumped by predicate invalidation, which cannot name the keys it drops.
     epoch: AtomicU64,
@@ -54,10 +57,11 @@ pub struct ReadThrough<K, V> {
     hasher: std::hash::RandomState,
 }
 
-impl<K, V> ReadThrough<K, V>
+impl<K, V, E> ReadThrough<K, V, E>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
 {
     pub fn new(config: &TierConfig, weigher: impl Fn(&K, &V) -> usize + Send + Sync + 'static) -> Self {
         let mut builder = MemoryCache::builder().default_ttl(config.ttl).max_bytes(config.max_bytes).weigher(weigher);
@@ -93,12 +97,12 @@ where
 
     /// The cached value, or the result of `load` (one load per key at a time), which is then
     /// cached unless a write or an invalidation happened while it ran. Errors are not cached.
-    pub async fn get_or_load(&self, key: &K, load: impl Future<Output = Result<V>>) -> Result<V> {
+    pub async fn get_or_load(&self, key: &K, load: impl Future<Output = Result<V, E>>) -> Result<V, E> {
         self.get_or_load_with_ttl(key, None, load).await
     }
 
     /// [`get_or_load`](Self::get_or_load), caching the value for `ttl` instead of the default.
-    pub async fn get_or_load_with_ttl(&self, key: &K, ttl: Option<Duration>, load: impl Future<Output = Result<V>>) -> Result<V> {
+    pub async fn get_or_load_with_ttl(&self, key: &K, ttl: Option<Duration>, load: impl Future<Output = Result<V, E>>) -> Result<V, E> {
         self.get_or_load_then(key, ttl, load, |_| {}).await
     }
 
@@ -108,9 +112,9 @@ where
         &self,
         key: &K,
         ttl: Option<Duration>,
-        load: impl Future<Output = Result<V>>,
+        load: impl Future<Output = Result<V, E>>,
         cached: impl FnOnce(&V),
-    ) -> Result<V> {
+    ) -> Result<V, E> {
         self.lookup(key, ttl, load, cached).await.map(|(value, _)| value)
     }
 
@@ -120,9 +124,9 @@ where
         &self,
         key: &K,
         ttl: Option<Duration>,
-        load: impl Future<Output = Result<V>>,
+        load: impl Future<Output = Result<V, E>>,
         cached: impl FnOnce(&V),
-    ) -> Result<(V, bool)> {
+    ) -> Result<(V, bool), E> {
         if let Some(value) = self.cache.get(key) {
             return Ok((value, true));
         }
@@ -199,5 +203,140 @@ where
 
     pub fn coalescing(&self) -> CoalescerStats {
         self.coalescer.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::MockClock;
+
+    fn tier(clock: &MockClock, max_bytes: u64) -> TierConfig {
+        TierConfig { ttl: Duration::from_secs(60), max_bytes, max_entries: None, clock: Some(SharedClock(Arc::new(clock.clone()))) }
+    }
+
+    fn cache(clock: &MockClock) -> ReadThrough<String, Arc<str>, Arc<str>> {
+        ReadThrough::new(&tier(clock, 1 << 20), |k: &String, v: &Arc<str>| k.len() + v.len())
+    }
+
+    fn k(s: &str) -> String {
+        s.to_string()
+    }
+
+    fn v(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().unwrap()
+    }
+
+    #[test]
+    fn concurrent_misses_run_one_load() {
+        rt().block_on(async {
+            let cache = Arc::new(cache(&MockClock::new()));
+            let calls = Arc::new(AtomicUsize::new(0));
+            let gate = Arc::new(tokio::sync::Notify::new());
+            let mut tasks = Vec::new();
+            for _ in 0..5 {
+                let (cache, calls, gate) = (cache.clone(), calls.clone(), gate.clone());
+                tasks.push(tokio::spawn(async move {
+                    cache
+                        .get_or_load(&k("doc"), async {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            gate.notified().await;
+                            Ok(v("loaded"))
+                        })
+                        .await
+                }));
+            }
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            gate.notify_one();
+            for t in tasks {
+                assert_eq!(t.await.unwrap().as_deref(), Ok("loaded"));
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            // Cached now: a later call does not load.
+            let again = cache.get_or_load(&k("doc"), async { Err(v("not called")) }).await;
+            assert_eq!(again.as_deref(), Ok("loaded"));
+            let (s, c) = (cache.stats(), cache.coalescing());
+            assert_eq!((c.loads, c.coalesced, s.inserts, s.hits), (1, 4, 1, 1));
+        });
+    }
+
+    #[test]
+    fn failures_are_not_cached() {
+        rt().block_on(async {
+            let cache = cache(&MockClock::new());
+            let doc = k("doc");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let leader = cache.get_or_load(&doc, async {
+                rx.await.unwrap();
+                Err(v("unavailable"))
+            });
+            let waiter = cache.get_or_load(&doc, async { Ok(v("never")) });
+            let release = async {
+                tokio::task::yield_now().await;
+                tx.send(()).unwrap();
+            };
+            let (a, b, ()) = tokio::join!(leader, waiter, release);
+            assert_eq!(a.unwrap_err().as_ref(), "unavailable");
+            assert_eq!(b.unwrap_err().as_ref(), "unavailable");
+            assert_eq!(cache.stats().entries, 0);
+            let ok = cache.get_or_load(&k("doc"), async { Ok(v("fresh")) }).await;
+            assert_eq!(ok.as_deref(), Ok("fresh"));
+            assert!(cache.get(&k("doc")).is_some());
+        });
+    }
+
+    #[test]
+    fn an_oversized_value_is_returned_without_being_cached() {
+        rt().block_on(async {
+            let cache: ReadThrough<String, Arc<str>, ()> = ReadThrough::new(&tier(&MockClock::new(), 8), |_, v: &Arc<str>| v.len());
+            let big = cache.get_or_load(&k("doc"), async { Ok(v("0123456789")) }).await;
+            assert_eq!(big.as_deref(), Ok("0123456789"));
+            assert_eq!(cache.stats().entries, 0);
+            assert_eq!(cache.stats().refusals, 1);
+        });
+    }
+
+    #[test]
+    fn a_loaded_value_expires_at_its_own_ttl() {
+        rt().block_on(async {
+            let clock = MockClock::new();
+            let cache = cache(&clock);
+            let loaded = cache.get_or_load_with_ttl(&k("url"), Some(Duration::from_secs(5)), async { Ok(v("u1")) }).await;
+            assert_eq!(loaded.as_deref(), Ok("u1"));
+            clock.advance(Duration::from_secs(5));
+            assert_eq!(cache.get(&k("url")), None);
+        });
+    }
+
+    #[test]
+    fn a_load_that_began_before_a_write_does_not_overwrite_it() {
+        rt().block_on(async {
+            let cache = cache(&MockClock::new());
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let doc = k("doc");
+            let old_load = cache.get_or_load(&doc, async {
+                rx.await.unwrap();
+                Ok(v("old"))
+            });
+            let write = async {
+                tokio::task::yield_now().await;
+                cache.store(k("doc"), v("new"));
+                tx.send(()).unwrap();
+            };
+            let (old, ()) = tokio::join!(old_load, write);
+            assert_eq!(old.as_deref(), Ok("old"), "the load's caller gets what it loaded");
+            assert_eq!(cache.get(&k("doc")).as_deref(), Some("new"), "the write's value stays cached");
+            cache.invalidate(&k("doc"));
+            assert_eq!(cache.get(&k("doc")), None);
+        });
     }
 }

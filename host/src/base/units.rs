@@ -47,11 +47,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// A duration in a manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
 /// A byte size in a manifest (a string with a unit, or an integer of bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Size(pub u64);
 
 struct UnitVisitor<T>(fn(&str) -> Result<T, String>, &'static str);
@@ -82,6 +82,16 @@ impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor(parse_size, "a size such as \"64MiB\"")).map(Size)
     }
+}
+
+/// `deserialize_with` of a duration field.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Dur::deserialize(d).map(|d| d.0)
+}
+
+/// `deserialize_with` of an optional duration field.
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Dur::deserialize(d).map(|d| Some(d.0))
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::bindings::origin::mock_control as wit;
-use super::bindings::WitStoreError;
-use super::{CallFuture, Interface, Plugin};
-use crate::domain::{Ctx, Result, StoreError, require_export};
+use super::require_export;
+use crate::base::{Ctx, Result, StoreError};
+use crate::runtime::bindings::WitStoreError;
+use crate::runtime::bindings::origin::mock_control as wit;
+use crate::runtime::{CallFuture, Interface, Plugin};
 
 /// A scripted fault.
 #[derive(Clone, Debug, PartialEq)]

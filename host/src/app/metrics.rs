@@ -1,0 +1,115 @@
+//! The metrics of every domain (its origin calls from the meter, its caches from the cache),
+//! rendered as Prometheus text.
+
+use std::fmt::Write as _;
+
+use crate::base::Domain;
+use crate::cache::{CacheMetrics, CacheStats, CoalescerStats, DiskStats, NamedCache};
+use crate::metering::{LATENCY_BUCKETS, OriginStats};
+
+/// Everything known of one domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DomainMetrics {
+    pub domain: Domain,
+    /// Its memory caches (none when the domain is not cached).
+    pub caches: Vec<NamedCache>,
+    /// The disk tier, where the domain has one.
+    pub disk: Option<DiskStats>,
+    pub origin: OriginStats,
+}
+
+impl DomainMetrics {
+    /// A domain's metrics from its meter's snapshot and, when it is cached, its cache.
+    pub fn new(origin: OriginStats, cache: Option<&dyn CacheMetrics>) -> Self {
+        DomainMetrics {
+            domain: origin.domain,
+            caches: cache.map(|c| c.caches()).unwrap_or_default(),
+            disk: cache.and_then(|c| c.disk()),
+            origin,
+        }
+    }
+
+    pub fn cache(&self, name: &str) -> Option<&NamedCache> {
+        self.caches.iter().find(|c| c.name == name)
+    }
+
+    /// The memory caches and the disk tier, the latter as a cache named `disk`.
+    fn tiers(&self) -> impl Iterator<Item = NamedCache> + '_ {
+        let disk = self.disk.as_ref().map(|disk| NamedCache {
+            name: "disk",
+            stats: CacheStats {
+                hits: disk.hits,
+                misses: disk.misses,
+                inserts: disk.inserts,
+                evictions: disk.evictions,
+                expirations: disk.expirations,
+                entries: disk.entries,
+                bytes: disk.bytes,
+                ..CacheStats::default()
+            },
+            coalescing: CoalescerStats::default(),
+        });
+        self.caches.iter().cloned().chain(disk)
+    }
+}
+
+/// Renders domain metrics as Prometheus text exposition.
+pub fn render_prometheus(out: &mut String, domains: &[DomainMetrics]) {
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    };
+    let per_cache = |f: &dyn Fn(&NamedCache) -> Vec<(&'static str, u64)>| {
+        let mut rows = Vec::new();
+        for d in domains {
+            for c in d.tiers() {
+                for (extra, v) in f(&c) {
+                    let extra = if extra.is_empty() { String::new() } else { format!(",{extra}") };
+                    rows.push((format!("domain=\"{}\",cache=\"{}\"{extra}", d.domain, c.name), v as f64));
+                }
+            }
+        }
+        rows
+    };
+    family(
+        "storehost_cache_requests_total",
+        "counter",
+        "Cache lookups by result.",
+        per_cache(&|c| vec![("result=\"hit\"", c.stats.hits), ("result=\"miss\"", c.stats.misses)]),
+    );
+    family("storehost_cache_evictions_total", "counter", "Entries evicted to make room.", per_cache(&|c| vec![("", c.stats.evictions)]));
+    family("storehost_cache_expirations_total", "counter", "Entries dropped at their TTL.", per_cache(&|c| vec![("", c.stats.expirations)]));
+    family("storehost_cache_coalesced_total", "counter", "Reads that shared another read's origin load.", per_cache(&|c| vec![("", c.coalescing.coalesced)]));
+    family("storehost_cache_entries", "gauge", "Entries held.", per_cache(&|c| vec![("", c.stats.entries)]));
+    family("storehost_cache_bytes", "gauge", "Bytes held.", per_cache(&|c| vec![("", c.stats.bytes)]));
+
+    let mut calls = Vec::new();
+    let mut errors = Vec::new();
+    let mut buckets = Vec::new();
+    for d in domains {
+        for (op, n) in &d.origin.by_operation {
+            calls.push((format!("domain=\"{}\",operation=\"{op}\"", d.domain), *n as f64));
+        }
+        for (kind, n) in &d.origin.errors {
+            errors.push((format!("domain=\"{}\",kind=\"{kind}\"", d.domain), *n as f64));
+        }
+        let mut cumulative = 0;
+        for (i, n) in d.origin.latency_buckets.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            buckets.push((format!("domain=\"{}\",le=\"{le}\"", d.domain), cumulative as f64));
+        }
+    }
+    family("storehost_origin_calls_total", "counter", "Calls to the origin by operation.", calls);
+    family("storehost_origin_errors_total", "counter", "Origin errors by kind.", errors);
+    let _ = writeln!(out, "# HELP storehost_origin_latency_seconds Origin call latency.\n# TYPE storehost_origin_latency_seconds histogram");
+    for (labels, v) in buckets {
+        let _ = writeln!(out, "storehost_origin_latency_seconds_bucket{{{labels}}} {v}");
+    }
+    for d in domains {
+        let _ = writeln!(out, "storehost_origin_latency_seconds_sum{{domain=\"{}\"}} {}", d.domain, d.origin.latency_sum.as_secs_f64());
+        let _ = writeln!(out, "storehost_origin_latency_seconds_count{{domain=\"{}\"}} {}", d.domain, d.origin.calls);
+    }
+}

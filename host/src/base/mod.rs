@@ -1,0 +1,12 @@
+//! The bottom layer: the caller's context, the error every store returns and its kinds, the
+//! names of the domains, and the units manifests are written in. It depends on nothing else of
+//! the host, and every other module may depend on it.
+
+mod context;
+mod error;
+mod names;
+pub mod units;
+
+pub use context::Ctx;
+pub use error::{ErrorKind, Result, StoreError};
+pub use names::Domain;

@@ -1,0 +1,43 @@
+use std::fmt;
+
+/// A domain of the storage host: the unit the manifest binds to an origin, caches, and meters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    /// Gateway artifacts (blobs by key).
+    Artifact,
+    /// Project state and the project's artifact records.
+    Project,
+    /// UI documents.
+    Ui,
+    /// UI workspaces and their tabs.
+    Workspace,
+    /// The runner's files, by run.
+    Runner,
+}
+
+impl Domain {
+    pub const ALL: [Domain; 5] = [Domain::Artifact, Domain::Project, Domain::Ui, Domain::Workspace, Domain::Runner];
+
+    /// The name used in the manifest (`[domains] artifact = …`), in metric labels and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Domain::Artifact => "artifact",
+            Domain::Project => "project",
+            Domain::Ui => "ui",
+            Domain::Workspace => "workspace",
+            Domain::Runner => "runner",
+        }
+    }
+
+    /// The domain a name (as [`name`](Self::name) gives it) stands for.
+    pub fn from_name(name: &str) -> Option<Domain> {
+        Domain::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

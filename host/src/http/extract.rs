@@ -1,0 +1,102 @@
+//! Extractors of the handlers: a domain's store (404 when the manifest does not bind the
+//! domain), the request's [`Ctx`], and path, query and body extractors whose rejections are the
+//! API's JSON errors.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, Shared};
+use crate::base::{Ctx, Domain};
+use crate::domain::{ArtifactStore, ProjectArtifactStore, ProjectStore, RunnerStore, Stores, UiStore, WorkspaceStore};
+
+/// A domain store of the server's [`Stores`].
+pub(crate) trait Bound: Send + Sync + 'static {
+    const DOMAIN: Domain;
+    fn of(stores: &Stores) -> Option<&Arc<Self>>;
+}
+
+macro_rules! bound {
+    ($($trait:ident => $field:ident, $domain:ident;)*) => {
+        $(impl Bound for dyn $trait {
+            const DOMAIN: Domain = Domain::$domain;
+            fn of(stores: &Stores) -> Option<&Arc<Self>> {
+                stores.$field.as_ref()
+            }
+        })*
+    };
+}
+
+bound! {
+    ArtifactStore => artifact, Artifact;
+    ProjectStore => project, Project;
+    ProjectArtifactStore => project_artifacts, Project;
+    UiStore => ui, Ui;
+    WorkspaceStore => workspace, Workspace;
+    RunnerStore => runner, Runner;
+}
+
+/// The store of a domain: `Store<dyn ArtifactStore>`.
+pub(crate) struct Store<S: ?Sized>(pub Arc<S>);
+
+impl<S: Bound + ?Sized> FromRequestParts<Shared> for Store<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        S::of(&state.app.stores)
+            .cloned()
+            .map(Store)
+            .ok_or_else(|| ApiError::not_found(format!("the {} domain is not configured in the manifest", S::DOMAIN)))
+    }
+}
+
+/// The context of one request: the server's request timeout is its deadline.
+impl FromRequestParts<Shared> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
+        Ok(state.ctx())
+    }
+}
+
+/// Wraps one of axum's extractors so that its rejection is the API's JSON error.
+macro_rules! json_rejection {
+    ($(#[$doc:meta])* $name:ident($inner:ident), $via:ident) => {
+        $(#[$doc])*
+        pub(crate) struct $name<T>(pub T);
+
+        impl<T: DeserializeOwned + Send> $via<Shared> for $name<T> {
+            type Rejection = ApiError;
+
+            json_rejection!(@method $via, $inner);
+        }
+    };
+    (@method FromRequestParts, $inner:ident) => {
+        async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+            axum::extract::$inner::<T>::from_request_parts(parts, state).await.map(|v| Self(v.0)).map_err(ApiError::from)
+        }
+    };
+    (@method FromRequest, $inner:ident) => {
+        async fn from_request(request: Request, state: &Shared) -> Result<Self, ApiError> {
+            axum::extract::$inner::<T>::from_request(request, state).await.map(|v| Self(v.0)).map_err(ApiError::from)
+        }
+    };
+}
+
+json_rejection!(
+    /// Path parameters.
+    ApiPath(Path),
+    FromRequestParts
+);
+json_rejection!(
+    /// The query string.
+    ApiQuery(Query),
+    FromRequestParts
+);
+json_rejection!(
+    /// A JSON body.
+    ApiJson(Json),
+    FromRequest
+);

@@ -1,0 +1,94 @@
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::base::{Domain, ErrorKind, Result, StoreError};
+use crate::domain::Operation;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 16] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Counts the calls made to one domain's store: per operation, errors by kind, latency.
+pub struct OriginMeter<O: Operation> {
+    calls: Box<[AtomicU64]>,
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_ns: AtomicU64,
+    operations: PhantomData<O>,
+}
+
+impl<O: Operation> Default for OriginMeter<O> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<O: Operation> OriginMeter<O> {
+    pub fn new() -> Self {
+        Self {
+            calls: O::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            errors: Default::default(),
+            buckets: Default::default(),
+            latency_sum_ns: AtomicU64::new(0),
+            operations: PhantomData,
+        }
+    }
+
+    /// Runs one call of `operation` and records it.
+    pub async fn call<T>(&self, operation: O, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let started = Instant::now();
+        let result = call.await;
+        self.record(operation, started.elapsed(), result.as_ref().err());
+        result
+    }
+
+    fn record(&self, operation: O, elapsed: Duration, error: Option<&StoreError>) {
+        self.calls[operation.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = error {
+            self.errors[e.kind().index()].fetch_add(1, Ordering::Relaxed);
+        }
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> OriginStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let by_operation: Vec<(&'static str, u64)> = O::ALL.iter().zip(self.calls.iter()).map(|(op, n)| (op.name(), load(n))).collect();
+        OriginStats {
+            domain: O::DOMAIN,
+            calls: by_operation.iter().map(|(_, n)| n).sum(),
+            errors: ErrorKind::ALL.into_iter().zip(&self.errors).map(|(k, n)| (k, load(n))).filter(|(_, n)| *n > 0).collect(),
+            by_operation,
+            latency_buckets: self.buckets.iter().map(load).collect(),
+            latency_sum: Duration::from_nanos(load(&self.latency_sum_ns)),
+        }
+    }
+}
+
+/// A snapshot of an [`OriginMeter`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct OriginStats {
+    pub domain: Domain,
+    pub calls: u64,
+    /// Errors by kind (only kinds seen).
+    pub errors: Vec<(ErrorKind, u64)>,
+    /// Calls of every operation of the domain, in declaration order.
+    pub by_operation: Vec<(&'static str, u64)>,
+    /// Counts per bucket of [`LATENCY_BUCKETS`] (not cumulative), plus one for larger values.
+    pub latency_buckets: Vec<u64>,
+    pub latency_sum: Duration,
+}
+
+impl OriginStats {
+    /// Calls of one operation.
+    pub fn calls_of(&self, operation: impl Operation) -> u64 {
+        self.by_operation.iter().find(|(op, _)| *op == operation.name()).map_or(0, |(_, n)| *n)
+    }
+
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n)
+    }
+}
