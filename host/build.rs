@@ -25,9 +25,7 @@ fn main() {
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&plugins)
-        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(&plugins).args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--target-dir"]).arg(&target_dir);
     // The host's flags and profile settings are for the host target, not for the plugins.
     for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_PROFILE_RELEASE_DEBUG"] {
         cmd.env_remove(var);

@@ -11,7 +11,7 @@ use storehost::cache::{CacheConfig, CachedArtifactStore};
 use storehost::capabilities::files::{DirGrant, DirMode};
 use storehost::domain::{ArtifactOperation, ArtifactStore, Ctx};
 use storehost::metering::{Metered, OriginMeter};
-use storehost::origin::{PluginArtifactStore};
+use storehost::origin::PluginArtifactStore;
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
 use support::{Report, compare, time_async};
 
@@ -31,8 +31,7 @@ fn main() {
     fs_spec.dirs = vec![DirGrant { guest: "/data".into(), host: dir.path().into(), mode: DirMode::Rw }];
     fs_spec.config.insert("fsync".into(), "false".into());
     let fs: Arc<dyn ArtifactStore> = Arc::new(PluginArtifactStore::new(rt.block_on(Plugin::load(&runtime, fs_spec)).unwrap()).unwrap());
-    let memory: Arc<dyn ArtifactStore> =
-        Arc::new(PluginArtifactStore::new(rt.block_on(Plugin::load(&runtime, builtin("memory"))).unwrap()).unwrap());
+    let memory: Arc<dyn ArtifactStore> = Arc::new(PluginArtifactStore::new(rt.block_on(Plugin::load(&runtime, builtin("memory"))).unwrap()).unwrap());
     let meter = Arc::new(OriginMeter::new());
     let cached = CachedArtifactStore::new(Arc::new(Metered::new(fs.clone(), meter.clone())), CacheConfig::default()).unwrap();
     for store in [&fs, &memory] {
@@ -40,10 +39,22 @@ fn main() {
     }
     rt.block_on(cached.get(&ctx, "bench/artifact")).unwrap();
 
-    let hit = |n| time_async(&rt, n, || async { black_box(cached.get(&ctx, "bench/artifact").await.unwrap()); });
-    let (ours, anchor) = compare(9, hit, |n| time_async(&rt, n, || async { black_box(fs.get(&ctx, "bench/artifact").await.unwrap()); }));
+    let hit = |n| {
+        time_async(&rt, n, || async {
+            black_box(cached.get(&ctx, "bench/artifact").await.unwrap());
+        })
+    };
+    let (ours, anchor) = compare(9, hit, |n| {
+        time_async(&rt, n, || async {
+            black_box(fs.get(&ctx, "bench/artifact").await.unwrap());
+        })
+    });
     report.add("artifact get 4 KiB", "cached (memory hit)", "fs plugin", ours, anchor);
-    let (ours, anchor) = compare(9, hit, |n| time_async(&rt, n, || async { black_box(memory.get(&ctx, "bench/artifact").await.unwrap()); }));
+    let (ours, anchor) = compare(9, hit, |n| {
+        time_async(&rt, n, || async {
+            black_box(memory.get(&ctx, "bench/artifact").await.unwrap());
+        })
+    });
     report.add("artifact get 4 KiB", "cached (memory hit)", "memory plugin", ours, anchor);
     let origin_gets = meter.snapshot().calls_of(ArtifactOperation::Get);
     assert_eq!(origin_gets, 1, "every timed cached get was a memory hit");

@@ -84,8 +84,16 @@ fn main() {
     }
     let (ours, anchor) = compare(
         9,
-        |n| time_async(&rt, n, || async { black_box(wasm.get(&ctx, "bench/key").await.unwrap()); }),
-        |n| time_async(&rt, n, || async { black_box(native.get(&ctx, "bench/key").await.unwrap()); }),
+        |n| {
+            time_async(&rt, n, || async {
+                black_box(wasm.get(&ctx, "bench/key").await.unwrap());
+            })
+        },
+        |n| {
+            time_async(&rt, n, || async {
+                black_box(native.get(&ctx, "bench/key").await.unwrap());
+            })
+        },
     );
     report.add("artifact get 4 KiB, memory plugin", "wasm plugin", "native trait object", ours, anchor);
     println!("    added by the wasm boundary: {:.0} ns per get (target <= 2000 ns)", ours - anchor);
@@ -101,8 +109,16 @@ fn main() {
     assert_eq!(std::fs::read(&path).unwrap(), body, "the plugin's file layout changed");
     let (ours, anchor) = compare(
         9,
-        |n| time_async(&rt, n, || async { black_box(fs.read(&ctx, "r1", "file").await.unwrap()); }),
-        |n| time_sync(n, || { black_box(std::fs::read(&path).unwrap()); }),
+        |n| {
+            time_async(&rt, n, || async {
+                black_box(fs.read(&ctx, "r1", "file").await.unwrap());
+            })
+        },
+        |n| {
+            time_sync(n, || {
+                black_box(std::fs::read(&path).unwrap());
+            })
+        },
     );
     report.add("file read 4 KiB", "fs plugin", "std::fs::read", ours, anchor);
 
@@ -123,8 +139,16 @@ fn main() {
     compiled_cache::load(runtime.engine(), wasm_bytes, Some(cache.path())).unwrap();
     let (ours, anchor) = compare(
         5,
-        |n| time_sync(n, || { black_box(compiled_cache::load(runtime.engine(), wasm_bytes, Some(cache.path())).unwrap()); }),
-        |n| time_sync(n, || { black_box(compiled_cache::load(runtime.engine(), wasm_bytes, None).unwrap()); }),
+        |n| {
+            time_sync(n, || {
+                black_box(compiled_cache::load(runtime.engine(), wasm_bytes, Some(cache.path())).unwrap());
+            })
+        },
+        |n| {
+            time_sync(n, || {
+                black_box(compiled_cache::load(runtime.engine(), wasm_bytes, None).unwrap());
+            })
+        },
     );
     report.add("load fs component", "compiled-code cache hit", "compile", ours, anchor);
 

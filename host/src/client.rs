@@ -24,7 +24,9 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("valid template").progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -79,7 +81,9 @@ impl Client {
         let response = self.send(self.request(Method::GET, path)).await?;
         let bar = progress(response.content_length().unwrap_or(0), "downloading");
         let mut sink: Box<dyn Write> = match out {
-            Some(file) => Box::new(std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?)),
+            Some(file) => {
+                Box::new(std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?))
+            }
             None => Box::new(std::io::stdout().lock()),
         };
         let mut stream = response.bytes_stream();

@@ -188,7 +188,9 @@ async fn run(command: Command) -> Result<()> {
         Command::Artifact { server, command } => {
             let client = Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok());
             match command {
-                ArtifactCommand::Put { key, file, content_type } => client.artifact_put(&key, client::input_file(&file)?, content_type.as_deref()).await,
+                ArtifactCommand::Put { key, file, content_type } => {
+                    client.artifact_put(&key, client::input_file(&file)?, content_type.as_deref()).await
+                }
                 ArtifactCommand::Get { key, output } => client.artifact_get(&key, output.as_deref()).await,
                 ArtifactCommand::Ls { prefix } => client.artifact_ls(&prefix).await,
                 ArtifactCommand::Url { key, expires_in } => client.artifact_url(&key, expires_in).await,

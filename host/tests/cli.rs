@@ -113,7 +113,13 @@ fn the_postgres_example_manifest_passes_the_suite() {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/manifests/postgres.toml");
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_storehost")).current_dir(dir.path()).args(args).env("DATABASE_URL", &url).env("RUST_LOG", "warn").output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_storehost"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
     };
     let check = run(&["check", "--manifest", manifest]);
     let suite = run(&["plugin", "test", "db", "--manifest", manifest]);

@@ -74,7 +74,13 @@ async fn raw(server: &Server, request_line: &str, body: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_and_bodies_are_4xx_json() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some("[server]\nmax_body = \"1KiB\"\n[plugins.f]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n[domains]\nartifact = { origin = \"f\" }\n"), &[]);
+    let server = Server::start(
+        dir.path(),
+        Some(
+            "[server]\nmax_body = \"1KiB\"\n[plugins.f]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n[domains]\nartifact = { origin = \"f\" }\n",
+        ),
+        &[],
+    );
     let http = Client::new();
     let long = "k".repeat(1025);
     // Raw requests: HTTP clients resolve `..` segments before sending.
@@ -150,7 +156,12 @@ async fn project_ui_workspace_and_run_routes() {
     let cache: Value = http.get(url("/v1/admin/cache")).send().await.unwrap().json().await.unwrap();
     assert!(cache["domains"].as_array().unwrap().iter().any(|d| d["domain"] == "workspace"));
     let metrics = http.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for family in ["storehost_cache_requests_total{domain=\"project\"", "storehost_origin_latency_seconds_bucket{domain=\"ui\"", "storehost_plugin_calls_total{plugin=\"files\"}", "storehost_plugin_pool_size{plugin=\"files\"} 4"] {
+    for family in [
+        "storehost_cache_requests_total{domain=\"project\"",
+        "storehost_origin_latency_seconds_bucket{domain=\"ui\"",
+        "storehost_plugin_calls_total{plugin=\"files\"}",
+        "storehost_plugin_pool_size{plugin=\"files\"} 4",
+    ] {
         assert!(metrics.contains(family), "/metrics lacks {family}");
     }
 }

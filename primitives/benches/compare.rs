@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-
 use bytes::Bytes;
 use storehost_primitives::{DiskStore, DiskStoreConfig, FsyncPolicy, MemoryCache};
 
@@ -86,13 +85,7 @@ struct Report {
 
 impl Report {
     fn add(&mut self, case: &str, ours: &str, anchor: &str, ours_ns: f64, anchor_ns: f64) {
-        let row = Row {
-            case: case.to_string(),
-            ours: ours.to_string(),
-            anchor: anchor.to_string(),
-            ours_ns,
-            anchor_ns,
-        };
+        let row = Row { case: case.to_string(), ours: ours.to_string(), anchor: anchor.to_string(), ours_ns, anchor_ns };
         println!(
             "{:<44} {:<26} {:<34} {:>12} {:>12} {:>8.2}x",
             row.case,
@@ -106,10 +99,7 @@ impl Report {
     }
 
     fn header() {
-        println!(
-            "{:<44} {:<26} {:<34} {:>12} {:>12} {:>9}",
-            "case", "ours", "anchor", "ours_ns", "anchor_ns", "speedup"
-        );
+        println!("{:<44} {:<26} {:<34} {:>12} {:>12} {:>9}", "case", "ours", "anchor", "ours_ns", "anchor_ns", "speedup");
         println!("{}", "-".repeat(44 + 26 + 34 + 12 + 12 + 9 + 5));
     }
 
@@ -485,13 +475,7 @@ fn memory_get_hit(report: &mut Report, w: &Workload) {
         } else {
             let one = SCALING_1T.lock().unwrap().unwrap();
             // Per-op wall time: 2 threads do twice the work in the same time when scaling is ideal.
-            report.add(
-                "memory get-hit scaling (2t throughput / 1t)",
-                "MemoryCache 2 threads",
-                "MemoryCache 1 thread",
-                r[0],
-                one,
-            );
+            report.add("memory get-hit scaling (2t throughput / 1t)", "MemoryCache 2 threads", "MemoryCache 1 thread", r[0], one);
         }
     }
 }
@@ -519,20 +503,9 @@ fn memory_mixed(report: &mut Report, w: &Workload) {
     // Half the working set fits: gets miss and inserts evict.
     let entry_bytes = (w.keys[0].len() + VALUE_SIZE) as u64;
     let budget = entry_bytes * KEYS as u64 / 2;
-    let ours = Ours(
-        MemoryCache::builder()
-            .max_bytes(budget)
-            .weigher(|k: &String, v: &Value| k.len() + v.len())
-            .default_ttl(TTL)
-            .build(),
-    );
-    let moka = Moka(
-        moka::sync::Cache::builder()
-            .max_capacity(budget)
-            .weigher(|k: &String, v: &Value| (k.len() + v.len()) as u32)
-            .time_to_live(TTL)
-            .build(),
-    );
+    let ours = Ours(MemoryCache::builder().max_bytes(budget).weigher(|k: &String, v: &Value| k.len() + v.len()).default_ttl(TTL).build());
+    let moka =
+        Moka(moka::sync::Cache::builder().max_capacity(budget).weigher(|k: &String, v: &Value| (k.len() + v.len()) as u32).time_to_live(TTL).build());
     let quick = Quick(quick_cache::sync::Cache::with_weighter(KEYS / 2, budget, BytesWeighter));
     let lru = LruMutex(Mutex::new(lru::LruCache::new((KEYS / 2).try_into().unwrap())));
     for (k, v) in w.keys.iter().zip(&w.values) {
@@ -546,11 +519,7 @@ fn memory_mixed(report: &mut Report, w: &Workload) {
     let seqs: Vec<Vec<u32>> = (0..2)
         .map(|t| {
             let mut rng = XorShift(99 + t);
-            w.zipf
-                .sequence(ops, 1234 + t)
-                .into_iter()
-                .map(|i| if rng.next().is_multiple_of(10) { i | INSERT_BIT } else { i })
-                .collect()
+            w.zipf.sequence(ops, 1234 + t).into_iter().map(|i| if rng.next().is_multiple_of(10) { i | INSERT_BIT } else { i }).collect()
         })
         .collect();
     for threads in [1, 2] {
@@ -805,13 +774,7 @@ fn disk_reopen(report: &mut Report, dirs: &DiskDirs) {
         assert_eq!(store.recovery().entries, ENTRIES as u64);
         drop(store);
     }
-    report.add(
-        "disk reopen 100k entries (ns per open)",
-        "DiskStore::open",
-        "target: 500 ms",
-        median(samples),
-        500e6,
-    );
+    report.add("disk reopen 100k entries (ns per open)", "DiskStore::open", "target: 500 ms", median(samples), 500e6);
 }
 
 fn main() {

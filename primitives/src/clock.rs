@@ -88,9 +88,7 @@ impl Clock for SystemClock {
 #[inline]
 fn coarse_now() -> Timestamp {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    let nanos = (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64);
+    let nanos = (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64);
     Timestamp(nanos)
 }
 
@@ -191,11 +189,7 @@ mod tests {
     fn system_clock_is_close_to_system_time() {
         let precise = Timestamp::from_system_time(SystemTime::now());
         let coarse = SystemClock.now();
-        let skew = if precise > coarse {
-            precise.saturating_duration_since(coarse)
-        } else {
-            coarse.saturating_duration_since(precise)
-        };
+        let skew = if precise > coarse { precise.saturating_duration_since(coarse) } else { coarse.saturating_duration_since(precise) };
         assert!(skew < Duration::from_millis(100), "skew {skew:?}");
     }
 

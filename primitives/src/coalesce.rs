@@ -56,11 +56,7 @@ enum Role<V, E> {
 
 impl<K: Hash + Eq> FlightMap<K> {
     pub(crate) fn new() -> Self {
-        FlightMap {
-            flights: Mutex::new(Default::default()),
-            loads: AtomicU64::new(0),
-            coalesced: AtomicU64::new(0),
-        }
+        FlightMap { flights: Mutex::new(Default::default()), loads: AtomicU64::new(0), coalesced: AtomicU64::new(0) }
     }
 
     pub(crate) fn stats(&self) -> CoalescerStats {
@@ -70,7 +66,6 @@ impl<K: Hash + Eq> FlightMap<K> {
             in_flight: self.flights.lock().len() as u64,
         }
     }
-
 }
 
 impl<K: Hash + Eq + Clone> FlightMap<K> {
@@ -136,9 +131,7 @@ struct LeaderGuard<'a, K: Hash + Eq, V, E> {
 impl<K: Hash + Eq, V, E> Drop for LeaderGuard<'_, K, V, E> {
     fn drop(&mut self) {
         let mut flights = self.map.flights.lock();
-        let ours = flights.get(self.key).is_some_and(|any| {
-            std::ptr::addr_eq(Arc::as_ptr(any), Arc::as_ptr(self.flight))
-        });
+        let ours = flights.get(self.key).is_some_and(|any| std::ptr::addr_eq(Arc::as_ptr(any), Arc::as_ptr(self.flight)));
         if ours {
             flights.remove(self.key);
         }

@@ -49,14 +49,7 @@ pub struct DiskStoreConfig {
 impl DiskStoreConfig {
     /// An unbounded store in `dir`, without TTL, without fsync.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        DiskStoreConfig {
-            dir: dir.into(),
-            max_entries: None,
-            max_bytes: None,
-            default_ttl: None,
-            fsync: FsyncPolicy::Never,
-            recency_batch: 512,
-        }
+        DiskStoreConfig { dir: dir.into(), max_entries: None, max_bytes: None, default_ttl: None, fsync: FsyncPolicy::Never, recency_batch: 512 }
     }
 
     /// Sets [`DiskStoreConfig::max_entries`].
@@ -651,8 +644,8 @@ impl DiskStore {
     pub fn clear(&self) -> Result<(), DiskError> {
         let mut state = self.state.lock();
         let path = state.log.path().to_path_buf();
-        state.log = IndexLog::write_snapshot(&path, std::iter::empty(), self.fsync == FsyncPolicy::Always)
-            .map_err(DiskError::io("write index", &path))?;
+        state.log =
+            IndexLog::write_snapshot(&path, std::iter::empty(), self.fsync == FsyncPolicy::Always).map_err(DiskError::io("write index", &path))?;
         let slots = state.table.clear();
         state.counters.invalidations += slots.len() as u64;
         state.bytes = 0;
@@ -849,8 +842,7 @@ impl DataDir {
         {
             use rustix::fs::{Mode, OFlags};
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let fd = rustix::fs::open(&root, flags, Mode::empty())
-                .map_err(|e| DiskError::io("open directory", &root)(e.into()))?;
+            let fd = rustix::fs::open(&root, flags, Mode::empty()).map_err(|e| DiskError::io("open directory", &root)(e.into()))?;
             Ok(DataDir { root, fd })
         }
         #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
@@ -929,13 +921,7 @@ impl ValueName {
 
 fn lock_dir(dir: &Path) -> Result<File, DiskError> {
     let path = dir.join("LOCK");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(DiskError::io("open lock file", &path))?;
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(DiskError::io("open lock file", &path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(DiskError::Locked { dir: dir.to_path_buf() }),

@@ -219,11 +219,7 @@ impl IndexLog {
 
     /// Writes a log holding `puts` and nothing else and puts it in place of the current one
     /// (temporary file, then rename).
-    pub(crate) fn write_snapshot<'a>(
-        path: &Path,
-        puts: impl Iterator<Item = (&'a str, &'a Meta)>,
-        sync: bool,
-    ) -> io::Result<IndexLog> {
+    pub(crate) fn write_snapshot<'a>(path: &Path, puts: impl Iterator<Item = (&'a str, &'a Meta)>, sync: bool) -> io::Result<IndexLog> {
         let tmp = path.with_extension("tmp");
         let mut buf = Vec::with_capacity(1 << 16);
         buf.extend_from_slice(MAGIC);
@@ -255,9 +251,7 @@ impl IndexLog {
         if records.is_empty() {
             return Ok(());
         }
-        let result = write_all_at(&self.file, records, self.len).and_then(|()| {
-            if self.sync { self.file.sync_data() } else { Ok(()) }
-        });
+        let result = write_all_at(&self.file, records, self.len).and_then(|()| if self.sync { self.file.sync_data() } else { Ok(()) });
         match result {
             Ok(()) => {
                 self.len += records.len() as u64;

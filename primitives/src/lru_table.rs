@@ -133,12 +133,7 @@ impl<K: Hash + Eq, T> LruTable<K, T> {
     }
 
     /// Removes every entry for which `keep` returns false, passing each removed entry to `removed`.
-    pub(crate) fn retain<S: BuildHasher>(
-        &mut self,
-        hasher: &S,
-        mut keep: impl FnMut(&K, &T) -> bool,
-        mut removed: impl FnMut(K, T),
-    ) {
+    pub(crate) fn retain<S: BuildHasher>(&mut self, hasher: &S, mut keep: impl FnMut(&K, &T) -> bool, mut removed: impl FnMut(K, T)) {
         // Walk downwards: `remove` moves the last slot into the hole, and that slot has already
         // been visited.
         for idx in (0..self.slots.len() as u32).rev() {

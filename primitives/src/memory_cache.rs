@@ -173,10 +173,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
     /// # Panics
     /// If `max_bytes` is set without a weigher: the cache could not tell what an entry weighs.
     pub fn build(self) -> MemoryCache<K, V> {
-        assert!(
-            self.config.max_bytes.is_none() || self.weigher.is_some(),
-            "MemoryCache: max_bytes needs a weigher (MemoryCacheBuilder::weigher)"
-        );
+        assert!(self.config.max_bytes.is_none() || self.weigher.is_some(), "MemoryCache: max_bytes needs a weigher (MemoryCacheBuilder::weigher)");
         let n = self.config.shard_count();
         let shards = (0..n)
             .map(|i| {
@@ -523,9 +520,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let mut keys = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.0.lock();
-            keys.extend(
-                shard.table.iter_lru_first().filter(|s| now < s.item.expires_at).map(|s| s.key.clone()),
-            );
+            keys.extend(shard.table.iter_lru_first().filter(|s| now < s.item.expires_at).map(|s| s.key.clone()));
         }
         keys
     }
@@ -573,15 +568,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.table.touch(idx);
     }
 
-    fn insert<S: BuildHasher>(
-        &mut self,
-        hash: u64,
-        key: K,
-        mut entry: Entry<V>,
-        weight: usize,
-        hasher: &S,
-        clock: &ClockSource,
-    ) -> InsertOutcome {
+    fn insert<S: BuildHasher>(&mut self, hash: u64, key: K, mut entry: Entry<V>, weight: usize, hasher: &S, clock: &ClockSource) -> InsertOutcome {
         let existing = self.table.find(hash, &key);
         let admitted = u32::try_from(weight).ok().filter(|&w| u64::from(w) <= self.max_bytes);
         let Some(weight) = admitted.filter(|_| self.max_entries > 0) else {
@@ -911,12 +898,7 @@ mod tests {
 
     #[test]
     fn budgets_are_split_over_shards_and_add_up() {
-        let cache: MemoryCache<u64, u64> = MemoryCache::builder()
-            .shards(8)
-            .max_entries(100)
-            .max_bytes(1003)
-            .weigher(|_, v| *v as usize)
-            .build();
+        let cache: MemoryCache<u64, u64> = MemoryCache::builder().shards(8).max_entries(100).max_bytes(1003).weigher(|_, v| *v as usize).build();
         assert_eq!(cache.shard_count(), 8);
         assert_eq!(cache.max_entry_weight(), Some(125));
         let (entries, bytes): (u64, u64) = cache
@@ -953,9 +935,7 @@ mod tests {
 
     #[test]
     fn concurrent_use_from_threads_keeps_the_budget() {
-        let cache: Arc<MemoryCache<u64, u64>> = Arc::new(
-            MemoryCache::builder().shards(4).max_bytes(4000).weigher(|_, v| *v as usize).build(),
-        );
+        let cache: Arc<MemoryCache<u64, u64>> = Arc::new(MemoryCache::builder().shards(4).max_bytes(4000).weigher(|_, v| *v as usize).build());
         std::thread::scope(|scope| {
             for t in 0..4u64 {
                 let cache = cache.clone();

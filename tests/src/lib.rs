@@ -4,8 +4,8 @@
 pub mod pg;
 pub mod s3;
 
-use storehost::domain::Stores;
 use storehost::capabilities::files::{DirGrant, DirMode};
+use storehost::domain::Stores;
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
 
 /// A runtime whose compiled code is cached in a directory shared by every test process, so

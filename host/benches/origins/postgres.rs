@@ -56,14 +56,7 @@ async fn native_get(pool: &PgPool, key: &str) -> NativeArtifact {
         .fetch_one(pool)
         .await
         .unwrap();
-    NativeArtifact {
-        key: row.get(0),
-        size: row.get(1),
-        content_type: row.get(2),
-        sha256: row.get(3),
-        created_at: row.get(4),
-        body: row.get(5),
-    }
+    NativeArtifact { key: row.get(0), size: row.get(1), content_type: row.get(2), sha256: row.get(3), created_at: row.get(4), body: row.get(5) }
 }
 
 async fn native_save(pool: &PgPool, id: &str, state: &str) -> (String, String, String, i64) {
@@ -87,11 +80,8 @@ async fn native_save(pool: &PgPool, id: &str, state: &str) -> (String, String, S
 /// apply-ops as the plugin does it: lock the row, decode, apply with the same rules, write back.
 async fn native_apply(pool: &PgPool, id: &str, op: kit_ui::UiOp) -> usize {
     let mut tx = pool.begin().await.unwrap();
-    let row = sqlx::query("SELECT version, nodes FROM \"storehost\".ui_documents WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    let row =
+        sqlx::query("SELECT version, nodes FROM \"storehost\".ui_documents WHERE id = $1 FOR UPDATE").bind(id).fetch_one(&mut *tx).await.unwrap();
     let version: i64 = row.get(0);
     let sqlx::types::Json(mut nodes): sqlx::types::Json<Vec<kit_ui::UiNode>> = row.get(1);
     storehost_plugin_kit::apply_ui_op(&mut nodes, op).unwrap();
@@ -128,8 +118,16 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
     rt.block_on(artifacts.put(&ctx, "bench/4k", Bytes::from(vec![5u8; 4096]), Some("application/octet-stream".into()))).unwrap();
     let (ours, anchor) = compare(
         9,
-        |n| time_async(rt, n, || async { black_box(artifacts.get(&ctx, "bench/4k").await.unwrap()); }),
-        |n| time_async(rt, n, || async { black_box(native_get(&pool, "bench/4k").await); }),
+        |n| {
+            time_async(rt, n, || async {
+                black_box(artifacts.get(&ctx, "bench/4k").await.unwrap());
+            })
+        },
+        |n| {
+            time_async(rt, n, || async {
+                black_box(native_get(&pool, "bench/4k").await);
+            })
+        },
     );
     report.add("postgres artifact get 4 KiB", "postgres plugin", "sqlx native", ours, anchor);
 
@@ -143,14 +141,20 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
                 black_box(projects.save(&ctx, input, None).await.unwrap());
             })
         },
-        |n| time_async(rt, n, || async { black_box(native_save(&pool, "bench-native", &state).await); }),
+        |n| {
+            time_async(rt, n, || async {
+                black_box(native_save(&pool, "bench-native", &state).await);
+            })
+        },
     );
     report.add("postgres project save (upsert)", "postgres plugin", "sqlx native", ours, anchor);
 
     // A document of 50 nodes; each call sets one property in a transaction.
     let ui = PluginUiStore::new(plugin.clone()).unwrap();
     let inserts = |prefix: &str| {
-        (0..50).map(|i| UiOp::InsertNode { node: UiNode { id: format!("n{i}"), parent: None, kind: format!("{prefix}cell"), props: vec![] }, index: i }).collect::<Vec<_>>()
+        (0..50)
+            .map(|i| UiOp::InsertNode { node: UiNode { id: format!("n{i}"), parent: None, kind: format!("{prefix}cell"), props: vec![] }, index: i })
+            .collect::<Vec<_>>()
     };
     rt.block_on(ui.apply_ops(&ctx, "bench-plugin", None, inserts(""))).unwrap();
     rt.block_on(ui.apply_ops(&ctx, "bench-native", None, inserts(""))).unwrap();

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use storehost::capabilities::object_store::ObjectStoreGrant;
 use storehost::domain::{ArtifactMeta, ArtifactStore, Ctx};
-use storehost::origin::{PluginArtifactStore};
+use storehost::origin::PluginArtifactStore;
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 
 use crate::support::{Report, compare, time_async};
@@ -108,14 +108,26 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
                     black_box(artifacts.put(&ctx, &plugin_key, body.clone(), Some("application/octet-stream".into())).await.unwrap());
                 })
             },
-            |n| time_async(rt, n, || async { black_box(native_put(&client, &native_key, body.clone(), "application/octet-stream").await); }),
+            |n| {
+                time_async(rt, n, || async {
+                    black_box(native_put(&client, &native_key, body.clone(), "application/octet-stream").await);
+                })
+            },
         );
         report.add(&format!("s3 artifact put {label}"), "s3 plugin", "aws-sdk-s3 native", ours, anchor);
 
         let (ours, anchor) = compare(
             9,
-            |n| time_async(rt, n, || async { black_box(artifacts.get(&ctx, &plugin_key).await.unwrap()); }),
-            |n| time_async(rt, n, || async { black_box(native_get(&client, &native_key).await); }),
+            |n| {
+                time_async(rt, n, || async {
+                    black_box(artifacts.get(&ctx, &plugin_key).await.unwrap());
+                })
+            },
+            |n| {
+                time_async(rt, n, || async {
+                    black_box(native_get(&client, &native_key).await);
+                })
+            },
         );
         report.add(&format!("s3 artifact get {label}"), "s3 plugin", "aws-sdk-s3 native", ours, anchor);
     }

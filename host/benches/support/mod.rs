@@ -36,7 +36,15 @@ impl Report {
         println!("| case | ours | anchor | ours | anchor | speedup (anchor/ours) |");
         println!("|---|---|---|---|---|---|");
         for r in &self.rows {
-            println!("| {} | {} | {} | {} | {} | {:.2}x |", r.case, r.ours, r.anchor, fmt_ns(r.ours_ns), fmt_ns(r.anchor_ns), r.anchor_ns / r.ours_ns);
+            println!(
+                "| {} | {} | {} | {} | {} | {:.2}x |",
+                r.case,
+                r.ours,
+                r.anchor,
+                fmt_ns(r.ours_ns),
+                fmt_ns(r.anchor_ns),
+                r.anchor_ns / r.ours_ns
+            );
         }
         let json: Vec<String> = self
             .rows
@@ -62,9 +70,7 @@ impl Report {
 }
 
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 pub fn fmt_ns(ns: f64) -> String {

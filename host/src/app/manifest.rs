@@ -182,7 +182,6 @@ macro_rules! plugin_config {
 
 capability_table!(plugin_config! {});
 
-
 /// A config value: strings, numbers and booleans are passed to the plugin as text.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]

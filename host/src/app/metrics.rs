@@ -21,12 +21,7 @@ pub struct DomainMetrics {
 impl DomainMetrics {
     /// A domain's metrics from its meter's snapshot and, when it is cached, its cache.
     pub fn new(origin: OriginStats, cache: Option<&dyn CacheMetrics>) -> Self {
-        DomainMetrics {
-            domain: origin.domain,
-            caches: cache.map(|c| c.caches()).unwrap_or_default(),
-            disk: cache.and_then(|c| c.disk()),
-            origin,
-        }
+        DomainMetrics { domain: origin.domain, caches: cache.map(|c| c.caches()).unwrap_or_default(), disk: cache.and_then(|c| c.disk()), origin }
     }
 
     pub fn cache(&self, name: &str) -> Option<&NamedCache> {
@@ -81,7 +76,12 @@ pub fn render_prometheus(out: &mut String, domains: &[DomainMetrics]) {
     );
     family("storehost_cache_evictions_total", "counter", "Entries evicted to make room.", per_cache(&|c| vec![("", c.stats.evictions)]));
     family("storehost_cache_expirations_total", "counter", "Entries dropped at their TTL.", per_cache(&|c| vec![("", c.stats.expirations)]));
-    family("storehost_cache_coalesced_total", "counter", "Reads that shared another read's origin load.", per_cache(&|c| vec![("", c.coalescing.coalesced)]));
+    family(
+        "storehost_cache_coalesced_total",
+        "counter",
+        "Reads that shared another read's origin load.",
+        per_cache(&|c| vec![("", c.coalescing.coalesced)]),
+    );
     family("storehost_cache_entries", "gauge", "Entries held.", per_cache(&|c| vec![("", c.stats.entries)]));
     family("storehost_cache_bytes", "gauge", "Bytes held.", per_cache(&|c| vec![("", c.stats.bytes)]));
 

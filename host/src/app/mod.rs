@@ -23,13 +23,11 @@ use crate::base::Domain;
 use crate::cache::{CacheConfig, CacheMetrics, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig};
 use crate::capabilities::files::{DirGrant, DirMode};
 use crate::domain::{
-    ArtifactOperation, ArtifactStore, Operation, ProjectArtifactStore, ProjectOperation, ProjectStore, RunnerOperation, Stores, UiOperation,
-    UiStore, WorkspaceOperation, WorkspaceStore,
+    ArtifactOperation, ArtifactStore, Operation, ProjectArtifactStore, ProjectOperation, ProjectStore, RunnerOperation, Stores, UiOperation, UiStore,
+    WorkspaceOperation, WorkspaceStore,
 };
 use crate::metering::{Metered, OriginMeter, OriginStats};
-use crate::origin::{
-    PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore, PluginWorkspaceStore,
-};
+use crate::origin::{PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore, PluginWorkspaceStore};
 use crate::runtime::{Plugin, PluginSettings, PluginSpec, Runtime, RuntimeConfig};
 
 /// The cached stores, by their concrete types: what invalidation reaches.
@@ -230,11 +228,7 @@ pub fn cache_config(manifest: &Manifest, domain: Domain) -> Option<CacheConfig> 
     let total = memory.and_then(|m| m.max_bytes).map(|s| s.0);
     let mut cache = CacheConfig {
         ttl: config.ttl.or(memory.and_then(|m| m.ttl)).map_or(defaults.ttl, |t| t.0),
-        max_bytes: config
-            .max_bytes
-            .map(|s| s.0)
-            .or(total.map(|t| (t as f64 * memory_share(domain)) as u64))
-            .unwrap_or(defaults.max_bytes),
+        max_bytes: config.max_bytes.map(|s| s.0).or(total.map(|t| (t as f64 * memory_share(domain)) as u64)).unwrap_or(defaults.max_bytes),
         max_entries: memory.and_then(|m| m.max_entries),
         ..defaults
     };
@@ -330,8 +324,8 @@ fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Resu
     if let Some(c) = &d.project {
         let state = PluginProjectStore::new(bind(Domain::Project, "origin", &c.origin)?).with_context(|| context(Domain::Project, "origin"))?;
         let meta_name = c.artifacts.as_deref().unwrap_or(&c.origin);
-        let meta = PluginProjectArtifactStore::new(bind(Domain::Project, "artifacts", meta_name)?)
-            .with_context(|| context(Domain::Project, "artifacts"))?;
+        let meta =
+            PluginProjectArtifactStore::new(bind(Domain::Project, "artifacts", meta_name)?).with_context(|| context(Domain::Project, "artifacts"))?;
         stores.project = Some(Arc::new(state));
         stores.project_artifacts = Some(Arc::new(meta));
     }

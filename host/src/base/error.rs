@@ -50,10 +50,7 @@ impl ErrorKind {
     /// True when a write that failed this way may nevertheless have happened, so cached copies
     /// of what it touched can no longer be trusted.
     pub fn outcome_unknown(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::PluginTrapped | ErrorKind::PluginTimeout | ErrorKind::Cancelled
-        )
+        matches!(self, ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::PluginTrapped | ErrorKind::PluginTimeout | ErrorKind::Cancelled)
     }
 
     /// True when retrying the same request later may succeed.

@@ -30,7 +30,9 @@ impl CachedWorkspaceStore {
             workspaces: ReadThrough::new(&config.tier(0.3), |k: &String, w: &Workspace| {
                 weight_str(k) + weight_str(&w.id) + weight_str(&w.project_id) + weight_str(&w.name) + 40
             }),
-            tab_lists: ReadThrough::new(&config.tier(0.4), |k: &String, tabs: &Arc<Vec<Tab>>| weight_str(k) + tabs.iter().map(tab_weight).sum::<usize>()),
+            tab_lists: ReadThrough::new(&config.tier(0.4), |k: &String, tabs: &Arc<Vec<Tab>>| {
+                weight_str(k) + tabs.iter().map(tab_weight).sum::<usize>()
+            }),
             tabs: ReadThrough::new(&config.tier(0.3), |k: &(String, String), t: &Tab| weight_str(&k.0) + weight_str(&k.1) + tab_weight(t)),
         }
     }

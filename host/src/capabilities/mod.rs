@@ -140,7 +140,10 @@ impl Provider {
         if unversioned.starts_with("wasi:") {
             return Some(Provider::Wasi);
         }
-        CAPABILITIES.iter().find(|(interface, _)| *interface == unversioned).map(|&(interface, grant_key)| Provider::Capability { interface, grant_key })
+        CAPABILITIES
+            .iter()
+            .find(|(interface, _)| *interface == unversioned)
+            .map(|&(interface, grant_key)| Provider::Capability { interface, grant_key })
     }
 }
 

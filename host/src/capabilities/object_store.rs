@@ -278,9 +278,11 @@ impl Bucket {
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
             Err(e) => return Err(self.failed("get", key, e)),
         };
-        let body = out.body.collect().await.map_err(|e| {
-            ObjectError::Unavailable(format!("get {key:?} in bucket {}: reading the body: {}", self.bucket, chain(&e)))
-        })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectError::Unavailable(format!("get {key:?} in bucket {}: reading the body: {}", self.bucket, chain(&e))))?;
         let body = Vec::from(body.into_bytes());
         let sha256 = sha256_hex(out.checksum_sha256.as_deref()).unwrap_or_else(|| hex::encode(Sha256::digest(&body)));
         let meta = ObjectMeta {
@@ -378,14 +380,8 @@ impl Bucket {
         }
         let config = PresigningConfig::expires_in(Duration::from_secs(expires_in_secs.into()))
             .map_err(|e| ObjectError::Other(format!("presign-get {key:?}: {}", chain(&e))))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(|e| self.failed("presign-get", key, e))?;
+        let request =
+            self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(|e| self.failed("presign-get", key, e))?;
         Ok(request.uri().to_string())
     }
 }
@@ -409,7 +405,13 @@ impl Host for Scoped<'_, ObjectStore> {
         Ok(within(self.deadline, self.state.head(&key)).await?)
     }
 
-    async fn put(&mut self, key: String, body: Vec<u8>, content_type: Option<String>, metadata: Vec<(String, String)>) -> Result<String, ObjectFailure> {
+    async fn put(
+        &mut self,
+        key: String,
+        body: Vec<u8>,
+        content_type: Option<String>,
+        metadata: Vec<(String, String)>,
+    ) -> Result<String, ObjectFailure> {
         Ok(within(self.deadline, self.state.put(&key, body, content_type, metadata)).await?)
     }
 

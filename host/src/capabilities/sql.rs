@@ -97,7 +97,9 @@ pub struct SqlTransaction(Option<sqlx::Transaction<'static, Postgres>>);
 
 fn error(e: sqlx::Error) -> SqlError {
     match e {
-        sqlx::Error::Database(db) => SqlError { code: db.code().map(|c| c.to_string()).unwrap_or_default(), message: db.message().to_string(), unavailable: false },
+        sqlx::Error::Database(db) => {
+            SqlError { code: db.code().map(|c| c.to_string()).unwrap_or_default(), message: db.message().to_string(), unavailable: false }
+        }
         e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => {
             SqlError { code: String::new(), message: format!("database unavailable: {e}"), unavailable: true }
         }
@@ -105,7 +107,10 @@ fn error(e: sqlx::Error) -> SqlError {
     }
 }
 
-fn bind<'q>(mut query: sqlx::query::Query<'q, Postgres, PgArguments>, params: Vec<SqlValue>) -> Result<sqlx::query::Query<'q, Postgres, PgArguments>, SqlError> {
+fn bind<'q>(
+    mut query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    params: Vec<SqlValue>,
+) -> Result<sqlx::query::Query<'q, Postgres, PgArguments>, SqlError> {
     for (i, p) in params.into_iter().enumerate() {
         query = match p {
             SqlValue::Null => query.bind(None::<String>),

@@ -14,9 +14,7 @@ pub mod workspace;
 pub use artifact::{Artifact, ArtifactMeta, ArtifactOperation, ArtifactPage, ArtifactStore, Served};
 pub use operation::Operation;
 pub(crate) use operation::operations;
-pub use project::{
-    Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation, ProjectPage, ProjectStore,
-};
+pub use project::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation, ProjectPage, ProjectStore};
 pub use runner::{RunnerOperation, RunnerStore};
 pub use stores::Stores;
 pub use ui::{UiDocument, UiNode, UiOp, UiOperation, UiStore};

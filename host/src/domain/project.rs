@@ -18,7 +18,6 @@ pub struct Project {
     pub updated_at: u64,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectInput {
     pub id: String,
@@ -26,7 +25,6 @@ pub struct ProjectInput {
     /// JSON text.
     pub state: String,
 }
-
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectPage {
@@ -42,7 +40,6 @@ pub struct ProjectArtifact {
     pub kind: String,
     pub created_at: u64,
 }
-
 
 operations!(
     /// The operations of [`ProjectStore`] and [`ProjectArtifactStore`] (one domain, two origins).

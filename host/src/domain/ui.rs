@@ -18,7 +18,6 @@ pub struct UiNode {
     pub props: Vec<(String, String)>,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UiDocument {
     pub id: String,
@@ -32,12 +31,28 @@ pub struct UiDocument {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum UiOp {
-    InsertNode { node: UiNode, index: u32 },
+    InsertNode {
+        node: UiNode,
+        index: u32,
+    },
     /// Removes the node and its subtree.
-    RemoveNode { id: String },
-    MoveNode { id: String, new_parent: Option<String>, index: u32 },
-    SetProp { node_id: String, key: String, value: String },
-    RemoveProp { node_id: String, key: String },
+    RemoveNode {
+        id: String,
+    },
+    MoveNode {
+        id: String,
+        new_parent: Option<String>,
+        index: u32,
+    },
+    SetProp {
+        node_id: String,
+        key: String,
+        value: String,
+    },
+    RemoveProp {
+        node_id: String,
+        key: String,
+    },
 }
 
 operations!(

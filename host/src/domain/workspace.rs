@@ -16,14 +16,12 @@ pub struct Workspace {
     pub updated_at: u64,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceInput {
     pub id: String,
     pub project_id: String,
     pub name: String,
 }
-
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tab {
@@ -36,14 +34,12 @@ pub struct Tab {
     pub updated_at: u64,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TabInput {
     pub id: String,
     pub title: String,
     pub kind: String,
 }
-
 
 operations!(
     /// The operations of [`WorkspaceStore`].

@@ -15,10 +15,7 @@ use crate::app::{DomainMetrics, render_prometheus};
 use crate::base::{Ctx, ErrorKind, StoreError};
 
 pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new()
-        .route("/metrics", get(metrics))
-        .route("/v1/admin/plugins", get(plugins))
-        .route("/v1/admin/cache", get(cache))
+    axum::Router::new().route("/metrics", get(metrics)).route("/v1/admin/plugins", get(plugins)).route("/v1/admin/cache", get(cache))
 }
 
 pub async fn healthz() -> Json<Value> {
@@ -41,10 +38,13 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     let probe = "storehost-readyz";
     let mut checks = serde_json::Map::new();
     let mut record = |domain: &str, result: Result<(), String>| {
-        checks.insert(domain.into(), match result {
-            Ok(()) => json!("ok"),
-            Err(e) => json!(e),
-        });
+        checks.insert(
+            domain.into(),
+            match result {
+                Ok(()) => json!("ok"),
+                Err(e) => json!(e),
+            },
+        );
     };
     if let Some(s) = &origins.artifact {
         record("artifact", reachable(s.head(&ctx(), probe).await));

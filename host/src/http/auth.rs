@@ -29,12 +29,7 @@ pub async fn require_scope(State(state): State<Shared>, request: Request, next: 
         return next.run(request).await;
     }
     let scope = needed(request.method(), request.uri().path());
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let Some(presented) = presented else {
         let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required").into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());

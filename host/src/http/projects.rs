@@ -120,7 +120,8 @@ async fn add_artifact(
     if b.name.is_empty() {
         return Err(ApiError::invalid("name must not be empty"));
     }
-    let record = ProjectArtifact { name: b.name, artifact_key: b.artifact_key, size: b.size, kind: b.kind, created_at: b.created_at.unwrap_or_else(now_ms) };
+    let record =
+        ProjectArtifact { name: b.name, artifact_key: b.artifact_key, size: b.size, kind: b.kind, created_at: b.created_at.unwrap_or_else(now_ms) };
     records.add(&ctx, &id, record).await?;
     Ok(StatusCode::CREATED)
 }

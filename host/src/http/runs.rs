@@ -23,9 +23,7 @@ fn run_file((run, name): (String, String)) -> ApiResult<(String, String)> {
 }
 
 pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new()
-        .route("/v1/runs/{run}/artifacts", get(list))
-        .route("/v1/runs/{run}/artifacts/{*name}", get(read).put(write).delete(remove))
+    axum::Router::new().route("/v1/runs/{run}/artifacts", get(list)).route("/v1/runs/{run}/artifacts/{*name}", get(read).put(write).delete(remove))
 }
 
 async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>) -> ApiResult<Response> {

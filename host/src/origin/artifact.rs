@@ -26,9 +26,7 @@ impl PluginArtifactStore {
 impl ArtifactStore for PluginArtifactStore {
     async fn put(&self, ctx: &Ctx, key: &str, body: Bytes, content_type: Option<String>) -> Result<ArtifactMeta> {
         let key = key.to_string();
-        plugin_call!(self.plugin, ctx, "artifacts.put", artifacts, |g, s| g.call_put(s, &key, &body, content_type.as_deref()))
-            .await
-            .map(Into::into)
+        plugin_call!(self.plugin, ctx, "artifacts.put", artifacts, |g, s| g.call_put(s, &key, &body, content_type.as_deref())).await.map(Into::into)
     }
 
     async fn get(&self, ctx: &Ctx, key: &str) -> Result<Artifact> {

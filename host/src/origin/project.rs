@@ -32,7 +32,8 @@ impl ProjectStore for PluginProjectStore {
 
     async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<ProjectPage> {
         let cursor = cursor.map(String::from);
-        let page: wit::ProjectPage = plugin_call!(self.plugin, ctx, "projects.list", projects, |g, s| g.call_list(s, cursor.as_deref(), limit)).await?;
+        let page: wit::ProjectPage =
+            plugin_call!(self.plugin, ctx, "projects.list", projects, |g, s| g.call_list(s, cursor.as_deref(), limit)).await?;
         Ok(ProjectPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
     }
 
@@ -69,7 +70,8 @@ impl ProjectArtifactStore for PluginProjectArtifactStore {
 
     async fn list(&self, ctx: &Ctx, project_id: &str) -> Result<Vec<ProjectArtifact>> {
         let project_id = project_id.to_string();
-        let list: Vec<wit_meta::ProjectArtifact> = plugin_call!(self.plugin, ctx, "project-artifacts.list", project_artifacts, |g, s| g.call_list(s, &project_id)).await?;
+        let list: Vec<wit_meta::ProjectArtifact> =
+            plugin_call!(self.plugin, ctx, "project-artifacts.list", project_artifacts, |g, s| g.call_list(s, &project_id)).await?;
         Ok(list.into_iter().map(Into::into).collect())
     }
 }

@@ -52,8 +52,8 @@ impl UiStore for PluginUiStore {
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
         let id = id.to_string();
         let ops: Vec<wit::UiOp> = ops.into_iter().map(Into::into).collect();
-        let doc: Option<wit::UiDocument> = plugin_call!(self.plugin, ctx, "ui-documents.apply-ops", ui_documents, |g, s| g.call_apply_ops(s, &id, expected_version, &ops))
-            .await?;
+        let doc: Option<wit::UiDocument> =
+            plugin_call!(self.plugin, ctx, "ui-documents.apply-ops", ui_documents, |g, s| g.call_apply_ops(s, &id, expected_version, &ops)).await?;
         Ok(doc.map(|d| Arc::new(d.into())))
     }
 }

@@ -33,9 +33,11 @@ impl Plugin {
         let exports = Exports::read(&plugin, compiled.exports.iter().map(String::as_str))?;
 
         let identity = PluginIdentity { name: &spec.name, config: &spec.config, timeout: spec.settings.timeout };
-        let capabilities = PluginCapabilities::open(&spec.grants, &identity)
-            .await
-            .map_err(|e| LoadError::Grant { plugin: plugin.clone(), key: e.key, message: format!("{:#}", e.error) })?;
+        let capabilities = PluginCapabilities::open(&spec.grants, &identity).await.map_err(|e| LoadError::Grant {
+            plugin: plugin.clone(),
+            key: e.key,
+            message: format!("{:#}", e.error),
+        })?;
         let mut linker: Linker<PluginState> = Linker::new(runtime.engine());
         let link = |e: wasmtime::Error| LoadError::Link { plugin: plugin.clone(), message: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
@@ -107,9 +109,8 @@ async fn compile(runtime: &Runtime, spec: &PluginSpec) -> Result<Compiled, LoadE
     }
     let started = Instant::now();
     let (engine, wasm, cache_dir) = (runtime.engine().clone(), spec.wasm.clone(), runtime.config().compiled_cache.clone());
-    let compiled = tokio::task::spawn_blocking(move || compiled_cache::load(&engine, &wasm, cache_dir.as_deref()))
-        .await
-        .expect("compilation does not panic");
+    let compiled =
+        tokio::task::spawn_blocking(move || compiled_cache::load(&engine, &wasm, cache_dir.as_deref())).await.expect("compilation does not panic");
     let (component, source) = compiled.map_err(|e| LoadError::Compile { plugin, source_name, message: format!("{e:#}") })?;
     let time = started.elapsed();
     let ty = component.component_type();
@@ -161,7 +162,8 @@ pub async fn inspect(runtime: &Runtime, mut spec: PluginSpec) -> Result<Inspecti
     // Grants that reach nothing: a pool that connects lazily to an address that does not
     // resolve, and a client with a loopback endpoint and explicit credentials and region.
     // Inspection makes no calls.
-    spec.grants.sql = Some(SqlGrant { max_connections: 1, connect_timeout: Duration::from_secs(1), ..SqlGrant::new("postgres://inspection.invalid/none") });
+    spec.grants.sql =
+        Some(SqlGrant { max_connections: 1, connect_timeout: Duration::from_secs(1), ..SqlGrant::new("postgres://inspection.invalid/none") });
     spec.grants.object_store = Some(ObjectStoreGrant {
         endpoint: Some("http://127.0.0.1:9".into()),
         region: Some("us-east-1".into()),

@@ -84,9 +84,11 @@ impl Runtime {
             .max_memories_per_component(4)
             .max_tables_per_component(8);
         let mut wasm = Config::new();
-        wasm.epoch_interruption(true)
-            .wasm_component_model(true)
-            .allocation_strategy(if config.pooling { InstanceAllocationStrategy::Pooling(pooling) } else { InstanceAllocationStrategy::OnDemand });
+        wasm.epoch_interruption(true).wasm_component_model(true).allocation_strategy(if config.pooling {
+            InstanceAllocationStrategy::Pooling(pooling)
+        } else {
+            InstanceAllocationStrategy::OnDemand
+        });
         let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));

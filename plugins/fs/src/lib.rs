@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::PluginInfo;
+use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table};
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
-use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table};
 
 struct Files {
     root: PathBuf,

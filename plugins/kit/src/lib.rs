@@ -41,8 +41,8 @@ mod workspaces;
 use std::marker::PhantomData;
 
 pub use bindings::export;
-pub use memory::MemoryTables;
 pub use bindings::storehost::origin::types::StoreError;
+pub use memory::MemoryTables;
 pub use validate::{validate_artifact_key, validate_id, validate_run};
 
 /// The tables a backend stores. Keys within a table are strings, listed in byte order.
@@ -65,15 +65,8 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
-        Table::Artifacts,
-        Table::Projects,
-        Table::ProjectArtifacts,
-        Table::UiDocuments,
-        Table::Workspaces,
-        Table::Tabs,
-        Table::Runs,
-    ];
+    pub const ALL: [Table; 7] =
+        [Table::Artifacts, Table::Projects, Table::ProjectArtifacts, Table::UiDocuments, Table::Workspaces, Table::Tabs, Table::Runs];
 
     /// A stable name, usable as a directory name.
     pub fn name(self) -> &'static str {
@@ -157,10 +150,7 @@ pub struct Origin<B>(PhantomData<B>);
 
 /// Current time in unix milliseconds.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub fn internal(what: &str, err: impl std::fmt::Display) -> StoreError {

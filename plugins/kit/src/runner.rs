@@ -13,8 +13,7 @@ impl<B: Backend> Guest for Origin<B> {
     fn read(run: String, name: String) -> Result<Vec<u8>> {
         B::with(|b| {
             b.before_call("runner-artifacts.read", &run)?;
-            b.get(Table::Runs, &key(&run, &name)?)?
-                .ok_or_else(|| StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}")))
+            b.get(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}")))
         })
     }
 

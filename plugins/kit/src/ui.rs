@@ -119,12 +119,8 @@ impl<B: Backend> Guest for Origin<B> {
             b.before_call("ui-documents.apply-ops", &id)?;
             validate_id("document id", &id)?;
             let _lock = b.lock(Table::UiDocuments, &id)?;
-            let mut doc: UiDocument = load(b, Table::UiDocuments, &id)?.unwrap_or(UiDocument {
-                id: id.clone(),
-                version: 0,
-                nodes: Vec::new(),
-                updated_at: 0,
-            });
+            let mut doc: UiDocument =
+                load(b, Table::UiDocuments, &id)?.unwrap_or(UiDocument { id: id.clone(), version: 0, nodes: Vec::new(), updated_at: 0 });
             check_version(&format!("ui document {id:?}"), doc.version, expected_version)?;
             // Ops apply to a copy; the stored document changes only if all of them succeed.
             for (i, op) in ops.into_iter().enumerate() {

@@ -14,8 +14,7 @@ fn tab_key(workspace_id: &str, tab_id: &str) -> String {
 
 fn tab<B: Backend>(b: &mut B, workspace_id: &str, tab_id: &str) -> Result<Tab> {
     validate_id("tab id", tab_id)?;
-    load(b, Table::Tabs, &tab_key(workspace_id, tab_id))?
-        .ok_or_else(|| StoreError::NotFound(format!("tab {tab_id:?} of workspace {workspace_id:?}")))
+    load(b, Table::Tabs, &tab_key(workspace_id, tab_id))?.ok_or_else(|| StoreError::NotFound(format!("tab {tab_id:?} of workspace {workspace_id:?}")))
 }
 
 fn tabs<B: Backend>(b: &mut B, workspace_id: &str) -> Result<Vec<Tab>> {
@@ -62,14 +61,7 @@ impl<B: Backend> Guest for Origin<B> {
             if load::<_, Workspace>(b, Table::Workspaces, &input.id)?.is_some() {
                 return Err(StoreError::Conflict(format!("workspace {:?} already exists", input.id)));
             }
-            let ws = Workspace {
-                id: input.id,
-                project_id: input.project_id,
-                name: input.name,
-                selected_tab: None,
-                version: 1,
-                updated_at: now_ms(),
-            };
+            let ws = Workspace { id: input.id, project_id: input.project_id, name: input.name, selected_tab: None, version: 1, updated_at: now_ms() };
             store(b, Table::Workspaces, &ws.id, &ws)?;
             Ok(ws)
         })

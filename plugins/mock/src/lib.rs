@@ -91,9 +91,7 @@ impl Backend for Mock {
 
     fn before_call(&mut self, method: &'static str, key: &str) -> Result<()> {
         *self.counts.entry(method.to_string()).or_default() += 1;
-        let hit = self.rules.iter().position(|r| {
-            (r.method == "*" || r.method == method) && r.key.as_deref().is_none_or(|k| k == key)
-        });
+        let hit = self.rules.iter().position(|r| (r.method == "*" || r.method == method) && r.key.as_deref().is_none_or(|k| k == key));
         let Some(i) = hit else { return Ok(()) };
         let fault = self.rules[i].fault.clone();
         match self.rules[i].times {

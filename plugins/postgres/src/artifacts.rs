@@ -26,13 +26,7 @@ impl Guest for Postgres {
     fn put(key: String, body: Vec<u8>, content_type: Option<String>) -> Result<ArtifactMeta> {
         validate_artifact_key(&key)?;
         check_body(body.len())?;
-        let meta = ArtifactMeta {
-            size: body.len() as u64,
-            sha256: hex::encode(Sha256::digest(&body)),
-            created_at: now_ms(),
-            key,
-            content_type,
-        };
+        let meta = ArtifactMeta { size: body.len() as u64, sha256: hex::encode(Sha256::digest(&body)), created_at: now_ms(), key, content_type };
         Db::Pool.execute(
             "INSERT INTO {s}.artifacts (key, size, content_type, sha256, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (key) DO UPDATE SET size = excluded.size, content_type = excluded.content_type,

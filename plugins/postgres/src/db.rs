@@ -1,7 +1,7 @@
 //! Statements through the host's `sql` capability: error mapping, parameters and row decoding.
 
-use storehost_plugin_kit::{Result, StoreError};
 use storehost_plugin_kit::bindings::storehost::host::sql::{self, SqlError, SqlRow, SqlValue, Transaction};
+use storehost_plugin_kit::{Result, StoreError};
 
 use crate::schema;
 

@@ -4,21 +4,14 @@ use storehost_plugin_kit::bindings::exports::storehost::origin::project_artifact
 use storehost_plugin_kit::bindings::exports::storehost::origin::projects::{self, Project, ProjectInput, ProjectPage};
 use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, validate_id, version_conflict};
 
-use crate::db::{Db, Row, int, opt_text, text, ts};
 use crate::Postgres;
+use crate::db::{Db, Row, int, opt_text, text, ts};
 
 const COLUMNS: &str = "id, name, state, version, created_at, updated_at";
 
 fn project(row: Vec<storehost_plugin_kit::bindings::storehost::host::sql::SqlColumn>) -> Result<Project> {
     let row = Row(row);
-    Ok(Project {
-        id: row.text(0)?,
-        name: row.text(1)?,
-        state: row.text(2)?,
-        version: row.u64(3)?,
-        created_at: row.ts(4)?,
-        updated_at: row.ts(5)?,
-    })
+    Ok(Project { id: row.text(0)?, name: row.text(1)?, state: row.text(2)?, version: row.u64(3)?, created_at: row.ts(4)?, updated_at: row.ts(5)? })
 }
 
 fn stored_version(id: &str) -> Result<u64> {
@@ -113,14 +106,7 @@ impl project_artifacts::Guest for Postgres {
             "INSERT INTO {s}.project_artifacts (project_id, name, artifact_key, size, kind, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (project_id, name) DO UPDATE SET artifact_key = excluded.artifact_key, size = excluded.size,
                  kind = excluded.kind, created_at = excluded.created_at",
-            &[
-                text(project_id),
-                text(artifact.name),
-                text(artifact.artifact_key),
-                int(artifact.size),
-                text(artifact.kind),
-                ts(artifact.created_at),
-            ],
+            &[text(project_id), text(artifact.name), text(artifact.artifact_key), int(artifact.size), text(artifact.kind), ts(artifact.created_at)],
         )?;
         Ok(())
     }

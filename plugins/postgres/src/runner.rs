@@ -1,8 +1,8 @@
 //! The runner store: one row per file of a run.
 
-use storehost_plugin_kit::{Result, StoreError, prefix_successor, validate_artifact_key, validate_run};
 use storehost_plugin_kit::bindings::exports::storehost::origin::runner_artifacts::Guest;
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
+use storehost_plugin_kit::{Result, StoreError, prefix_successor, validate_artifact_key, validate_run};
 
 use crate::db::{Db, Row, opt_text, text};
 use crate::{Postgres, check_body};

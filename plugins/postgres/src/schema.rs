@@ -44,9 +44,7 @@ fn parse_schema(value: &str) -> Result<String> {
         && !value.starts_with(|c: char| c.is_ascii_digit())
         && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !ok {
-        return Err(invalid(format!(
-            "config `schema` = {value:?}: use 1 to 63 lower-case letters, digits and '_', not starting with a digit"
-        )));
+        return Err(invalid(format!("config `schema` = {value:?}: use 1 to 63 lower-case letters, digits and '_', not starting with a digit")));
     }
     Ok(value.to_string())
 }
@@ -180,10 +178,7 @@ pub fn init(config: &[(String, String)]) -> Result<()> {
     let db = Db::Tx(&tx);
     db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[text(qualify("storehost migrations {s}"))])?;
     db.execute("CREATE SCHEMA IF NOT EXISTS {s}", &[])?;
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS {s}.schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-        &[],
-    )?;
+    db.execute("CREATE TABLE IF NOT EXISTS {s}.schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", &[])?;
     let from = applied(&db)?.unwrap_or(0);
     if from > VERSION {
         return Err(StoreError::Internal(format!(

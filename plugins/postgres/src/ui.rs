@@ -5,8 +5,8 @@ use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents::{G
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, apply_ui_op, check_version, internal, now_ms, validate_id};
 
-use crate::db::{self, Db, Row, int, text, ts};
 use crate::Postgres;
+use crate::db::{self, Db, Row, int, text, ts};
 
 fn nodes(id: &str, json: &str) -> Result<Vec<UiNode>> {
     serde_json::from_str(json).map_err(|e| internal(&format!("corrupt nodes of ui document {id:?}"), e))
@@ -34,7 +34,8 @@ fn lock(db: &Db, id: &str) -> Result<(u64, Vec<UiNode>)> {
 impl Guest for Postgres {
     fn get(id: String) -> Result<UiDocument> {
         validate_id("document id", &id)?;
-        let row = Db::Pool.query_opt("SELECT version, nodes, updated_at FROM {s}.ui_documents WHERE id = $1 AND version > 0", &[text(id.as_str())])?;
+        let row =
+            Db::Pool.query_opt("SELECT version, nodes, updated_at FROM {s}.ui_documents WHERE id = $1 AND version > 0", &[text(id.as_str())])?;
         let row = Row(row.ok_or_else(|| StoreError::NotFound(format!("ui document {id:?}")))?);
         Ok(UiDocument { version: row.u64(0)?, nodes: nodes(&id, &row.json(1)?)?, updated_at: row.ts(2)?, id })
     }

@@ -4,22 +4,15 @@ use storehost_plugin_kit::bindings::exports::storehost::origin::workspaces::{Gue
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlColumn;
 use storehost_plugin_kit::{Result, StoreError, now_ms, validate_id};
 
-use crate::db::{self, Db, Row, opt_text, text, ts};
 use crate::Postgres;
+use crate::db::{self, Db, Row, opt_text, text, ts};
 
 const WORKSPACE: &str = "id, project_id, name, selected_tab, version, updated_at";
 const TAB: &str = "id, workspace_id, title, kind, run_id, position, updated_at";
 
 fn workspace_row(row: Vec<SqlColumn>) -> Result<Workspace> {
     let r = Row(row);
-    Ok(Workspace {
-        id: r.text(0)?,
-        project_id: r.text(1)?,
-        name: r.text(2)?,
-        selected_tab: r.opt_text(3)?,
-        version: r.u64(4)?,
-        updated_at: r.ts(5)?,
-    })
+    Ok(Workspace { id: r.text(0)?, project_id: r.text(1)?, name: r.text(2)?, selected_tab: r.opt_text(3)?, version: r.u64(4)?, updated_at: r.ts(5)? })
 }
 
 fn tab_row(row: Vec<SqlColumn>) -> Result<Tab> {
@@ -64,10 +57,8 @@ impl Guest for Postgres {
 
     fn list_tabs(workspace_id: String) -> Result<Vec<Tab>> {
         workspace(&workspace_id)?;
-        let rows = Db::Pool.query(
-            &format!("SELECT {TAB} FROM {{s}}.workspace_tabs WHERE workspace_id = $1 ORDER BY position, id"),
-            &[text(workspace_id)],
-        )?;
+        let rows = Db::Pool
+            .query(&format!("SELECT {TAB} FROM {{s}}.workspace_tabs WHERE workspace_id = $1 ORDER BY position, id"), &[text(workspace_id)])?;
         rows.into_iter().map(tab_row).collect()
     }
 

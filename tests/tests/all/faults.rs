@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use storehost::domain::{ArtifactStore, Ctx, StoreError};
-use storehost::origin::{PluginArtifactStore};
+use storehost::origin::PluginArtifactStore;
 use storehost::origin::mock::{Fault, FaultRule, MockControl};
 use storehost::runtime::{Plugin, PluginSpec};
 use storehost_tests::{builtin, load, runtime};

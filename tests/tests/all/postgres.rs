@@ -172,10 +172,14 @@ async fn hosts_starting_at_once_migrate_once() {
         load.await.unwrap().expect("every host starts");
     }
     let mut conn = db.connect().await;
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM storehost.schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM storehost.schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
     assert_eq!(versions, vec![1], "each migration recorded once");
     let tables: Vec<String> =
-        sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'storehost' ORDER BY 1").fetch_all(&mut conn).await.unwrap();
+        sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'storehost' ORDER BY 1")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(
         tables,
         ["artifacts", "project_artifacts", "projects", "runner_files", "schema_migrations", "ui_documents", "workspace_tabs", "workspaces"]
@@ -283,10 +287,11 @@ async fn the_callers_deadline_cuts_a_blocked_statement() {
     // The cut statement does not linger in the server waiting for the lock.
     let mut waiting = 0;
     for _ in 0..50 {
-        waiting = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-            .fetch_one(&mut *holder)
-            .await
-            .unwrap();
+        waiting =
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+                .fetch_one(&mut *holder)
+                .await
+                .unwrap();
         if waiting == 0 {
             break;
         }

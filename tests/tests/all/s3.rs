@@ -246,14 +246,7 @@ async fn artifact_metadata_is_the_objects_own() {
     assert_eq!(store.head(&ctx(), "meta/untyped").await.unwrap(), untyped);
     // The object, from outside: its content type, S3's SHA-256 checksum and the creation time.
     let client = server.client().await;
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("meta/typed")
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = client.head_object().bucket(BUCKET).key("meta/typed").checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled).send().await.unwrap();
     assert_eq!(head.content_type(), Some("text/plain"));
     assert_eq!(head.content_length(), Some(5));
     assert_eq!(head.metadata().unwrap()["created-at"], meta.created_at.to_string());

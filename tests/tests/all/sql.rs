@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sqlx::Connection;
-use storehost_tests::pg::TestDatabase;
 use storehost::capabilities::sql::SqlGrant;
 use storehost::domain::{Ctx, RunnerStore};
-use storehost::origin::{PluginRunnerStore};
+use storehost::origin::PluginRunnerStore;
 use storehost::runtime::{LoadError, Plugin, PluginSpec};
+use storehost_tests::pg::TestDatabase;
 use storehost_tests::runtime;
 
 fn spec(url: &str, connect_timeout: Duration) -> PluginSpec {
@@ -33,7 +33,8 @@ async fn a_granted_plugin_reads_and_writes_rows() {
     assert_eq!(store.read(&ctx, "run-1", "it's; -- a name").await.unwrap_err().kind(), storehost::base::ErrorKind::NotFound);
     // The rows are really in PostgreSQL, in this test's database.
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'files'").fetch_one(&mut conn).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'files'").fetch_one(&mut conn).await.unwrap();
     assert_eq!(tables, 1);
 }
 

@@ -2,8 +2,8 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Artifacts, "delete"; delete_removes, delete_missing_succeeds);
 

@@ -2,8 +2,8 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Artifacts, "get-url"; get_url_of_existing, get_url_of_missing_is_not_found);
 

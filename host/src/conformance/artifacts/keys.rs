@@ -2,8 +2,8 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{Step, ctx, invalid, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, invalid, unique};
 
 suite_cases!(Artifacts, "keys"; bad_keys_are_invalid, unusual_keys_round_trip, longest_key_round_trips);
 

@@ -2,8 +2,8 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{Step, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, unique};
 
 suite_cases!(Artifacts, "list"; list_in_byte_order_with_paging, list_filters_by_prefix, list_empty_prefix);
 

@@ -8,8 +8,8 @@ mod put;
 
 use std::sync::Arc;
 
-use crate::domain::Stores;
 use crate::domain::ArtifactStore;
+use crate::domain::Stores;
 
 pub(super) fn cases() -> Vec<super::Case> {
     [put::cases(), get::cases(), head::cases(), list::cases(), get_url::cases(), delete::cases(), keys::cases()].concat()

@@ -2,8 +2,8 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::{sha256_hex, store};
+use crate::conformance::{Step, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, unique};
 
 suite_cases!(Artifacts, "put"; put_returns_metadata, put_replaces, put_empty_and_large_bodies);
 

@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{record, store};
+use crate::conformance::{Step, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, unique};
 
 suite_cases!(ProjectArtifacts, "add"; add_then_list, add_same_name_replaces);
 

@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{record, store};
+use crate::conformance::{Step, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, unique};
 
 suite_cases!(ProjectArtifacts, "list"; list_in_name_order_per_project, list_of_unknown_project_is_empty);
 

@@ -1,8 +1,8 @@
 use anyhow::Result;
 
 use super::{input, store};
+use crate::conformance::{Step, conflict, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, conflict, ctx, not_found, unique};
 
 suite_cases!(Projects, "delete"; delete_checks_version, delete_missing_succeeds);
 

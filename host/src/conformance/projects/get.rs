@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Projects, "get"; get_returns_saved, get_missing_is_not_found);
 

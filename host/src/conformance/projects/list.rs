@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
+use crate::conformance::{Step, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, unique};
 
 suite_cases!(Projects, "list"; list_pages_in_id_order);
 

@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
+use crate::conformance::{Step, conflict, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, conflict, ctx, unique};
 
 suite_cases!(Projects, "save"; save_creates_then_bumps_versions, save_checks_expected_version, save_create_only);
 

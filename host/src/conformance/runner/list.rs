@@ -2,8 +2,8 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{Step, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, unique};
 
 suite_cases!(RunnerArtifacts, "list"; list_sorted_with_prefix, list_is_per_run);
 

@@ -5,8 +5,8 @@ mod remove;
 
 use std::sync::Arc;
 
-use crate::domain::Stores;
 use crate::domain::RunnerStore;
+use crate::domain::Stores;
 
 pub(super) fn cases() -> Vec<super::Case> {
     [read_write::cases(), remove::cases(), list::cases(), names::cases()].concat()

@@ -2,8 +2,8 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{ctx, invalid, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{suite_cases, ctx, invalid, unique};
 
 suite_cases!(RunnerArtifacts, "names"; bad_runs_and_names_are_invalid);
 

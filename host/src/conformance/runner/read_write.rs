@@ -2,8 +2,8 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(RunnerArtifacts, "read/write"; write_then_read, write_replaces, read_missing_is_not_found);
 

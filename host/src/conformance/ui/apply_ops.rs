@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{children, insert, shape, store};
+use crate::conformance::{Step, conflict, ctx, invalid, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, conflict, ctx, invalid, unique};
 use crate::domain::UiOp;
 
 suite_cases!(UiDocuments, "apply-ops";
@@ -48,9 +48,7 @@ async fn move_and_remove_subtree(s: Stores) -> Result<()> {
         insert("a2", Some("a1"), 0),
     ];
     st.apply_ops(&ctx(), &id, None, ops).await.step("build")?;
-    st.apply_ops(&ctx(), &id, None, vec![UiOp::MoveNode { id: "b".into(), new_parent: Some("root".into()), index: 0 }])
-        .await
-        .step("move b first")?;
+    st.apply_ops(&ctx(), &id, None, vec![UiOp::MoveNode { id: "b".into(), new_parent: Some("root".into()), index: 0 }]).await.step("move b first")?;
     let doc = st.get(&ctx(), &id).await.step("get")?;
     ensure!(children(&doc, Some("root")) == ["b", "a"], "after the move: {:?}", children(&doc, Some("root")));
     st.apply_ops(&ctx(), &id, None, vec![UiOp::MoveNode { id: "a1".into(), new_parent: Some("b".into()), index: 0 }])

@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{store, ws_input};
+use crate::conformance::{Step, conflict, ctx, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, conflict, ctx, unique};
 
 suite_cases!(Workspaces, "create"; create_starts_at_version_1, create_taken_id_conflicts);
 

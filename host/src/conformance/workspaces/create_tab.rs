@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
+use crate::conformance::{Step, conflict, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, conflict, ctx, not_found, unique};
 
 suite_cases!(Workspaces, "create-tab"; create_tab_appends, create_tab_taken_id_conflicts, create_tab_in_missing_workspace);
 

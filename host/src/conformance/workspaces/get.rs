@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{store, ws_input};
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Workspaces, "get"; get_returns_created, get_missing_is_not_found);
 

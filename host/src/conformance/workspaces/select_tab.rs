@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Workspaces, "select-tab"; select_tab_sets_and_bumps, select_missing_tab_is_not_found);
 

@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Workspaces, "list-tabs/get-tab"; list_tabs_by_position, get_tab_returns_created, tabs_belong_to_their_workspace);
 

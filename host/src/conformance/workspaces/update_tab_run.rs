@@ -1,8 +1,8 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
+use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
 use crate::domain::Stores;
-use crate::conformance::{Step, suite_cases, ctx, not_found, unique};
 
 suite_cases!(Workspaces, "update-tab-run"; update_tab_run_sets_and_clears, update_run_of_missing_tab);
 
