@@ -103,33 +103,17 @@ where
 
     /// [`get_or_load`](Self::get_or_load), caching the value for `ttl` instead of the default.
     pub async fn get_or_load_with_ttl(&self, key: &K, ttl: Option<Duration>, load: impl Future<Output = Result<V, E>>) -> Result<V, E> {
-        self.get_or_load_then(key, ttl, load, |_| {}).await
-    }
-
-    /// [`get_or_load_with_ttl`](Self::get_or_load_with_ttl); `cached` runs (under the key's
-    /// lock) when the loaded value is cached, to update a second tier in the same order.
-    pub async fn get_or_load_then(
-        &self,
-        key: &K,
-        ttl: Option<Duration>,
-        load: impl Future<Output = Result<V, E>>,
-        cached: impl FnOnce(&V),
-    ) -> Result<V, E> {
-        self.lookup(key, ttl, load, cached).await.map(|(value, _)| value)
-    }
-
-    /// [`get_or_load_then`](Self::get_or_load_then), also telling whether the value came from
-    /// memory (`true`) or from `load` (`false`).
-    pub async fn lookup(
-        &self,
-        key: &K,
-        ttl: Option<Duration>,
-        load: impl Future<Output = Result<V, E>>,
-        cached: impl FnOnce(&V),
-    ) -> Result<(V, bool), E> {
         if let Some(value) = self.cache.get(key) {
-            return Ok((value, true));
+            return Ok(value);
         }
+        self.fill(key, ttl, load, |_| {}).await
+    }
+
+    /// After [`get`](Self::get) missed: runs `load` (one load per key and generation at a time)
+    /// and caches its value for `ttl` (`None`: the default) unless a write or an invalidation
+    /// happened while it ran; `cached` then runs under the key's lock, to update a second tier
+    /// in the same order. Errors are not cached.
+    pub async fn fill(&self, key: &K, ttl: Option<Duration>, load: impl Future<Output = Result<V, E>>, cached: impl FnOnce(&V)) -> Result<V, E> {
         let stripe = self.stripe(key);
         let started = self.generation(stripe);
         self.coalescer
@@ -146,7 +130,6 @@ where
                 Ok(value)
             })
             .await
-            .map(|value| (value, false))
     }
 
     /// Caches a value a write returned.

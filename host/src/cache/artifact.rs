@@ -157,6 +157,9 @@ impl ArtifactStore for CachedArtifactStore {
     /// Memory, then disk, then the origin; the artifact says which answered.
     async fn get(&self, ctx: &Ctx, key: &str) -> Result<Artifact> {
         let owned = key.to_string();
+        if let Some(artifact) = self.blobs.get(&owned) {
+            return Ok(Artifact { served: Served::Memory, ..artifact });
+        }
         let from_disk = AtomicBool::new(false);
         let load = async {
             if let Some(artifact) = self.disk_get(key) {
@@ -165,18 +168,13 @@ impl ArtifactStore for CachedArtifactStore {
             }
             self.origin.get(ctx, key).await
         };
-        let (mut artifact, hit) = self
-            .blobs
-            .lookup(&owned, None, load, |artifact| {
+        self.blobs
+            .fill(&owned, None, load, |artifact| {
                 if !from_disk.load(Ordering::Relaxed) {
                     self.disk_put(artifact)
                 }
             })
-            .await?;
-        if hit {
-            artifact.served = Served::Memory;
-        }
-        Ok(artifact)
+            .await
     }
 
     async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {
