@@ -16,6 +16,17 @@ pub struct Client {
     http: reqwest::Client,
     server: String,
     token: Option<String>,
+    positions: Option<std::path::PathBuf>,
+}
+
+/// Where the client keeps, per server, the highest log position its writes were answered with,
+/// so that its later reads (in any later command) see them even on another replica:
+/// `STOREHOST_LOG_POSITIONS`, else `~/.cache/storehost/log-positions`.
+fn positions_file() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("STOREHOST_LOG_POSITIONS") {
+        return Some(path.into());
+    }
+    std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/storehost/log-positions"))
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
@@ -34,7 +45,29 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 
 impl Client {
     pub fn new(server: &str, token: Option<String>) -> Self {
-        Self { http: reqwest::Client::new(), server: server.trim_end_matches('/').to_string(), token }
+        Self { http: reqwest::Client::new(), server: server.trim_end_matches('/').to_string(), token, positions: positions_file() }
+    }
+
+    /// The recorded position of this server's writes, if any.
+    fn position(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.positions.as_ref()?).ok()?;
+        text.lines().filter_map(|l| l.split_once(' ')).find(|(server, _)| *server == self.server).and_then(|(_, seq)| seq.parse().ok())
+    }
+
+    /// Records `seq` as this server's position if it is newer. Best effort: without it, reads
+    /// are still correct within the servers' staleness bound.
+    fn record_position(&self, seq: u64) {
+        let Some(path) = &self.positions else { return };
+        if self.position().is_some_and(|known| known >= seq) {
+            return;
+        }
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut lines: Vec<String> = text.lines().filter(|l| l.split_once(' ').is_some_and(|(s, _)| s != self.server)).map(String::from).collect();
+        lines.push(format!("{} {seq}", self.server));
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(path, lines.join("\n") + "\n");
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -45,9 +78,16 @@ impl Client {
         }
     }
 
-    /// Sends, and turns an API error into a message with its kind.
-    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+    /// Sends (asking to see this client's earlier writes), records the position of a write,
+    /// and turns an API error into a message with its kind.
+    async fn send(&self, mut request: RequestBuilder) -> Result<Response> {
+        if let Some(seq) = self.position() {
+            request = request.header(storehost::http::log_seq::MIN_SEQ, seq);
+        }
         let response = request.send().await.with_context(|| format!("cannot reach {}", self.server))?;
+        if let Some(seq) = response.headers().get(storehost::http::log_seq::LOG_SEQ).and_then(|v| v.to_str().ok()?.parse().ok()) {
+            self.record_position(seq);
+        }
         if response.status().is_success() {
             return Ok(response);
         }

@@ -3,8 +3,8 @@
 //! Layers, bottom up (each depends only on those below it): `base` (context, errors, names) ·
 //! `domain` (types and traits) · `capabilities` (what plugins may import) · `runtime` (engine,
 //! loading, pools, limits) · `origin` (the domains over plugins) · `metering` and `cache`
-//! (decorators over any store) · `conformance` (the origin behaviour suite) · `app` (manifest
-//! and wiring) · `http` (the API).
+//! (decorators over any store) · `cluster` (the replication layer and the invalidation log) ·
+//! `conformance` (the origin behaviour suite) · `app` (manifest and wiring) · `http` (the API).
 //!
 //! ```
 //! use storehost::domain::{ArtifactStore, Ctx};
@@ -26,6 +26,7 @@ pub mod app;
 pub mod base;
 pub mod cache;
 pub mod capabilities;
+pub mod cluster;
 pub mod conformance;
 pub mod domain;
 pub mod http;

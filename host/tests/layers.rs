@@ -14,9 +14,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("origin", &["base", "domain", "runtime"]),
     ("metering", &["base", "domain"]),
     ("cache", &["base", "domain"]),
+    ("cluster", &["base", "domain", "metering", "cache"]),
     ("conformance", &["base", "domain", "runtime", "origin"]),
-    ("app", &["base", "domain", "capabilities", "runtime", "origin", "metering", "cache"]),
-    ("http", &["base", "domain", "capabilities", "runtime", "origin", "metering", "cache", "app"]),
+    ("app", &["base", "domain", "capabilities", "runtime", "origin", "metering", "cache", "cluster"]),
+    ("http", &["base", "domain", "capabilities", "runtime", "origin", "metering", "cache", "cluster", "app"]),
 ];
 
 /// Items of the crate root (the built-in plugin table), usable from any module.

@@ -2,6 +2,7 @@
 //! every test process, and plugin loading shortcuts.
 
 pub mod pg;
+pub mod proxy;
 pub mod s3;
 
 use storehost::capabilities::files::{DirGrant, DirMode};

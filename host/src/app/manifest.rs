@@ -14,6 +14,7 @@ use crate::base::Domain;
 use crate::base::units::{Dur, Size};
 use crate::capabilities::files::DirMode;
 use crate::capabilities::{Capability, Grants, capability_table};
+use crate::cluster::ClusterConfig;
 
 /// The manifest `storehost serve` runs without `--manifest`: the built-in fs plugin for every
 /// domain and the runner store under `./.storehost/`, memory and disk caches on.
@@ -54,6 +55,8 @@ pub struct Manifest {
     pub plugins: BTreeMap<String, PluginConfig>,
     #[serde(default)]
     pub domains: Domains,
+    /// Replicas sharing origins: the invalidation log that keeps their caches coherent.
+    pub cluster: Option<ClusterConfig>,
     /// The directory relative paths are resolved against (the manifest file's directory, or
     /// the working directory for the embedded default).
     #[serde(skip)]
@@ -340,6 +343,9 @@ impl Manifest {
                     ));
                 }
             }
+        }
+        if let Some((key, problem)) = self.cluster.as_ref().and_then(ClusterConfig::problem) {
+            return Err(self.key_error(format!("cluster.{key}"), problem));
         }
         for (name, plugin) in &self.plugins {
             if plugin.instances == Some(0) {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::base::Domain;
 use crate::cache::{CacheMetrics, CacheStats, CoalescerStats, DiskStats, NamedCache};
+use crate::cluster::ClusterStats;
 use crate::metering::{LATENCY_BUCKETS, OriginStats};
 
 /// Everything known of one domain.
@@ -112,4 +113,53 @@ pub fn render_prometheus(out: &mut String, domains: &[DomainMetrics]) {
         let _ = writeln!(out, "storehost_origin_latency_seconds_sum{{domain=\"{}\"}} {}", d.domain, d.origin.latency_sum.as_secs_f64());
         let _ = writeln!(out, "storehost_origin_latency_seconds_count{{domain=\"{}\"}} {}", d.domain, d.origin.calls);
     }
+}
+
+/// Renders a host's cluster state and counters as Prometheus text.
+pub fn render_cluster(out: &mut String, s: &ClusterStats) {
+    let host = format!("host=\"{}\"", s.host_id);
+    let counters: [(&str, &str, u64); 12] = [
+        ("storehost_cluster_events_published_total", "Invalidations this host appended to the log.", s.published),
+        ("storehost_cluster_batches_total", "Appends to the log (one statement and one notification each).", s.batches),
+        ("storehost_cluster_publish_failures_total", "Appends that failed (their invalidations are retried).", s.publish_failures),
+        ("storehost_cluster_events_applied_total", "Other hosts' invalidations applied.", s.applied_events),
+        ("storehost_cluster_events_skipped_total", "This host's own events, passed over.", s.skipped),
+        ("storehost_cluster_events_replayed_total", "Events applied by a read no notification woke (a poll, the listener's return).", s.replayed),
+        ("storehost_cluster_gaps_total", "Times the listener lost its connection.", s.gaps),
+        ("storehost_cluster_full_flushes_total", "Times every cache was dropped.", s.full_flushes),
+        ("storehost_cluster_read_failures_total", "Reads of the log that failed.", s.read_failures),
+        ("storehost_cluster_stale_bypasses_total", "Reads sent to the origin because the host was not synced.", s.stale_bypasses),
+        (
+            "storehost_cluster_min_seq_bypasses_total",
+            "Reads sent to the origin because a requested position was not applied in time.",
+            s.min_seq_bypasses,
+        ),
+        ("storehost_cluster_applied_position", "The log position up to which every event is applied.", s.applied),
+    ];
+    for (name, help, value) in counters {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{host}}} {value}");
+    }
+    let gauges = [
+        ("storehost_cluster_lag_events", "Events heard of and not yet applied.", s.lag.to_string()),
+        ("storehost_cluster_backlog_events", "Invalidations waiting to be appended again.", s.backlog.to_string()),
+        ("storehost_cluster_synced", "1 while the caches are trusted (the last read of the log is recent).", u8::from(s.synced).to_string()),
+        (
+            "storehost_cluster_sync_age_seconds",
+            "Since the last successful read of the log began.",
+            s.sync_age.map_or("+Inf".into(), |a| a.as_secs_f64().to_string()),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{host}}} {value}");
+    }
+    let name = "storehost_cluster_apply_latency_seconds";
+    let _ = writeln!(out, "# HELP {name} From an event's commit to its application on this host.\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, n) in s.apply_latency_buckets.iter().enumerate() {
+        cumulative += n;
+        let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(out, "{name}_bucket{{{host},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{host}}} {}\n{name}_count{{{host}}} {cumulative}", s.apply_latency_sum.as_secs_f64());
 }

@@ -17,11 +17,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 pub use manifest::{Manifest, ManifestError};
-pub use metrics::{DomainMetrics, render_prometheus};
+pub use metrics::{DomainMetrics, render_cluster, render_prometheus};
 
 use crate::base::Domain;
-use crate::cache::{CacheConfig, CacheMetrics, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, DiskStoreConfig};
+use crate::cache::{CacheConfig, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, Caches, DiskStoreConfig};
 use crate::capabilities::files::{DirGrant, DirMode};
+use crate::cluster::{Node, Replicated};
 use crate::domain::{
     ArtifactOperation, ArtifactStore, Operation, ProjectArtifactStore, ProjectOperation, ProjectStore, RunnerOperation, Stores, UiOperation, UiStore,
     WorkspaceOperation, WorkspaceStore,
@@ -29,32 +30,6 @@ use crate::domain::{
 use crate::metering::{Metered, OriginMeter, OriginStats};
 use crate::origin::{PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore, PluginWorkspaceStore};
 use crate::runtime::{Plugin, PluginSettings, PluginSpec, Runtime, RuntimeConfig};
-
-/// The cached stores, by their concrete types: what invalidation reaches.
-#[derive(Clone, Default)]
-pub struct Caches {
-    pub artifact: Option<Arc<CachedArtifactStore>>,
-    pub project: Option<Arc<CachedProjectStore>>,
-    pub ui: Option<Arc<CachedUiStore>>,
-    pub workspace: Option<Arc<CachedWorkspaceStore>>,
-}
-
-impl Caches {
-    /// Whether `domain` has a cache in front of its origin.
-    pub fn is_cached(&self, domain: Domain) -> bool {
-        self.of(domain).is_some()
-    }
-
-    fn of(&self, domain: Domain) -> Option<&dyn CacheMetrics> {
-        match domain {
-            Domain::Artifact => self.artifact.as_deref().map(|c| c as _),
-            Domain::Project => self.project.as_deref().map(|c| c as _),
-            Domain::Ui => self.ui.as_deref().map(|c| c as _),
-            Domain::Workspace => self.workspace.as_deref().map(|c| c as _),
-            Domain::Runner => None,
-        }
-    }
-}
 
 /// Something that can report an [`OriginStats`] snapshot: any domain's meter.
 trait Meter: Send + Sync {
@@ -77,6 +52,8 @@ pub struct App {
     /// The plugin-backed origins alone (no meter, no cache), for probes.
     pub origins: Stores,
     pub caches: Caches,
+    /// This host's part in a cluster (`[cluster]`).
+    pub cluster: Option<Node>,
     meters: Vec<Arc<dyn Meter>>,
 }
 
@@ -95,8 +72,18 @@ impl App {
             plugins.insert(name.clone(), plugin);
         }
         let origins = bind_domains(&manifest, &plugins)?;
-        let layers = Layers::over(&manifest, &origins)?;
-        Ok(App { manifest, runtime, plugins, stores: layers.stores, origins, caches: layers.caches, meters: layers.meters })
+        let mut layers = Layers::over(&manifest, &origins)?;
+        let cluster = match &manifest.cluster {
+            Some(config) => {
+                let position = layers.caches.artifact.as_ref().and_then(|c| c.disk_dir()).map(|d| d.with_extension("position"));
+                let node =
+                    Node::start(config.clone(), layers.caches.clone(), position).await.with_context(|| format!("{}: cluster", manifest.origin))?;
+                layers.replicate(&node);
+                Some(node)
+            }
+            None => None,
+        };
+        Ok(App { manifest, runtime, plugins, stores: layers.stores, origins, caches: layers.caches, cluster, meters: layers.meters })
     }
 
     /// The metrics of every bound domain: its origin calls and, when it is cached, its caches.
@@ -105,18 +92,22 @@ impl App {
             .iter()
             .map(|meter| {
                 let origin = meter.snapshot();
-                let cache = self.caches.of(origin.domain);
+                let cache = self.caches.metrics_of(origin.domain);
                 DomainMetrics::new(origin, cache)
             })
             .collect()
     }
 
-    /// Persists what the caches keep on disk (at shutdown).
+    /// Persists what the caches keep on disk, and the disk tier's position in the cluster's log
+    /// (at shutdown).
     pub fn flush(&self) -> Result<()> {
         for domain in Domain::ALL {
-            if let Some(cache) = self.caches.of(domain) {
+            if let Some(cache) = self.caches.metrics_of(domain) {
                 cache.flush()?;
             }
+        }
+        if let Some(node) = &self.cluster {
+            node.flush()?;
         }
         Ok(())
     }
@@ -126,6 +117,8 @@ impl App {
 #[derive(Default)]
 struct Layers {
     stores: Stores,
+    /// The metered origins, under the caches.
+    metered: Stores,
     caches: Caches,
     meters: Vec<Arc<dyn Meter>>,
 }
@@ -137,6 +130,7 @@ impl Layers {
         let origins = origins.clone();
         if let Some(origin) = origins.artifact {
             let metered: Arc<dyn ArtifactStore> = Arc::new(Metered::new(origin, layers.meter::<ArtifactOperation>()));
+            layers.metered.artifact = Some(metered.clone());
             layers.stores.artifact = Some(match cache_config(manifest, Domain::Artifact) {
                 Some(config) => {
                     let cached = Arc::new(
@@ -153,6 +147,8 @@ impl Layers {
             let meter = layers.meter::<ProjectOperation>();
             let origin: Arc<dyn ProjectStore> = Arc::new(Metered::new(origin, meter.clone()));
             let meta: Arc<dyn ProjectArtifactStore> = Arc::new(Metered::new(meta, meter));
+            layers.metered.project = Some(origin.clone());
+            layers.metered.project_artifacts = Some(meta.clone());
             match cache_config(manifest, Domain::Project) {
                 Some(config) => {
                     let cached = Arc::new(CachedProjectStore::new(origin, meta, config));
@@ -168,6 +164,7 @@ impl Layers {
         }
         if let Some(origin) = origins.ui {
             let metered: Arc<dyn UiStore> = Arc::new(Metered::new(origin, layers.meter::<UiOperation>()));
+            layers.metered.ui = Some(metered.clone());
             layers.stores.ui = Some(match cache_config(manifest, Domain::Ui) {
                 Some(config) => {
                     let cached = Arc::new(CachedUiStore::new(metered, config));
@@ -179,6 +176,7 @@ impl Layers {
         }
         if let Some(origin) = origins.workspace {
             let metered: Arc<dyn WorkspaceStore> = Arc::new(Metered::new(origin, layers.meter::<WorkspaceOperation>()));
+            layers.metered.workspace = Some(metered.clone());
             layers.stores.workspace = Some(match cache_config(manifest, Domain::Workspace) {
                 Some(config) => {
                     let cached = Arc::new(CachedWorkspaceStore::new(metered, config));
@@ -193,6 +191,37 @@ impl Layers {
             layers.stores.runner = Some(Arc::new(Metered::new(origin, layers.meter::<RunnerOperation>())));
         }
         Ok(layers)
+    }
+
+    /// Puts the replication layer over every cacheable domain: its writes publish their
+    /// invalidations, and its reads leave the cache while the host is not synced. Runner files
+    /// are never cached, so they need none.
+    fn replicate(&mut self, node: &Node) {
+        /// The origin under a domain's cache, or `None` where the front store is the origin.
+        fn under<S: ?Sized>(front: &Arc<S>, metered: &Option<Arc<S>>) -> Option<Arc<S>> {
+            metered.clone().filter(|m| !Arc::ptr_eq(m, front))
+        }
+        let (stores, metered) = (&mut self.stores, &self.metered);
+        if let Some(front) = stores.artifact.take() {
+            let origin = under(&front, &metered.artifact);
+            stores.artifact = Some(Arc::new(Replicated::new(front, origin, node)));
+        }
+        if let Some(front) = stores.project.take() {
+            let origin = under(&front, &metered.project);
+            stores.project = Some(Arc::new(Replicated::new(front, origin, node)));
+        }
+        if let Some(front) = stores.project_artifacts.take() {
+            let origin = under(&front, &metered.project_artifacts);
+            stores.project_artifacts = Some(Arc::new(Replicated::new(front, origin, node)));
+        }
+        if let Some(front) = stores.ui.take() {
+            let origin = under(&front, &metered.ui);
+            stores.ui = Some(Arc::new(Replicated::new(front, origin, node)));
+        }
+        if let Some(front) = stores.workspace.take() {
+            let origin = under(&front, &metered.workspace);
+            stores.workspace = Some(Arc::new(Replicated::new(front, origin, node)));
+        }
     }
 
     /// A new meter of a domain's operations, reported by [`App::metrics`].

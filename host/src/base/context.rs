@@ -1,14 +1,20 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 /// The caller's context, passed to every domain method: an optional deadline and a
-/// cancellation token. Both travel into the plugin call, so a caller that gives up stops the
-/// work it started.
+/// cancellation token, both of which travel into the plugin call, so a caller that gives up
+/// stops the work it started; and, for hosts that replicate their invalidations, the position in
+/// the replication log the caller must see ([`min_log_seq`](Self::min_log_seq)) and where its
+/// writes record theirs ([`record_write`](Self::record_write)).
 #[derive(Clone, Debug, Default)]
 pub struct Ctx {
     deadline: Option<Instant>,
     cancel: CancellationToken,
+    min_log_seq: Option<u64>,
+    written: Option<Arc<AtomicU64>>,
 }
 
 impl Ctx {
@@ -32,6 +38,37 @@ impl Ctx {
     pub fn cancel_with(mut self, token: CancellationToken) -> Self {
         self.cancel = token;
         self
+    }
+
+    /// The same context, whose reads must see every invalidation up to `seq` of the replication
+    /// log (a write the caller made through another host; read-your-writes).
+    pub fn min_log_seq(mut self, seq: u64) -> Self {
+        self.min_log_seq = Some(seq);
+        self
+    }
+
+    /// The same context, recording in `slot` the highest log position its writes were published
+    /// at (read with [`written_log_seq`](Self::written_log_seq)).
+    pub fn record_writes_in(mut self, slot: Arc<AtomicU64>) -> Self {
+        self.written = Some(slot);
+        self
+    }
+
+    /// The log position the caller's reads must see, if it gave one.
+    pub fn required_log_seq(&self) -> Option<u64> {
+        self.min_log_seq
+    }
+
+    /// Records that a write made with this context was published at `seq`.
+    pub fn record_write(&self, seq: u64) {
+        if let Some(slot) = &self.written {
+            slot.fetch_max(seq, Ordering::AcqRel);
+        }
+    }
+
+    /// The highest log position this context's writes were published at, if any.
+    pub fn written_log_seq(&self) -> Option<u64> {
+        self.written.as_ref().map(|s| s.load(Ordering::Acquire)).filter(|seq| *seq > 0)
     }
 
     pub fn get_deadline(&self) -> Option<Instant> {

@@ -102,6 +102,23 @@ impl CachedArtifactStore {
         }
     }
 
+    /// Drops everything cached, in memory and on disk.
+    pub fn clear(&self) {
+        self.blobs.invalidate_if(|_, _| true);
+        self.lists.invalidate_if(|_, _| true);
+        self.urls.invalidate_if(|_, _| true);
+        if let Some(disk) = &self.disk
+            && let Err(err) = disk.clear()
+        {
+            tracing::warn!(%err, "disk cache clear failed");
+        }
+    }
+
+    /// The disk tier's directory, if there is one.
+    pub fn disk_dir(&self) -> Option<&std::path::Path> {
+        self.disk.as_ref().map(DiskStore::dir)
+    }
+
     fn disk_get(&self, key: &str) -> Option<Artifact> {
         let disk = self.disk.as_ref()?;
         match disk.get(key) {
@@ -130,8 +147,9 @@ impl CachedArtifactStore {
         }
     }
 
-    /// Drops everything cached about `key`: its blob, its URLs, the lists that could hold it.
-    fn forget(&self, key: &str) {
+    /// Drops everything cached about `key`: its blob (in memory and on disk), its URLs, and the
+    /// lists that could hold it. What a write of `key` invalidates, here or on another host.
+    pub fn forget(&self, key: &str) {
         self.invalidate_key(key);
         self.invalidate_lists_for(key);
     }

@@ -10,6 +10,7 @@
 //! project, by workspace), so invalidation events from other hosts can call the same methods.
 
 pub mod artifact;
+mod invalidation;
 pub mod project;
 pub mod ui;
 pub mod workspace;
@@ -17,6 +18,7 @@ pub mod workspace;
 use std::time::Duration;
 
 pub use artifact::CachedArtifactStore;
+pub use invalidation::{Caches, Invalidation};
 pub use project::CachedProjectStore;
 pub use storehost_primitives::{CacheStats, CoalescerStats, DiskStats, DiskStoreConfig, FsyncPolicy, SharedClock, TierConfig};
 pub use ui::CachedUiStore;
@@ -112,9 +114,10 @@ pub trait CacheMetrics: Send + Sync {
     }
 }
 
-/// What a write's result means for what the cache holds of what the write touched.
+/// What a write's result means for what caches hold of what the write touched (here, and on
+/// other hosts sharing the origin).
 #[derive(Debug)]
-pub(crate) enum Written<'a, T> {
+pub enum Written<'a, T> {
     /// The origin acknowledged the write: cache what it returned.
     Done(&'a T),
     /// The write may have happened (its outcome is unknown), or it lost to another writer (a
@@ -125,7 +128,7 @@ pub(crate) enum Written<'a, T> {
 }
 
 /// The one rule for every cached write: see [`Written`].
-pub(crate) fn written<T>(result: &Result<T>) -> Written<'_, T> {
+pub fn written<T>(result: &Result<T>) -> Written<'_, T> {
     match result {
         Ok(value) => Written::Done(value),
         Err(e) if e.kind() == ErrorKind::Conflict || e.outcome_unknown() => Written::Stale,

@@ -45,6 +45,12 @@ impl CachedProjectStore {
         self.projects.invalidate(&id.to_string());
     }
 
+    /// Drops everything cached.
+    pub fn clear(&self) {
+        self.projects.invalidate_if(|_, _| true);
+        self.artifacts.invalidate_if(|_, _| true);
+    }
+
     /// Drops the cached artifact records of a project.
     pub fn invalidate_artifacts(&self, project_id: &str) {
         self.artifacts.invalidate(&project_id.to_string());

@@ -32,6 +32,11 @@ impl CachedUiStore {
         Self { origin, documents: ReadThrough::new(&config.tier(1.0), document_weight) }
     }
 
+    /// Drops everything cached.
+    pub fn clear(&self) {
+        self.documents.invalidate_if(|_, _| true);
+    }
+
     /// Drops the cached copy of a document.
     pub fn invalidate_document(&self, id: &str) {
         self.documents.invalidate(&id.to_string());

@@ -44,6 +44,13 @@ impl CachedWorkspaceStore {
         self.tabs.invalidate_if(|(ws, _), _| ws == workspace_id);
     }
 
+    /// Drops everything cached.
+    pub fn clear(&self) {
+        self.workspaces.invalidate_if(|_, _| true);
+        self.tab_lists.invalidate_if(|_, _| true);
+        self.tabs.invalidate_if(|_, _| true);
+    }
+
     /// Drops one tab and the tab list it is in.
     pub fn invalidate_tab(&self, workspace_id: &str, tab_id: &str) {
         self.tabs.invalidate(&(workspace_id.to_string(), tab_id.to_string()));

@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::Shared;
-use crate::app::{DomainMetrics, render_prometheus};
+use crate::app::{DomainMetrics, render_cluster, render_prometheus};
 use crate::base::{Ctx, ErrorKind, StoreError};
 
 pub fn routes() -> axum::Router<Shared> {
@@ -66,7 +66,20 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "ready": ready, "plugins": state.app.plugins.len(), "origins": checks }))).into_response()
+    let mut body = json!({ "ready": ready, "plugins": state.app.plugins.len(), "origins": checks });
+    if let Some(node) = &state.app.cluster {
+        // A host that is not synced still answers correctly (from its origins), so it stays ready.
+        let s = node.stats();
+        body["cluster"] = json!({
+            "host_id": s.host_id,
+            "synced": s.synced,
+            "sync_age_ms": s.sync_age.map(|a| a.as_secs_f64() * 1000.0),
+            "applied": s.applied,
+            "lag": s.lag,
+            "backlog": s.backlog,
+        });
+    }
+    (status, Json(body)).into_response()
 }
 
 /// A metric family of the plugins: name, type, help, and the value of one plugin's stats.
@@ -75,6 +88,9 @@ type PluginFamily = (&'static str, &'static str, &'static str, fn(&crate::runtim
 async fn metrics(State(state): State<Shared>) -> Response {
     let mut out = String::new();
     render_prometheus(&mut out, &state.app.metrics());
+    if let Some(node) = &state.app.cluster {
+        render_cluster(&mut out, &node.stats());
+    }
     let families: [PluginFamily; 10] = [
         ("storehost_plugin_calls_total", "counter", "Calls into a plugin.", |s| s.calls),
         ("storehost_plugin_errors_total", "counter", "Plugin calls that failed (any kind).", |s| s.errors),

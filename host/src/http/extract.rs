@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use super::log_seq::LogPositions;
 use super::{ApiError, Shared};
 use crate::base::{Ctx, Domain};
 use crate::domain::{ArtifactStore, ProjectArtifactStore, ProjectStore, RunnerStore, Stores, UiStore, WorkspaceStore};
@@ -52,12 +53,20 @@ impl<S: Bound + ?Sized> FromRequestParts<Shared> for Store<S> {
     }
 }
 
-/// The context of one request: the server's request timeout is its deadline.
+/// The context of one request: the server's request timeout is its deadline, and it carries
+/// the request's log positions (`Storehost-Min-Seq`, and where its writes record theirs).
 impl FromRequestParts<Shared> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(_: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
-        Ok(state.ctx())
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
+        let mut ctx = state.ctx();
+        if let Some(positions) = parts.extensions.get::<LogPositions>() {
+            ctx = ctx.record_writes_in(positions.written.clone());
+            if let Some(seq) = positions.min_seq {
+                ctx = ctx.min_log_seq(seq);
+            }
+        }
+        Ok(ctx)
     }
 }
 

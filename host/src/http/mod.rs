@@ -7,6 +7,7 @@ mod artifacts;
 mod auth;
 mod error;
 mod extract;
+pub mod log_seq;
 mod projects;
 mod runs;
 pub mod signing;
@@ -86,6 +87,7 @@ pub fn router(state: Shared) -> Router {
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(state.limits.max_body))
+        .layer(middleware::from_fn(log_seq::log_positions))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -8,12 +8,32 @@ use crate::domain::Operation;
 /// Upper bounds of the latency histogram buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 16] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// A latency histogram over [`LATENCY_BUCKETS`], safe to record into from any thread.
+#[derive(Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts per bucket (not cumulative, the last for larger values) and the sum.
+    pub fn snapshot(&self) -> (Vec<u64>, Duration) {
+        (self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(), Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed)))
+    }
+}
+
 /// Counts the calls made to one domain's store: per operation, errors by kind, latency.
 pub struct OriginMeter<O: Operation> {
     calls: Box<[AtomicU64]>,
     errors: [AtomicU64; ErrorKind::ALL.len()],
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_sum_ns: AtomicU64,
+    latency: LatencyHistogram,
     operations: PhantomData<O>,
 }
 
@@ -28,8 +48,7 @@ impl<O: Operation> OriginMeter<O> {
         Self {
             calls: O::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             errors: Default::default(),
-            buckets: Default::default(),
-            latency_sum_ns: AtomicU64::new(0),
+            latency: LatencyHistogram::default(),
             operations: PhantomData,
         }
     }
@@ -47,22 +66,20 @@ impl<O: Operation> OriginMeter<O> {
         if let Some(e) = error {
             self.errors[e.kind().index()].fetch_add(1, Ordering::Relaxed);
         }
-        let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_ns.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.latency.record(elapsed);
     }
 
     pub fn snapshot(&self) -> OriginStats {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let by_operation: Vec<(&'static str, u64)> = O::ALL.iter().zip(self.calls.iter()).map(|(op, n)| (op.name(), load(n))).collect();
+        let (latency_buckets, latency_sum) = self.latency.snapshot();
         OriginStats {
             domain: O::DOMAIN,
             calls: by_operation.iter().map(|(_, n)| n).sum(),
             errors: ErrorKind::ALL.into_iter().zip(&self.errors).map(|(k, n)| (k, load(n))).filter(|(_, n)| *n > 0).collect(),
             by_operation,
-            latency_buckets: self.buckets.iter().map(load).collect(),
-            latency_sum: Duration::from_nanos(load(&self.latency_sum_ns)),
+            latency_buckets,
+            latency_sum,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Starts the real `storehost` binary on a free loopback port.
+//! Starts the real `storehost` binary on a free loopback port. Shared by the host's tests and
+//! (through `#[path]`) the cross-crate tests.
 
 #![allow(dead_code)]
 
@@ -13,10 +14,23 @@ pub struct Server {
     pub dir: PathBuf,
 }
 
+/// The `storehost` binary: cargo names it to the host's own tests; other test binaries of the
+/// workspace find it in the profile directory they were built into.
+pub fn binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_storehost") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");
+    let path = profile.join("storehost");
+    assert!(path.exists(), "{} was not built (build the workspace's binaries first)", path.display());
+    path
+}
+
 impl Server {
     /// `storehost serve` in `dir` (its working directory), with `manifest` text if given.
     pub fn start(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_storehost"));
+        let mut cmd = Command::new(binary());
         cmd.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]);
         if let Some(text) = manifest {
             let path = dir.join("storehost.toml");

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cache;
+mod cluster;
 mod conformance;
 mod faults;
 mod persistence;

@@ -1,0 +1,275 @@
+//! The invalidation log: one table in PostgreSQL, appended to by every host after the origin
+//! acknowledged a write, read by every host from the last position it applied.
+//!
+//! Appends take a transaction-scoped advisory lock before drawing their sequence numbers, so
+//! they commit in sequence order: whatever a reader sees is a prefix of the log (a sequence
+//! number drawn by an append that rolled back is a hole that stays empty), and reading
+//! `seq > last` never skips an event that commits later.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+
+use super::config::LogConfig;
+use crate::cache::Invalidation;
+
+/// One event read back from the log.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) seq: u64,
+    pub(crate) host: String,
+    /// `None`: a kind of invalidation this host does not know (a newer host wrote it).
+    pub(crate) invalidation: Option<Invalidation>,
+    /// When it was appended, unix milliseconds by the database's clock.
+    pub(crate) committed_at_ms: f64,
+}
+
+/// A read of the log after a position.
+pub(crate) struct Read {
+    /// Events up to here were pruned: a reader behind this point has missed some.
+    pub(crate) pruned_through: u64,
+    pub(crate) events: Vec<Event>,
+}
+
+/// Where the log stands.
+pub(crate) struct Head {
+    pub(crate) head: u64,
+    pub(crate) pruned_through: u64,
+    /// Made when the log's tables were created: a position is only meaningful in the log that
+    /// gave it.
+    pub(crate) log_id: String,
+}
+
+pub(crate) struct InvalidationLog {
+    pool: PgPool,
+    /// The listener's own pool, so its connection can be told apart (`application_name`).
+    listen_pool: PgPool,
+    /// The quoted schema.
+    schema: String,
+    /// The schema's name, which is also the NOTIFY channel.
+    channel: String,
+}
+
+/// The columns an invalidation is stored in: domain, what, key, sub-key.
+fn encode(invalidation: &Invalidation) -> (&'static str, &'static str, &str, Option<&str>) {
+    match invalidation {
+        Invalidation::Artifact { key } => ("artifact", "artifact", key, None),
+        Invalidation::Project { id } => ("project", "project", id, None),
+        Invalidation::ProjectArtifacts { id } => ("project", "artifacts", id, None),
+        Invalidation::Document { id } => ("ui", "document", id, None),
+        Invalidation::Workspace { id } => ("workspace", "workspace", id, None),
+        Invalidation::Tab { workspace, tab } => ("workspace", "tab", workspace, Some(tab)),
+    }
+}
+
+fn decode(what: &str, key: String, sub: Option<String>) -> Option<Invalidation> {
+    Some(match (what, sub) {
+        ("artifact", None) => Invalidation::Artifact { key },
+        ("project", None) => Invalidation::Project { id: key },
+        ("artifacts", None) => Invalidation::ProjectArtifacts { id: key },
+        ("document", None) => Invalidation::Document { id: key },
+        ("workspace", None) => Invalidation::Workspace { id: key },
+        ("tab", Some(tab)) => Invalidation::Tab { workspace: key, tab },
+        _ => return None,
+    })
+}
+
+/// The migrations of the log's schema, each a list of statements; a migration's version is its
+/// position, from 1.
+fn migrations(schema: &str) -> Vec<Vec<String>> {
+    vec![vec![
+        format!(
+            "CREATE TABLE {schema}.log (
+                 seq bigserial PRIMARY KEY,
+                 host_id text NOT NULL,
+                 domain text NOT NULL,
+                 what text NOT NULL,
+                 key text NOT NULL,
+                 sub text,
+                 committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+             )"
+        ),
+        format!("CREATE INDEX log_committed_at ON {schema}.log (committed_at)"),
+        format!(
+            "CREATE TABLE {schema}.meta (
+                 id int PRIMARY KEY CHECK (id = 1),
+                 log_id text NOT NULL,
+                 pruned_through bigint NOT NULL DEFAULT 0
+             )"
+        ),
+        format!("INSERT INTO {schema}.meta (id, log_id) VALUES (1, md5(random()::text || clock_timestamp()::text))"),
+    ]]
+}
+
+impl InvalidationLog {
+    /// Connects (lazily: a host starts while the log database is down, and is stale until it
+    /// can read it) and migrates the schema when the database answers.
+    pub(crate) fn connect(config: &LogConfig, host_id: &str) -> anyhow::Result<Self> {
+        let options: PgConnectOptions = config.url.parse().context("log.url")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.connect_timeout)
+            .connect_lazy_with(options.clone().application_name(&format!("storehost-cluster:{host_id}")));
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(config.connect_timeout)
+            .connect_lazy_with(options.application_name(&format!("storehost-cluster-listener:{host_id}")));
+        Ok(Self { pool, listen_pool, schema: format!("\"{}\"", config.schema), channel: config.schema.clone() })
+    }
+
+    /// Creates the schema and applies the migrations it lacks, under an advisory lock, so that
+    /// hosts starting at once migrate once.
+    pub(crate) async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let migrations = migrations(&self.schema);
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(format!("{}.schema_migrations", self.schema)).fetch_one(&self.pool).await?;
+        let current: Option<i32> = match exists {
+            true => sqlx::query_scalar(&format!("SELECT max(version) FROM {}.schema_migrations", self.schema)).fetch_one(&self.pool).await?,
+            false => None,
+        };
+        if current.is_some_and(|v| v as usize >= migrations.len()) {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), 0)").bind(&self.channel).execute(&mut *tx).await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema)).execute(&mut *tx).await?;
+        sqlx::query(&format!("CREATE TABLE IF NOT EXISTS {}.schema_migrations (version int PRIMARY KEY)", self.schema)).execute(&mut *tx).await?;
+        let done: Option<i32> =
+            sqlx::query_scalar(&format!("SELECT max(version) FROM {}.schema_migrations", self.schema)).fetch_one(&mut *tx).await?;
+        for (i, statements) in migrations.iter().enumerate().skip(done.unwrap_or(0) as usize) {
+            for statement in statements {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query(&format!("INSERT INTO {}.schema_migrations (version) VALUES ($1)", self.schema)).bind(i as i32 + 1).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Appends the invalidations of `host` as one batch, notifies the channel with the batch's
+    /// last position, and returns that position. One statement, one round trip.
+    pub(crate) async fn append(&self, host: &str, batch: &[Invalidation]) -> Result<u64, sqlx::Error> {
+        let (mut domains, mut whats, mut keys, mut subs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for invalidation in batch {
+            let (domain, what, key, sub) = encode(invalidation);
+            domains.push(domain);
+            whats.push(what);
+            keys.push(key);
+            subs.push(sub);
+        }
+        let statement = format!(
+            "WITH lock AS (SELECT pg_advisory_xact_lock(hashtext($1), 1)),
+                  ins AS (INSERT INTO {0}.log (host_id, domain, what, key, sub)
+                          SELECT $2, u.d, u.w, u.k, u.s
+                          FROM lock, unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(d, w, k, s, n)
+                          ORDER BY u.n
+                          RETURNING seq),
+                  notified AS (SELECT pg_notify($1, (SELECT max(seq) FROM ins)::text))
+             SELECT (SELECT max(seq) FROM ins) AS head FROM notified",
+            self.schema
+        );
+        let head: i64 = sqlx::query(&statement)
+            .bind(&self.channel)
+            .bind(host)
+            .bind(&domains)
+            .bind(&whats)
+            .bind(&keys)
+            .bind(&subs)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("head")?;
+        Ok(head as u64)
+    }
+
+    /// At most `limit` events after `seq`, in order, and how far the log was pruned.
+    pub(crate) async fn read_after(&self, seq: u64, limit: u32) -> Result<Read, sqlx::Error> {
+        let statement = format!(
+            "SELECT m.pruned_through, l.seq, l.host_id, l.what, l.key, l.sub,
+                    (extract(epoch FROM l.committed_at) * 1000)::float8 AS at
+             FROM {0}.meta m
+             LEFT JOIN LATERAL (SELECT * FROM {0}.log WHERE seq > $1 ORDER BY seq LIMIT $2) l ON true",
+            self.schema
+        );
+        let rows = sqlx::query(&statement).bind(seq as i64).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let mut read = Read { pruned_through: 0, events: Vec::with_capacity(rows.len()) };
+        for row in rows {
+            read.pruned_through = row.try_get::<i64, _>("pruned_through")? as u64;
+            let Some(seq) = row.try_get::<Option<i64>, _>("seq")? else { continue };
+            let what: String = row.try_get("what")?;
+            read.events.push(Event {
+                seq: seq as u64,
+                host: row.try_get("host_id")?,
+                invalidation: decode(&what, row.try_get("key")?, row.try_get("sub")?),
+                committed_at_ms: row.try_get("at")?,
+            });
+        }
+        Ok(read)
+    }
+
+    pub(crate) async fn head(&self) -> Result<Head, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT greatest(m.pruned_through, coalesce((SELECT max(seq) FROM {0}.log), 0)) AS head, m.pruned_through, m.log_id
+             FROM {0}.meta m",
+            self.schema
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Head {
+            head: row.try_get::<i64, _>("head")? as u64,
+            pruned_through: row.try_get::<i64, _>("pruned_through")? as u64,
+            log_id: row.try_get("log_id")?,
+        })
+    }
+
+    /// Deletes the events older than `retain` and records how far it went, unless another host
+    /// is pruning at the moment. Returns the new pruned position when it pruned.
+    pub(crate) async fn prune(&self, retain: Duration) -> Result<Option<u64>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1), 2)").bind(&self.channel).fetch_one(&mut *tx).await?;
+        if !mine {
+            return Ok(None);
+        }
+        let through: i64 = sqlx::query_scalar(&format!(
+            "WITH gone AS (DELETE FROM {0}.log WHERE committed_at < clock_timestamp() - make_interval(secs => $1) RETURNING seq)
+             UPDATE {0}.meta SET pruned_through = greatest(pruned_through, (SELECT coalesce(max(seq), 0) FROM gone))
+             RETURNING pruned_through",
+            self.schema
+        ))
+        .bind(retain.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(through as u64))
+    }
+
+    /// A listener on the log's channel, on a connection of its own.
+    pub(crate) async fn listen(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.listen_pool).await?;
+        listener.listen(&self.channel).await?;
+        Ok(listener)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_invalidation_round_trips_through_its_columns() {
+        let all = [
+            Invalidation::Artifact { key: "a/b".into() },
+            Invalidation::Project { id: "p".into() },
+            Invalidation::ProjectArtifacts { id: "p".into() },
+            Invalidation::Document { id: "d".into() },
+            Invalidation::Workspace { id: "w".into() },
+            Invalidation::Tab { workspace: "w".into(), tab: "t".into() },
+        ];
+        for invalidation in all {
+            let (domain, what, key, sub) = encode(&invalidation);
+            assert_eq!(domain, invalidation.domain().name());
+            assert_eq!(decode(what, key.to_string(), sub.map(String::from)), Some(invalidation));
+        }
+        assert_eq!(decode("from-a-newer-host", "k".into(), None), None);
+    }
+}

@@ -1,0 +1,42 @@
+//! Read-your-writes across hosts: a write's answer carries the position its invalidations were
+//! published at in the cluster's log (`Storehost-Log-Seq`), and a read that sends a position
+//! (`Storehost-Min-Seq`) is answered from a host's caches only once that host has applied it.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+
+/// The header of a write's answer: the log position it was published at.
+pub const LOG_SEQ: &str = "storehost-log-seq";
+/// The header of a read: the log position the answering host must have applied.
+pub const MIN_SEQ: &str = "storehost-min-seq";
+
+/// What a request carries about log positions, for the request's `Ctx`.
+#[derive(Clone)]
+pub(crate) struct LogPositions {
+    pub(crate) min_seq: Option<u64>,
+    pub(crate) written: Arc<AtomicU64>,
+}
+
+/// Reads `Storehost-Min-Seq`, and answers with `Storehost-Log-Seq` when the request wrote.
+pub(crate) async fn log_positions(mut request: Request, next: Next) -> Response {
+    let min_seq = match request.headers().get(MIN_SEQ).map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok())) {
+        None => None,
+        Some(Some(seq)) => Some(seq),
+        Some(None) => return ApiError::invalid(format!("{MIN_SEQ} must be a log position (a number)")).into_response(),
+    };
+    let written = Arc::new(AtomicU64::new(0));
+    request.extensions_mut().insert(LogPositions { min_seq, written: written.clone() });
+    let mut response = next.run(request).await;
+    let seq = written.load(std::sync::atomic::Ordering::Acquire);
+    if seq > 0 {
+        response.headers_mut().insert(LOG_SEQ, HeaderValue::from(seq));
+    }
+    response
+}
