@@ -12,32 +12,7 @@ use storehost::origin::{PluginArtifactStore, PluginProjectStore, PluginUiStore};
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents as kit_ui;
 
-use crate::support::{Report, compare, time_async};
-
-fn server_url() -> String {
-    std::env::var("STOREHOST_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A database for this run, dropped at the end.
-struct BenchDatabase {
-    name: String,
-    url: String,
-}
-
-impl BenchDatabase {
-    async fn create() -> BenchDatabase {
-        let name = format!("storehost_bench_{}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(&server_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let base = server_url();
-        BenchDatabase { url: format!("{}/{name}", &base[..base.rfind('/').unwrap()]), name }
-    }
-
-    async fn drop_database(self) {
-        let mut conn = sqlx::PgConnection::connect(&server_url()).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await.unwrap();
-    }
-}
+use crate::support::{BenchDatabase, Report, compare, time_async};
 
 /// What the plugin returns for a get, decoded natively.
 #[allow(dead_code)]
@@ -102,7 +77,7 @@ fn set_prop(value: u64) -> UiOp {
 }
 
 pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
-    let db = rt.block_on(BenchDatabase::create());
+    let db = rt.block_on(BenchDatabase::create("origins"));
     let grant = SqlGrant { url: db.url.clone(), max_connections: 4, connect_timeout: Duration::from_secs(5) };
     let mut spec = PluginSpec::new("postgres", "builtin:postgres", storehost::builtin("postgres").unwrap());
     spec.grants.sql = Some(grant.clone());

@@ -133,3 +133,30 @@ pub fn time_sync(n: u64, mut op: impl FnMut()) -> Duration {
     }
     started.elapsed()
 }
+
+fn database_server_url() -> String {
+    std::env::var("STOREHOST_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database for this run, dropped at the end.
+pub struct BenchDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl BenchDatabase {
+    pub async fn create(suite: &str) -> BenchDatabase {
+        use sqlx::Connection;
+        let name = format!("storehost_bench_{suite}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&database_server_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let base = database_server_url();
+        BenchDatabase { url: format!("{}/{name}", &base[..base.rfind('/').unwrap()]), name }
+    }
+
+    pub async fn drop_database(self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&database_server_url()).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await.unwrap();
+    }
+}

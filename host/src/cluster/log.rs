@@ -15,6 +15,40 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use super::config::LogConfig;
 use crate::cache::Invalidation;
 
+/// The longest notification payload an append sends with its events (PostgreSQL's limit is
+/// 8000 bytes); a longer batch notifies its positions only, and listeners read the log.
+const MAX_NOTIFICATION: usize = 7900;
+
+/// What an append's notification says: its positions, its host, when it committed, and (when
+/// they fit) its invalidations, so a listener that has applied everything before `first` can
+/// apply the batch without reading the log.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Notification {
+    #[serde(rename = "f")]
+    pub(crate) first: u64,
+    #[serde(rename = "l")]
+    pub(crate) last: u64,
+    #[serde(rename = "h")]
+    pub(crate) host: String,
+    /// Unix milliseconds by the database's clock.
+    #[serde(rename = "t")]
+    pub(crate) committed_at_ms: f64,
+    #[serde(rename = "e")]
+    events: Option<Vec<(String, String, Option<String>)>>,
+}
+
+impl Notification {
+    pub(crate) fn parse(payload: &str) -> Option<Notification> {
+        serde_json::from_str(payload).ok()
+    }
+
+    /// The batch's invalidations in order (`None` in the list: a kind this host does not know),
+    /// when the notification carries them.
+    pub(crate) fn invalidations(self) -> Option<Vec<Option<Invalidation>>> {
+        Some(self.events?.into_iter().map(|(what, key, sub)| decode(&what, key, sub)).collect())
+    }
+}
+
 /// One event read back from the log.
 #[derive(Clone, Debug)]
 pub(crate) struct Event {
@@ -164,10 +198,16 @@ impl InvalidationLog {
                           SELECT $2, u.d, u.w, u.k, u.s
                           FROM lock, unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(d, w, k, s, n)
                           ORDER BY u.n
-                          RETURNING seq),
-                  notified AS (SELECT pg_notify($1, (SELECT max(seq) FROM ins)::text))
-             SELECT (SELECT max(seq) FROM ins) AS head FROM notified",
-            self.schema
+                          RETURNING seq, what, key, sub, committed_at),
+                  batch AS (SELECT min(seq) AS f, max(seq) AS l, (extract(epoch FROM min(committed_at)) * 1000)::float8 AS t,
+                                   json_agg(json_build_array(what, key, sub) ORDER BY seq) AS e
+                            FROM ins),
+                  note AS (SELECT l, json_build_object('f', f, 'l', l, 't', t, 'h', $2::text, 'e', e)::text AS with_events,
+                                  json_build_object('f', f, 'l', l, 't', t, 'h', $2::text)::text AS positions_only
+                           FROM batch),
+                  notified AS (SELECT pg_notify($1, CASE WHEN octet_length(with_events) <= {1} THEN with_events ELSE positions_only END) FROM note)
+             SELECT (SELECT l FROM note) AS head FROM notified",
+            self.schema, MAX_NOTIFICATION
         );
         let head: i64 = sqlx::query(&statement)
             .bind(&self.channel)

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::config::ClusterConfig;
-use super::log::{Event, InvalidationLog};
+use super::log::{InvalidationLog, Notification};
 use super::metrics::{ClusterMetrics, ClusterStats};
 use crate::base::{Ctx, StoreError};
 use crate::cache::{Caches, Invalidation};
@@ -62,9 +62,14 @@ pub(crate) struct NodeInner {
     poke: Notify,
     /// Set when the listener lost its connection, until the follower has read the log since.
     gap: AtomicBool,
+    /// Held while events are applied and the applied position moves: by the follower, and by the
+    /// listener applying a notification's events.
+    applying: parking_lot::Mutex<()>,
     publish: mpsc::UnboundedSender<Pending>,
     /// Where the disk tier's position in the log is kept: the tier reflects every event up to it.
     position_file: Option<PathBuf>,
+    /// The position last written to `position_file`.
+    saved: AtomicU64,
     log_id: String,
     pub(crate) metrics: ClusterMetrics,
 }
@@ -107,8 +112,10 @@ impl Node {
             notified: Notify::new(),
             poke: Notify::new(),
             gap: AtomicBool::new(false),
+            applying: parking_lot::Mutex::new(()),
             publish,
             position_file,
+            saved: AtomicU64::new(from),
             log_id: head.log_id,
             metrics,
         });
@@ -299,28 +306,31 @@ impl NodeInner {
                     return false;
                 }
             };
-            let mut position = from;
-            if read.pruned_through > from {
-                // Events this host never applied were pruned: nothing cached can be trusted.
-                tracing::warn!(applied = from, pruned_through = read.pruned_through, "the log was pruned past this host's position; caches dropped");
-                self.caches.clear();
-                self.metrics.full_flushes.fetch_add(1, Ordering::Relaxed);
-                position = read.pruned_through;
-            }
             let complete = read.events.len() < READ_BATCH as usize;
-            for event in &read.events {
-                self.apply(event, trigger);
-                position = position.max(event.seq);
-            }
-            self.head_seen.fetch_max(position, Ordering::AcqRel);
-            self.applied.send_if_modified(|applied| {
-                let moved = position > *applied;
-                *applied = (*applied).max(position);
-                moved
-            });
+            let position = {
+                let _applying = self.applying.lock();
+                // A notification may have applied some of these meanwhile.
+                let applied = *self.applied.borrow();
+                let mut position = applied;
+                if read.pruned_through > applied {
+                    // Events this host never applied were pruned: nothing cached can be trusted.
+                    tracing::warn!(applied, pruned_through = read.pruned_through, "the log was pruned past this host's position; caches dropped");
+                    self.caches.clear();
+                    self.metrics.full_flushes.fetch_add(1, Ordering::Relaxed);
+                    position = read.pruned_through;
+                }
+                for event in &read.events {
+                    if event.seq > position {
+                        self.apply(&event.host, event.invalidation.as_ref(), event.committed_at_ms, trigger);
+                        position = event.seq;
+                    }
+                }
+                self.advance(position);
+                position
+            };
             if complete {
                 self.synced_ns.store(started, Ordering::Release);
-                if position != from
+                if self.saved.swap(position, Ordering::AcqRel) != position
                     && let Err(e) = self.save_position()
                 {
                     tracing::warn!(error = %e, "recording the disk tier's log position failed");
@@ -330,15 +340,16 @@ impl NodeInner {
         }
     }
 
-    fn apply(&self, event: &Event, trigger: Trigger) {
-        if event.host == self.config.host_id {
+    /// Applies one event of `host` (under `applying`).
+    fn apply(&self, host: &str, invalidation: Option<&Invalidation>, committed_at_ms: f64, trigger: Trigger) {
+        if host == self.config.host_id {
             self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match &event.invalidation {
+        match invalidation {
             Some(invalidation) => self.caches.apply(invalidation),
             None => {
-                tracing::warn!(seq = event.seq, "an invalidation of a kind this host does not know; caches dropped");
+                tracing::warn!("an invalidation of a kind this host does not know; caches dropped");
                 self.caches.clear();
                 self.metrics.full_flushes.fetch_add(1, Ordering::Relaxed);
             }
@@ -348,7 +359,40 @@ impl NodeInner {
             self.metrics.replayed.fetch_add(1, Ordering::Relaxed);
         }
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-        self.metrics.apply_latency.record(Duration::from_secs_f64(((now_ms - event.committed_at_ms) / 1000.0).max(0.0)));
+        self.metrics.apply_latency.record(Duration::from_secs_f64(((now_ms - committed_at_ms) / 1000.0).max(0.0)));
+    }
+
+    /// Moves the applied position to `position` (under `applying`).
+    fn advance(&self, position: u64) {
+        self.head_seen.fetch_max(position, Ordering::AcqRel);
+        self.applied.send_if_modified(|applied| {
+            let moved = position > *applied;
+            *applied = (*applied).max(position);
+            moved
+        });
+    }
+
+    /// Applies a notified batch straight from its notification when it follows the applied
+    /// position; false when the log must be read instead (an earlier batch was missed, the
+    /// events did not fit in the notification, or it cannot be parsed).
+    fn apply_notification(&self, payload: &str) -> bool {
+        let Some(note) = Notification::parse(payload) else { return false };
+        self.head_seen.fetch_max(note.last, Ordering::AcqRel);
+        let _applying = self.applying.lock();
+        let applied = *self.applied.borrow();
+        if note.last <= applied {
+            return true;
+        }
+        if note.first != applied + 1 {
+            return false;
+        }
+        let (host, at, last) = (note.host.clone(), note.committed_at_ms, note.last);
+        let Some(invalidations) = note.invalidations() else { return false };
+        for invalidation in &invalidations {
+            self.apply(&host, invalidation.as_ref(), at, Trigger::Notified);
+        }
+        self.advance(last);
+        true
     }
 
     async fn listen_loop(self: Arc<Self>, stop: CancellationToken) {
@@ -379,10 +423,9 @@ impl NodeInner {
                 };
                 match next {
                     Ok(Some(notification)) => {
-                        if let Ok(seq) = notification.payload().parse::<u64>() {
-                            self.head_seen.fetch_max(seq, Ordering::AcqRel);
+                        if !self.apply_notification(notification.payload()) {
+                            self.notified.notify_one();
                         }
-                        self.notified.notify_one();
                     }
                     Ok(None) | Err(_) => {
                         tracing::info!("the invalidation log's listener lost its connection; reconnecting");

@@ -498,3 +498,50 @@ host_id = "here"
     store.get(&Ctx::background(), "k").await.unwrap();
     assert_eq!(control.call_count("artifacts.get").await.unwrap(), 2);
 }
+
+/// `examples/manifests/replicas.toml` as its comment runs it: three replicas on one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicas_example_keeps_three_replicas_coherent() {
+    let db = TestDatabase::create().await;
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests/replicas.toml")).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let servers: Vec<Server> = dirs.iter().map(|d| Server::start(d.path(), Some(&text), &[("DATABASE_URL", &db.url)])).collect();
+    let http = Client::new();
+    let read = |i: usize| http.get(servers[i].url("/v1/projects/example")).send();
+    let put = |i: usize, v: u32| http.put(servers[i].url("/v1/projects/example")).json(&json!({ "name": "e", "state": { "v": v } })).send();
+    assert!(put(0, 1).await.unwrap().status().is_success());
+    for i in 0..3 {
+        assert_eq!(read(i).await.unwrap().json::<Value>().await.unwrap()["state"]["v"], 1);
+    }
+    let write = put(1, 2).await.unwrap();
+    let seq: u64 = write.headers()["storehost-log-seq"].to_str().unwrap().parse().unwrap();
+    for i in [0, 2] {
+        let again = http.get(servers[i].url("/v1/projects/example")).header("storehost-min-seq", seq).send().await.unwrap();
+        assert_eq!(again.json::<Value>().await.unwrap()["state"]["v"], 2, "replica {i}");
+    }
+}
+
+/// The CLI records the position its writes were answered with and sends it with its reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_carries_its_writes_position_to_later_reads() {
+    let hosts = Hosts::start(false, None, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let positions = dir.path().join("positions");
+    let file = dir.path().join("body.txt");
+    std::fs::write(&file, "from the cli").unwrap();
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(support::binary()).args(args).env("STOREHOST_LOG_POSITIONS", &positions).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let (first, second) = (hosts.url(0, ""), hosts.url(1, ""));
+    cli(&["artifact", "put", "cli/key", file.to_str().unwrap(), "--server", &first]);
+    let recorded = std::fs::read_to_string(&positions).unwrap();
+    let seq: u64 = recorded.trim().strip_prefix(&format!("{first} ")).expect("the position of the write's server").parse().unwrap();
+    assert!(seq > 0);
+    // A position the second host has not reached: its read waits, then answers from the origin.
+    std::fs::write(&positions, format!("{second} {}\n", seq + 1000)).unwrap();
+    let before = hosts.metric(1, "storehost_cluster_min_seq_bypasses_total").await;
+    assert_eq!(cli(&["artifact", "get", "cli/key", "--server", &second]), "from the cli");
+    assert_eq!(hosts.metric(1, "storehost_cluster_min_seq_bypasses_total").await, before + 1.0);
+}
