@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::{Connection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use storehost::capabilities::sql::SqlGrant;
 use storehost::domain::{ArtifactStore, Ctx, ProjectInput, ProjectStore, UiNode, UiOp, UiStore};
 use storehost::origin::{PluginArtifactStore, PluginProjectStore, PluginUiStore};
