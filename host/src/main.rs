@@ -137,9 +137,15 @@ enum PluginCommand {
     Test {
         /// A .wasm file, or builtin:NAME. With --manifest: the name of a plugin in it.
         component: String,
-        /// Load the plugin as this manifest defines it (its grants, dirs and config).
+        /// Load the plugin as this manifest defines it (its config, grants and limits). Its
+        /// directories are replaced by empty scratch directories granted the same way, so the
+        /// suite never touches their data.
         #[arg(long, short)]
         manifest: Option<PathBuf>,
+        /// Run even though the plugin has a database or bucket grant: the suite then writes its
+        /// records (under keys and ids of its own) into that database or bucket, and leaves them.
+        #[arg(long)]
+        allow_writes: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -184,7 +190,9 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
-        Command::Plugin { command: PluginCommand::Test { component, manifest, json } } => plugin_test(&component, manifest.as_ref(), json).await,
+        Command::Plugin { command: PluginCommand::Test { component, manifest, allow_writes, json } } => {
+            plugin_test(&component, manifest.as_ref(), allow_writes, json).await
+        }
         Command::Artifact { server, command } => {
             let client = Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok());
             match command {
@@ -239,15 +247,34 @@ fn read_component(component: &str) -> Result<Vec<u8>> {
 }
 
 /// Loads the plugin (alone, with a scratch directory preopened read-write as `/data` and one
-/// instance; or as a manifest defines it) and runs the conformance suite on what it exports.
-async fn plugin_test(component: &str, manifest: Option<&PathBuf>, json: bool) -> Result<()> {
+/// instance; or as a manifest defines it, its directories replaced by scratch ones) and runs the
+/// conformance suite on what it exports.
+async fn plugin_test(component: &str, manifest: Option<&PathBuf>, allow_writes: bool, json: bool) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let plugin = match manifest {
         Some(path) => {
             let manifest = Manifest::load(path)?;
             anyhow::ensure!(manifest.plugins.contains_key(component), "{}: no [plugins.{component}]", path.display());
             let runtime = Runtime::new(storehost::app::runtime_config(&manifest))?;
-            Plugin::load(&runtime, storehost::app::plugin_spec(&manifest, component)?).await?
+            let mut spec = storehost::app::plugin_spec(&manifest, component)?;
+            let grants = &spec.grants;
+            let writes_to = [(grants.sql.is_some(), "sql"), (grants.object_store.is_some(), "object_store")];
+            if let Some((_, key)) = writes_to.iter().find(|(granted, _)| *granted)
+                && !allow_writes
+            {
+                anyhow::bail!(
+                    "{}: [plugins.{component}] grants `{key}`: the suite would write its records into that database or bucket and \
+                     leave them there. Point the grant at a scratch database or bucket, or pass --allow-writes to run it anyway",
+                    path.display()
+                );
+            }
+            // Scratch directories in the shape the grants give: same guest paths, same modes.
+            for (i, dir) in spec.dirs.iter_mut().enumerate() {
+                let own = scratch.path().join(format!("dir-{i}"));
+                std::fs::create_dir_all(&own)?;
+                dir.host = own;
+            }
+            Plugin::load(&runtime, spec).await?
         }
         None => {
             let mut spec = PluginSpec::new("tested", component, read_component(component)?);
@@ -284,6 +311,12 @@ async fn inspect(component: &str, json: bool) -> Result<()> {
     println!("exports:");
     for export in &report.exports {
         println!("  {export}");
+    }
+    if !report.unused_exports.is_empty() {
+        println!("other exports (not used by storehost; a toolchain's own, e.g. componentize-py's `exports`):");
+        for export in &report.unused_exports {
+            println!("  {export}");
+        }
     }
     println!("imports:");
     for (import, capability) in &report.imports {

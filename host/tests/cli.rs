@@ -122,9 +122,53 @@ fn the_postgres_example_manifest_passes_the_suite() {
             .unwrap()
     };
     let check = run(&["check", "--manifest", manifest]);
-    let suite = run(&["plugin", "test", "db", "--manifest", manifest]);
+    let refused = run(&["plugin", "test", "db", "--manifest", manifest]);
+    assert!(!refused.status.success(), "plugin test wrote into a granted database without --allow-writes");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-writes"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let suite = run(&["plugin", "test", "db", "--manifest", manifest, "--allow-writes"]);
     admin(format!("DROP DATABASE {name} WITH (FORCE)"));
     assert!(check.status.success(), "{}", text(&check.stderr));
     assert!(suite.status.success(), "{}\n{}", text(&suite.stdout), text(&suite.stderr));
     assert!(text(&suite.stdout).contains(" 0 failed, 0 skipped"), "{}", text(&suite.stdout));
+}
+
+/// Every file under `dir` with its contents, for comparing a directory before and after.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.push((path.clone(), Vec::new()));
+                stack.push(path);
+            } else {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `plugin test --manifest` runs the suite in scratch directories granted like the manifest's,
+/// and leaves the manifest's own directories exactly as they were.
+#[test]
+fn plugin_test_with_a_manifest_leaves_its_directories_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.toml"),
+        "[plugins.files]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n[domains]\nartifact = { origin = \"files\" }\n",
+    )
+    .unwrap();
+    // The user's data, written through a server on the same manifest.
+    let put = storehost(dir.path(), &["check", "--manifest", "m.toml"]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    std::fs::create_dir_all(dir.path().join("data/artifacts")).unwrap();
+    std::fs::write(dir.path().join("data/artifacts/mine.txt"), "the user's file").unwrap();
+    let before = snapshot(&dir.path().join("data"));
+    let out = storehost(dir.path(), &["plugin", "test", "files", "--manifest", "m.toml"]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("0 failed"), "{}", text(&out.stdout));
+    assert_eq!(snapshot(&dir.path().join("data")), before, "plugin test changed the manifest's directory");
 }

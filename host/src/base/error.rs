@@ -53,6 +53,12 @@ impl ErrorKind {
         matches!(self, ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::PluginTrapped | ErrorKind::PluginTimeout | ErrorKind::Cancelled)
     }
 
+    /// True for an origin's answer about the data (`not-found`, `conflict`, `invalid`): an
+    /// expected outcome of a call, not a failure of the origin.
+    pub fn is_answer(self) -> bool {
+        matches!(self, ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Invalid)
+    }
+
     /// True when retrying the same request later may succeed.
     pub fn is_temporary(self) -> bool {
         matches!(self, ErrorKind::Unavailable | ErrorKind::PluginTimeout | ErrorKind::PluginTrapped)

@@ -31,6 +31,8 @@ type CaseFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 pub struct Case {
     /// The interface whose store it needs.
     pub interface: Interface,
+    /// Another interface it needs too, if any.
+    pub also: Option<Interface>,
     /// The operation (or the rule, such as `keys`) it checks.
     pub operation: &'static str,
     pub name: &'static str,
@@ -39,9 +41,13 @@ pub struct Case {
 
 /// Declares cases: `suite_cases![Interface, operation; async fn(Stores) -> Result<()>, ...]`.
 macro_rules! suite_cases {
-    ($interface:ident, $operation:literal; $($name:ident),* $(,)?) => {
+    ($interface:ident $(+ $also:ident)?, $operation:literal; $($name:ident),* $(,)?) => {
         pub(super) fn cases() -> Vec<crate::conformance::Case> {
-            vec![$(crate::conformance::Case::new(crate::runtime::Interface::$interface, $operation, stringify!($name), |s| Box::pin($name(s)))),*]
+            let also: Option<crate::runtime::Interface> = None $(.or(Some(crate::runtime::Interface::$also)))?;
+            vec![$(crate::conformance::Case {
+                also,
+                ..crate::conformance::Case::new(crate::runtime::Interface::$interface, $operation, stringify!($name), |s| Box::pin($name(s)))
+            }),*]
         }
     };
 }
@@ -49,7 +55,7 @@ pub(crate) use suite_cases;
 
 impl Case {
     pub(crate) fn new(interface: Interface, operation: &'static str, name: &'static str, run: fn(Stores) -> CaseFuture) -> Self {
-        Self { interface, operation, name, run }
+        Self { interface, also: None, operation, name, run }
     }
 
     /// `interface::operation::name`: what a test runner calls the case.
@@ -59,8 +65,8 @@ impl Case {
 
     /// Runs the case on `stores`: skipped when they lack its interface's store.
     pub async fn run(&self, stores: &Stores) -> Outcome {
-        if !has(stores, self.interface) {
-            return Outcome::Skipped(format!("the origin does not export {}", self.interface));
+        if let Some(missing) = [Some(self.interface), self.also].into_iter().flatten().find(|i| !has(stores, *i)) {
+            return Outcome::Skipped(format!("the origin does not export {missing}"));
         }
         match tokio::spawn((self.run)(stores.clone())).await {
             Ok(Ok(())) => Outcome::Passed,

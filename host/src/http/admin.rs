@@ -82,6 +82,9 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// A metric family of the plugins by error kind: name, help, and the counts of one plugin's stats.
+type KindFamily = (&'static str, &'static str, fn(&crate::runtime::PluginStats) -> &[(ErrorKind, u64)]);
+
 /// A metric family of the plugins: name, type, help, and the value of one plugin's stats.
 type PluginFamily = (&'static str, &'static str, &'static str, fn(&crate::runtime::PluginStats) -> u64);
 
@@ -91,9 +94,8 @@ async fn metrics(State(state): State<Shared>) -> Response {
     if let Some(node) = &state.app.cluster {
         render_cluster(&mut out, &node.stats());
     }
-    let families: [PluginFamily; 10] = [
+    let families: [PluginFamily; 9] = [
         ("storehost_plugin_calls_total", "counter", "Calls into a plugin.", |s| s.calls),
-        ("storehost_plugin_errors_total", "counter", "Plugin calls that failed (any kind).", |s| s.errors),
         ("storehost_plugin_traps_total", "counter", "Plugin calls that trapped.", |s| s.traps),
         ("storehost_plugin_timeouts_total", "counter", "Plugin calls cut at their deadline.", |s| s.timeouts),
         ("storehost_plugin_rejected_total", "counter", "Calls refused because the pool and its queue were full.", |s| s.rejected),
@@ -108,6 +110,20 @@ async fn metrics(State(state): State<Shared>) -> Response {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (plugin, s) in &stats {
             let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", value(s));
+        }
+    }
+    let by_kind: [KindFamily; 2] = [
+        ("storehost_plugin_errors_total", "Plugin calls that failed, by kind (the origin's answers are counted apart).", |s| &s.errors_by_kind),
+        ("storehost_plugin_answers_total", "Plugin calls answered not-found, conflict or invalid: expected outcomes, by kind.", |s| {
+            &s.answers_by_kind
+        }),
+    ];
+    for (name, help, counts) in by_kind {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (plugin, s) in &stats {
+            for (kind, n) in counts(s) {
+                let _ = writeln!(out, "{name}{{plugin=\"{plugin}\",kind=\"{kind}\"}} {n}");
+            }
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{ApiPath, ApiQuery, Store};
+use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
 use super::{ApiError, ApiResult, Shared, encode_path};
 use crate::base::{Ctx, Domain};
 use crate::domain::{Artifact, ArtifactMeta, ArtifactStore, Served, validate_key};
@@ -71,13 +71,14 @@ async fn get_artifact(
     Store(artifacts): Store<dyn ArtifactStore>,
     ctx: Ctx,
     ApiPath(key): ApiPath<String>,
+    _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let artifact = artifacts.get(&ctx, key_of(&key)?).await?;
     Ok(body_response(&state, artifact, &headers))
 }
 
-async fn head_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<Response> {
+async fn head_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
     let meta = artifacts.head(&ctx, key_of(&key)?).await?;
     Ok((meta_headers(&meta, None), Body::empty()).into_response())
 }
@@ -86,6 +87,7 @@ async fn put_artifact(
     Store(artifacts): Store<dyn ArtifactStore>,
     ctx: Ctx,
     ApiPath(key): ApiPath<String>,
+    _: NoQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ArtifactMeta>> {
@@ -97,7 +99,7 @@ async fn put_artifact(
     Ok(Json(artifacts.put(&ctx, key, body, content_type).await?))
 }
 
-async fn delete_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<StatusCode> {
+async fn delete_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>, _: NoQuery) -> ApiResult<StatusCode> {
     artifacts.delete(&ctx, key_of(&key)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -94,6 +94,28 @@ macro_rules! json_rejection {
     };
 }
 
+/// A route that takes no query parameters refuses any (a misspelled one must not be ignored).
+pub(crate) struct NoQuery;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+impl FromRequestParts<Shared> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        ApiQuery::<Empty>::from_request_parts(parts, state).await.map(|_| NoQuery)
+    }
+}
+
+/// The query of a conditional write: only `expected_version`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VersionQuery {
+    pub(crate) expected_version: Option<u64>,
+}
+
 json_rejection!(
     /// Path parameters.
     ApiPath(Path),

@@ -5,8 +5,10 @@
 mod admin;
 mod artifacts;
 mod auth;
+mod connection;
 mod error;
 mod extract;
+mod guard;
 pub mod log_seq;
 mod projects;
 mod runs;
@@ -88,6 +90,8 @@ pub fn router(state: Shared) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(state.limits.max_body))
         .layer(middleware::from_fn(log_seq::log_positions))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check_request))
+        .layer(middleware::from_fn(guard::json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -125,7 +129,7 @@ pub async fn serve(app: App, listen: Option<String>) -> Result<()> {
     // The first line on stdout, for scripts and tests.
     println!("storehost listening on http://{local}");
     tracing::info!(%local, "serving");
-    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(connection::Listener(listener), router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down: flushing caches");
     state.app.flush()?;
     Ok(())
@@ -149,21 +153,37 @@ async fn shutdown_signal() {
     }
 }
 
-/// The expected version of an optimistic write: `If-Match: "N"` or the body's/query's
-/// `expected_version` (they must agree when both are given).
-pub(crate) fn expected_version(headers: &axum::http::HeaderMap, given: Option<u64>) -> ApiResult<Option<u64>> {
-    let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(given) };
-    let text = value.to_str().map_err(|_| ApiError::invalid("If-Match is not text"))?;
-    let version: u64 = text
-        .trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("If-Match {text:?} is not a version number")))?;
-    match given {
-        Some(v) if v != version => Err(ApiError::invalid(format!("If-Match {version} and expected_version {v} disagree"))),
-        _ => Ok(Some(version)),
+/// The expected version of an optimistic write, from wherever the request gives it: the query's
+/// `expected_version`, the body's, and `If-Match: "N"`. Where several are given they must agree.
+pub(crate) fn expected_version(headers: &axum::http::HeaderMap, query: Option<u64>, body: Option<u64>) -> ApiResult<Option<u64>> {
+    let if_match = match headers.get(axum::http::header::IF_MATCH) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().map_err(|_| ApiError::invalid("If-Match is not text"))?;
+            let version: u64 = text
+                .trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("If-Match {text:?} is not a version number")))?;
+            Some(version)
+        }
+    };
+    let given = [("the query's expected_version", query), ("the body's expected_version", body), ("If-Match", if_match)];
+    let mut agreed: Option<(&str, u64)> = None;
+    for (source, version) in given {
+        let Some(version) = version else { continue };
+        match agreed {
+            Some((first, v)) if v != version => return Err(ApiError::invalid(format!("{first} ({v}) and {source} ({version}) disagree"))),
+            _ => agreed = Some((source, version)),
+        }
     }
+    Ok(agreed.map(|(_, v)| v))
+}
+
+/// `ETag: "<version>"`: what a client sends back as `If-Match`.
+pub(crate) fn version_etag(version: u64) -> [(axum::http::HeaderName, axum::http::HeaderValue); 1] {
+    [(axum::http::header::ETAG, axum::http::HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header"))]
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Store};
-use super::{ApiError, ApiResult, Shared, expected_version, now_ms};
+use super::extract::{ApiJson, ApiPath, ApiQuery, NoQuery, Store, VersionQuery};
+use super::{ApiError, ApiResult, Shared, expected_version, now_ms, version_etag};
 use crate::base::Ctx;
 use crate::domain::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectStore, validate_id};
 
@@ -55,8 +56,13 @@ fn project_id(id: String) -> ApiResult<String> {
     Ok(id)
 }
 
-async fn get_project(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ProjectView>> {
-    Ok(Json(projects.get(&ctx, &project_id(id)?).await?.into()))
+/// A project with its version as the `ETag`.
+fn project_response(project: Project) -> Response {
+    (version_etag(project.version), Json(ProjectView::from(project))).into_response()
+}
+
+async fn get_project(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiPath(id): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
+    Ok(project_response(projects.get(&ctx, &project_id(id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -72,18 +78,13 @@ async fn save(
     Store(projects): Store<dyn ProjectStore>,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SaveBody>,
-) -> ApiResult<Json<ProjectView>> {
-    let expected = expected_version(&headers, body.expected_version)?;
+) -> ApiResult<Response> {
+    let expected = expected_version(&headers, q.expected_version, body.expected_version)?;
     let input = ProjectInput { id: project_id(id)?, name: body.name, state: body.state.to_string() };
-    Ok(Json(projects.save(&ctx, input, expected).await?.into()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteQuery {
-    expected_version: Option<u64>,
+    Ok(project_response(projects.save(&ctx, input, expected).await?))
 }
 
 async fn delete(
@@ -91,9 +92,9 @@ async fn delete(
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<DeleteQuery>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> ApiResult<StatusCode> {
-    let expected = expected_version(&headers, q.expected_version)?;
+    let expected = expected_version(&headers, q.expected_version, None)?;
     projects.delete(&ctx, &project_id(id)?, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -114,6 +115,7 @@ async fn add_artifact(
     Store(records): Store<dyn ProjectArtifactStore>,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    _: NoQuery,
     ApiJson(b): ApiJson<ArtifactBody>,
 ) -> ApiResult<StatusCode> {
     let id = project_id(id)?;
@@ -130,6 +132,7 @@ async fn list_artifacts(
     Store(records): Store<dyn ProjectArtifactStore>,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    _: NoQuery,
 ) -> ApiResult<Json<Vec<ProjectArtifact>>> {
     Ok(Json(records.list(&ctx, &project_id(id)?).await?))
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::extract::{ApiPath, ApiQuery, Store};
+use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
 use super::{ApiResult, Shared};
 use crate::base::Ctx;
 use crate::domain::{RunnerStore, validate_key, validate_run};
@@ -26,20 +26,26 @@ pub fn routes() -> axum::Router<Shared> {
     axum::Router::new().route("/v1/runs/{run}/artifacts", get(list)).route("/v1/runs/{run}/artifacts/{*name}", get(read).put(write).delete(remove))
 }
 
-async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>) -> ApiResult<Response> {
+async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, _: NoQuery) -> ApiResult<Response> {
     let (run, name) = run_file(path)?;
     let data = runs.read(&ctx, &run, &name).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(data)).into_response())
 }
 
-async fn write(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<StatusCode> {
+async fn write(
+    Store(runs): Runs,
+    ctx: Ctx,
+    ApiPath(path): ApiPath<(String, String)>,
+    _: NoQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
     let (run, name) = run_file(path)?;
     let body = body?;
     runs.write(&ctx, &run, &name, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, _: NoQuery) -> ApiResult<StatusCode> {
     let (run, name) = run_file(path)?;
     runs.remove(&ctx, &run, &name).await?;
     Ok(StatusCode::NO_CONTENT)

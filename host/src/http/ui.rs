@@ -7,8 +7,10 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::extract::{ApiJson, ApiPath, Store};
-use super::{ApiError, ApiResult, Shared, expected_version};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, NoQuery, Store, VersionQuery};
+use super::{ApiError, ApiResult, Shared, expected_version, version_etag};
 use crate::base::Ctx;
 use crate::domain::{UiDocument, UiOp, UiStore, validate_id};
 
@@ -22,8 +24,9 @@ fn document_id(id: String) -> ApiResult<String> {
     Ok(id)
 }
 
-async fn get_document(Store(documents): Store<dyn UiStore>, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Arc<UiDocument>>> {
-    Ok(Json(documents.get(&ctx, &document_id(id)?).await?))
+async fn get_document(Store(documents): Store<dyn UiStore>, ctx: Ctx, ApiPath(id): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
+    let document = documents.get(&ctx, &document_id(id)?).await?;
+    Ok((version_etag(document.version), Json(document)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -41,9 +44,10 @@ async fn apply_ops(
     Store(documents): Store<dyn UiStore>,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<OpsBody>,
-) -> ApiResult<Json<Option<Arc<UiDocument>>>> {
+) -> ApiResult<Response> {
     let id = document_id(id)?;
     for (i, op) in body.ops.iter().enumerate() {
         match op {
@@ -56,6 +60,10 @@ async fn apply_ops(
             _ => {}
         }
     }
-    let expected = expected_version(&headers, body.expected_version)?;
-    Ok(Json(documents.apply_ops(&ctx, &id, expected, body.ops).await?))
+    let expected = expected_version(&headers, q.expected_version, body.expected_version)?;
+    let document: Option<Arc<UiDocument>> = documents.apply_ops(&ctx, &id, expected, body.ops).await?;
+    Ok(match &document {
+        Some(d) => (version_etag(d.version), Json(document.clone())).into_response(),
+        None => Json(document).into_response(),
+    })
 }

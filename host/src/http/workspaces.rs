@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
 
-use super::extract::{ApiJson, ApiPath, Store};
-use super::{ApiResult, Shared};
+use super::extract::{ApiJson, ApiPath, NoQuery, Store};
+use super::{ApiResult, Shared, version_etag};
 use crate::base::Ctx;
 use crate::domain::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceStore, validate_id};
 
@@ -33,8 +34,13 @@ fn tab_ids((id, tab): (String, String)) -> ApiResult<(String, String)> {
     Ok((workspace_id(id)?, tab))
 }
 
-async fn get_workspace(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Workspace>> {
-    Ok(Json(workspaces.get(&ctx, &workspace_id(id)?).await?))
+/// A workspace with its version as the `ETag`.
+fn workspace_response(status: StatusCode, workspace: Workspace) -> Response {
+    (status, version_etag(workspace.version), Json(workspace)).into_response()
+}
+
+async fn get_workspace(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(id): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
+    Ok(workspace_response(StatusCode::OK, workspaces.get(&ctx, &workspace_id(id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -48,13 +54,14 @@ async fn create(
     Store(workspaces): Workspaces,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    _: NoQuery,
     ApiJson(b): ApiJson<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Workspace>)> {
+) -> ApiResult<Response> {
     let ws = workspaces.create(&ctx, WorkspaceInput { id: workspace_id(id)?, project_id: b.project_id, name: b.name }).await?;
-    Ok((StatusCode::CREATED, Json(ws)))
+    Ok(workspace_response(StatusCode::CREATED, ws))
 }
 
-async fn list_tabs(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Vec<Tab>>> {
+async fn list_tabs(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(id): ApiPath<String>, _: NoQuery) -> ApiResult<Json<Vec<Tab>>> {
     Ok(Json(workspaces.list_tabs(&ctx, &workspace_id(id)?).await?))
 }
 
@@ -62,12 +69,13 @@ async fn create_tab(
     Store(workspaces): Workspaces,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    _: NoQuery,
     ApiJson(input): ApiJson<TabInput>,
 ) -> ApiResult<(StatusCode, Json<Tab>)> {
     Ok((StatusCode::CREATED, Json(workspaces.create_tab(&ctx, &workspace_id(id)?, input).await?)))
 }
 
-async fn get_tab(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(ids): ApiPath<(String, String)>) -> ApiResult<Json<Tab>> {
+async fn get_tab(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(ids): ApiPath<(String, String)>, _: NoQuery) -> ApiResult<Json<Tab>> {
     let (id, tab) = tab_ids(ids)?;
     Ok(Json(workspaces.get_tab(&ctx, &id, &tab).await?))
 }
@@ -82,9 +90,10 @@ async fn select_tab(
     Store(workspaces): Workspaces,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
+    _: NoQuery,
     ApiJson(b): ApiJson<SelectBody>,
-) -> ApiResult<Json<Workspace>> {
-    Ok(Json(workspaces.select_tab(&ctx, &workspace_id(id)?, &b.tab_id).await?))
+) -> ApiResult<Response> {
+    Ok(workspace_response(StatusCode::OK, workspaces.select_tab(&ctx, &workspace_id(id)?, &b.tab_id).await?))
 }
 
 #[derive(Deserialize)]
@@ -97,6 +106,7 @@ async fn update_tab_run(
     Store(workspaces): Workspaces,
     ctx: Ctx,
     ApiPath(ids): ApiPath<(String, String)>,
+    _: NoQuery,
     ApiJson(b): ApiJson<RunBody>,
 ) -> ApiResult<Json<Tab>> {
     let (id, tab) = tab_ids(ids)?;

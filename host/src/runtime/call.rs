@@ -37,6 +37,7 @@ impl Plugin {
         bump(&inner.counters.calls);
         if ctx.is_cancelled() {
             bump(&inner.counters.cancellations);
+            inner.counters.error(crate::base::ErrorKind::Cancelled);
             return Err(StoreError::Cancelled);
         }
         let started = Instant::now();
@@ -46,10 +47,11 @@ impl Plugin {
             if matches!(e, StoreError::Unavailable(_)) {
                 bump(&inner.counters.rejected)
             }
+            inner.counters.error(e.kind());
         })?;
         let mut warm = match lease.warm.take() {
             Some(warm) => warm,
-            None => inner.instantiate().await?.0,
+            None => inner.instantiate().await.inspect_err(|e| inner.counters.error(e.kind()))?.0,
         };
         warm.store.data_mut().set_deadline(Some(deadline));
         let Some(call) = f(&warm.guests, &mut warm.store) else {
@@ -70,8 +72,9 @@ impl Plugin {
                 warm.store.data_mut().set_deadline(None);
                 inner.pool.release(warm, lease);
                 result.map_err(|e| {
-                    bump(&inner.counters.errors);
-                    e.into()
+                    let e = StoreError::from(e);
+                    inner.counters.error(e.kind());
+                    e
                 })
             }
             Err(failed) => {
@@ -79,11 +82,12 @@ impl Plugin {
                     Failed::Trap { error, .. } => Failed::Trap { error, memory_exceeded: warm.store.data().memory_exceeded() },
                     other => other,
                 };
-                bump(&inner.counters.errors);
                 bump(&inner.counters.instances_discarded);
                 drop(warm);
                 drop(lease);
-                Err(inner.classify(failed, method, started))
+                let error = inner.classify(failed, method, started);
+                inner.counters.error(error.kind());
+                Err(error)
             }
         }
     }

@@ -138,9 +138,12 @@ fn check_imports(spec: &PluginSpec, imports: &[String]) -> Result<(), LoadError>
 pub struct Inspection {
     pub source: String,
     pub size: usize,
-    /// Every export of the component, by name.
+    /// The exports the host uses: the component's `storehost:origin` interfaces, by name.
     pub exports: Vec<String>,
-    /// The `storehost:origin` interfaces among them.
+    /// The other exports, which the host never calls (a toolchain's own, such as
+    /// componentize-py's `exports` instance).
+    pub unused_exports: Vec<String>,
+    /// The `storehost:origin` interfaces it exports.
     pub interfaces: Vec<Interface>,
     /// Every import, with what provides it (`None`: not something storehost provides).
     pub imports: Vec<(String, Option<Provider>)>,
@@ -178,12 +181,14 @@ pub async fn inspect(runtime: &Runtime, mut spec: PluginSpec) -> Result<Inspecti
         Ok(plugin) => (Some(plugin.info().clone()), None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let (exports, unused_exports) = compiled.exports.into_iter().partition(|e| Interface::of_export(e).is_some());
     Ok(Inspection {
         source: spec.source,
         size: spec.wasm.len(),
         interfaces,
         imports: compiled.imports.iter().map(|i| (i.clone(), Provider::of_import(i))).collect(),
-        exports: compiled.exports,
+        exports,
+        unused_exports,
         describe,
         load_error,
         compile_source: compiled.source,

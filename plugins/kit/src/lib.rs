@@ -43,7 +43,7 @@ use std::marker::PhantomData;
 pub use bindings::export;
 pub use bindings::storehost::origin::types::StoreError;
 pub use memory::MemoryTables;
-pub use validate::{validate_artifact_key, validate_id, validate_run};
+pub use validate::{validate_artifact_key, validate_id, validate_json, validate_run};
 
 /// The tables a backend stores. Keys within a table are strings, listed in byte order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,7 +2,7 @@
 
 use crate::bindings::exports::storehost::origin::project_artifacts::{self, ProjectArtifact};
 use crate::bindings::exports::storehost::origin::projects::{self, Project, ProjectInput, ProjectPage};
-use crate::{Backend, Origin, Result, StoreError, Table, check_version, load, now_ms, page_limit, store, validate_id};
+use crate::{Backend, Origin, Result, StoreError, Table, check_version, load, now_ms, page_limit, store, validate_id, validate_json};
 
 impl<B: Backend> projects::Guest for Origin<B> {
     fn get(id: String) -> Result<Project> {
@@ -34,6 +34,7 @@ impl<B: Backend> projects::Guest for Origin<B> {
         B::with(|b| {
             b.before_call("projects.save", &input.id)?;
             validate_id("project id", &input.id)?;
+            validate_json("project state", &input.state)?;
             let _lock = b.lock(Table::Projects, &input.id)?;
             let stored: Option<Project> = load(b, Table::Projects, &input.id)?;
             check_version(&format!("project {:?}", input.id), stored.as_ref().map_or(0, |p| p.version), expected_version)?;

@@ -12,6 +12,11 @@ pub fn validate_id(what: &str, id: &str) -> Result<()> {
     storehost_plugin_rules::validate_id(what, id).map_err(StoreError::Invalid)
 }
 
+/// JSON text (a project's state, a UI prop's value): `what` names it in the message.
+pub fn validate_json(what: &str, text: &str) -> Result<()> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(drop).map_err(|e| StoreError::Invalid(format!("{what} is not JSON: {e}")))
+}
+
 /// A run: one path segment.
 pub fn validate_run(run: &str) -> Result<()> {
     storehost_plugin_rules::validate_run(run).map_err(StoreError::Invalid)

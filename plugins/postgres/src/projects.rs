@@ -2,7 +2,7 @@
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::project_artifacts::{self, ProjectArtifact};
 use storehost_plugin_kit::bindings::exports::storehost::origin::projects::{self, Project, ProjectInput, ProjectPage};
-use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, validate_id, version_conflict};
+use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, validate_id, validate_json, version_conflict};
 
 use crate::Postgres;
 use crate::db::{Db, Row, int, opt_text, text, ts};
@@ -46,6 +46,7 @@ impl projects::Guest for Postgres {
     /// no expected version upserts; 0 inserts only if absent; `v` updates only at version `v`.
     fn save(input: ProjectInput, expected_version: Option<u64>) -> Result<Project> {
         validate_id("project id", &input.id)?;
+        validate_json("project state", &input.state)?;
         let now = now_ms();
         let mut params = vec![text(input.id.as_str()), text(input.name), text(input.state), ts(now)];
         let statement = match expected_version {

@@ -47,3 +47,13 @@ async fn python_origin_loads_from_the_compiled_code_cache() {
     println!("python origin, load + first call: cold {:?}, warm cache {:?}", timings[0], timings[1]);
     assert!(timings[1] < timings[0], "the cached load was not faster: {timings:?}");
 }
+
+/// A componentize-py component exports its runtime's own `exports` instance beside the contract's
+/// interfaces: inspection keeps it apart from what the host uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_keeps_a_toolchains_own_exports_apart() {
+    let report = storehost::runtime::inspect(&runtime(), PluginSpec::new("python", "python-origin.wasm", python_wasm())).await.unwrap();
+    assert!(report.exports.iter().all(|e| e.starts_with("storehost:origin/")), "{:?}", report.exports);
+    assert!(report.exports.iter().any(|e| e.starts_with("storehost:origin/artifacts@")), "{:?}", report.exports);
+    assert!(report.unused_exports.iter().any(|e| e == "exports"), "{:?}", report.unused_exports);
+}

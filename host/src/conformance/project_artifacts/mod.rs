@@ -1,4 +1,5 @@
 mod add;
+mod delete;
 mod list;
 
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use crate::domain::Stores;
 use crate::domain::{ProjectArtifact, ProjectArtifactStore};
 
 pub(super) fn cases() -> Vec<super::Case> {
-    [add::cases(), list::cases()].concat()
+    [add::cases(), list::cases(), delete::cases()].concat()
 }
 
 fn store(s: &Stores) -> Arc<dyn ProjectArtifactStore> {

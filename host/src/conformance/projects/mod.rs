@@ -1,5 +1,6 @@
 mod delete;
 mod get;
+mod ids;
 mod list;
 mod save;
 
@@ -9,7 +10,7 @@ use crate::domain::Stores;
 use crate::domain::{ProjectInput, ProjectStore};
 
 pub(super) fn cases() -> Vec<super::Case> {
-    [save::cases(), get::cases(), delete::cases(), list::cases()].concat()
+    [save::cases(), get::cases(), delete::cases(), list::cases(), ids::cases()].concat()
 }
 
 fn store(s: &Stores) -> Arc<dyn ProjectStore> {

@@ -1,10 +1,10 @@
 use anyhow::{Result, ensure};
 
 use super::{input, store};
-use crate::conformance::{Step, conflict, ctx, suite_cases, unique};
-use crate::domain::Stores;
+use crate::conformance::{Step, conflict, ctx, invalid, not_found, suite_cases, unique};
+use crate::domain::{ProjectInput, Stores};
 
-suite_cases!(Projects, "save"; save_creates_then_bumps_versions, save_checks_expected_version, save_create_only);
+suite_cases!(Projects, "save"; save_creates_then_bumps_versions, save_checks_expected_version, save_create_only, state_must_be_json, update_keeps_created_at_and_moves_updated_at);
 
 async fn save_creates_then_bumps_versions(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("project"));
@@ -33,5 +33,22 @@ async fn save_checks_expected_version(s: Stores) -> Result<()> {
 async fn save_create_only(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("project"));
     conflict("save of a missing project expecting version 3", st.save(&ctx(), input(&id, "x"), Some(3)).await)?;
-    crate::conformance::not_found("get after the refused save", st.get(&ctx(), &id).await)
+    not_found("get after the refused save", st.get(&ctx(), &id).await)
+}
+
+async fn state_must_be_json(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("project"));
+    let bad = ProjectInput { id: id.clone(), name: "x".into(), state: "{not json".into() };
+    invalid("save with a state that is not JSON", st.save(&ctx(), bad, None).await)?;
+    not_found("get after the refused save", st.get(&ctx(), &id).await)
+}
+
+async fn update_keeps_created_at_and_moves_updated_at(s: Stores) -> Result<()> {
+    let (st, id) = (store(&s), unique("project"));
+    let v1 = st.save(&ctx(), input(&id, "one"), None).await.step("create")?;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let v2 = st.save(&ctx(), input(&id, "two"), None).await.step("update")?;
+    ensure!(v2.created_at == v1.created_at, "created_at moved from {} to {} on update", v1.created_at, v2.created_at);
+    ensure!(v2.updated_at > v1.updated_at, "updated_at did not move on update ({} then {})", v1.updated_at, v2.updated_at);
+    Ok(())
 }

@@ -1,0 +1,92 @@
+//! What the server checks of every request before a handler sees it, and what it makes of every
+//! error answer on the way out: a body over the limit is refused from its `Content-Length`
+//! (413 before it is read), a path with malformed percent-encoding is 400, and every 4xx and 5xx
+//! answer is the JSON error shape, whichever layer produced it.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, Shared};
+
+/// Refuses what can be refused from the request line and headers alone.
+pub(crate) async fn check_request(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > state.limits.max_body as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body ({} bytes) is over the server's max_body ({} bytes)", declared.unwrap_or(0), state.limits.max_body),
+        )
+        .into_response();
+    }
+    if let Some(at) = malformed_escape(request.uri().path()) {
+        return ApiError::invalid(format!("the path has a malformed percent-encoding at byte {at}: '%' must be followed by two hex digits"))
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The position of the first `%` not followed by two hex digits.
+fn malformed_escape(path: &str) -> Option<usize> {
+    let bytes = path.as_bytes();
+    bytes.iter().enumerate().find_map(|(i, b)| {
+        let ok = *b != b'%' || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
+        (!ok).then_some(i)
+    })
+}
+
+/// The `kind` of an error answer that no handler gave one.
+fn kind_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::LENGTH_REQUIRED => "length-required",
+        StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range-not-satisfiable",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => "timeout",
+        s if s.is_client_error() => "invalid",
+        _ => "internal",
+    }
+}
+
+/// Turns an error answer that is not JSON (axum's 405, a rejection of a layer) into the JSON
+/// error shape, keeping its status, its headers and its text as the message.
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 << 10).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    let json = ApiError::new(status, kind_of(status), message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    let (_, body) = json.into_parts();
+    Response::from_parts(parts, Body::new(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_escapes_are_found() {
+        assert_eq!(malformed_escape("/v1/artifacts/%zz"), Some(14));
+        assert_eq!(malformed_escape("/v1/artifacts/a%"), Some(15));
+        assert_eq!(malformed_escape("/v1/artifacts/a%2"), Some(15));
+        assert_eq!(malformed_escape("/v1/artifacts/a%20b%2Fc"), None);
+        assert_eq!(malformed_escape("/plain"), None);
+    }
+}
