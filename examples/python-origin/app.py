@@ -4,6 +4,17 @@ Built with componentize-py against the `storehost:origin/blob-origin` world (see
 Layout under the root (`config.root`, default `/data`): `artifacts/<seg>/.../<last>=` and
 `runs/<run>/<seg>/.../<last>=`, every segment percent-encoded. An artifact file is
 `[u32 LE header length][metadata JSON][body]`; writes go to `.tmp/` and are renamed into place.
+
+Bodies can also be read and written in chunks (`open-read`, `open-write`): the host gets a
+reader or a writer, an exported resource, and calls it once per chunk.
+
+How a dropped resource is handled: componentize-py does not tell an exported resource that
+the host dropped it. Its runtime keeps the Python object alive for the rest of the instance and
+its destructor hook does nothing, so neither `__del__` nor `__exit__` is ever called. Readers and
+writers here therefore hold no open file between calls (each call opens, seeks, reads or
+appends, and closes), and a writer the host drops unfinished leaves only its temporary file in
+`.tmp/`, which `sweep_temp` removes once it has not been written for an hour (at `init` and at
+every `open-write`). Nothing of it is visible in the meantime: only `finish` renames it into place.
 """
 
 import hashlib
@@ -11,22 +22,31 @@ import json
 import os
 import struct
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 from urllib.parse import quote, unquote
 
 from componentize_py_types import Err
 from wit_world import exports
+from wit_world.exports import artifacts, runner_artifacts
 from wit_world.exports.artifacts import Artifact, ArtifactMeta, ArtifactPage
 from wit_world.exports.plugin import PluginInfo
+from wit_world.exports.runner_artifacts import RunPage
 from wit_world.imports import log
 from wit_world.imports.types import (
     StoreError_Internal,
     StoreError_Invalid,
     StoreError_NotFound,
+    StoreError_Unavailable,
 )
 
 ROOT = "/data"
 _counter = 0
+
+# A temporary file not written for this long belongs to a writer the host dropped.
+STALE_TEMP_SECS = 3600
+# The widest values an artifact header holds: a streamed body's header is written first with
+# room for them, and filled in at `finish` when the size and the SHA-256 are known.
+MAX_U64 = 2**64 - 1
 
 
 def invalid(message: str) -> Err:
@@ -60,6 +80,10 @@ def path_of(base: str, key: str) -> str:
     return os.path.join(base, *[encode(s) for s in segments[:-1]], encode(segments[-1]) + "=")
 
 
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def read_file(path: str) -> Optional[bytes]:
     try:
         with open(path, "rb") as f:
@@ -70,14 +94,23 @@ def read_file(path: str) -> Optional[bytes]:
         return None
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def temp_path() -> str:
+    # Unique across instances sharing the directory: time, randomness and a per-instance counter.
     global _counter
     _counter += 1
-    temp = os.path.join(ROOT, ".tmp", f"{os.getpid()}-{time.time_ns()}-{_counter}")
-    with open(temp, "wb") as f:
-        f.write(data)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    os.replace(temp, path)
+    return os.path.join(ROOT, ".tmp", f"{time.time_ns()}-{os.urandom(4).hex()}-{_counter}")
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    temp = temp_path()
+    try:
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(temp, path)
+    except BaseException:
+        remove(temp)
+        raise
 
 
 def remove(path: str) -> None:
@@ -85,6 +118,20 @@ def remove(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+def sweep_temp() -> None:
+    """Removes temporary files not written for STALE_TEMP_SECS: those of writers the host dropped
+    without `finish` (or of an instance that was cut off mid-write)."""
+    tmp = os.path.join(ROOT, ".tmp")
+    oldest = time.time() - STALE_TEMP_SECS
+    for name in os.listdir(tmp):
+        path = os.path.join(tmp, name)
+        try:
+            if os.stat(path).st_mtime < oldest:
+                os.remove(path)
+        except FileNotFoundError:
+            pass  # another instance swept it first
 
 
 def walk(base: str, prefix: str) -> List[str]:
@@ -102,17 +149,30 @@ def walk(base: str, prefix: str) -> List[str]:
     return keys
 
 
-def pack(meta: ArtifactMeta, body: bytes) -> bytes:
-    header = json.dumps(
+def has_files(base: str) -> bool:
+    return any(name.endswith("=") for _dir, _dirs, files in os.walk(base) for name in files)
+
+
+def header_of(meta: ArtifactMeta) -> bytes:
+    return json.dumps(
         {"key": meta.key, "size": meta.size, "content_type": meta.content_type, "sha256": meta.sha256, "created_at": meta.created_at}
     ).encode("utf-8")
+
+
+def pack(meta: ArtifactMeta, body: bytes) -> bytes:
+    header = header_of(meta)
     return struct.pack("<I", len(header)) + header + body
+
+
+def meta_of(header: bytes) -> ArtifactMeta:
+    # A streamed body's header is padded with spaces, which JSON allows.
+    m = json.loads(header)
+    return ArtifactMeta(m["key"], m["size"], m["content_type"], m["sha256"], m["created_at"])
 
 
 def unpack(key: str, data: bytes) -> Artifact:
     (length,) = struct.unpack("<I", data[:4])
-    m = json.loads(data[4 : 4 + length])
-    meta = ArtifactMeta(m["key"], m["size"], m["content_type"], m["sha256"], m["created_at"])
+    meta = meta_of(data[4 : 4 + length])
     body = data[4 + length :]
     if len(body) != meta.size:
         raise Err(StoreError_Internal(f"artifact {key!r} is damaged"))
@@ -127,15 +187,171 @@ def load(key: str) -> Artifact:
     return unpack(key, data)
 
 
+def identity(stat: os.stat_result) -> Tuple[int, int, int]:
+    # A write replaces a file by rename: the new one is another inode, with its own mtime.
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def open_artifact(key: str) -> Tuple[str, ArtifactMeta, int, Tuple[int, int, int]]:
+    """Reads only the header of the artifact at `key`: its path, metadata, where the body
+    starts, and the identity of the file read."""
+    check_key(key)
+    path = path_of(os.path.join(ROOT, "artifacts"), key)
+    damaged = Err(StoreError_Internal(f"artifact {key!r} is damaged"))
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(4)
+            if len(prefix) != 4:
+                raise damaged
+            (length,) = struct.unpack("<I", prefix)
+            header = f.read(length)
+            stat = os.fstat(f.fileno())
+    except (FileNotFoundError, NotADirectoryError):
+        raise Err(StoreError_NotFound(f"artifact {key!r}"))
+    if len(header) != length:
+        raise damaged
+    meta = meta_of(header)
+    if stat.st_size - 4 - length != meta.size:
+        raise damaged
+    return path, meta, 4 + length, identity(stat)
+
+
+def byte_range(size: int, offset: int, length: Optional[int]) -> Tuple[int, int]:
+    """`[start, end)` of `length` bytes (`None`: to the end) from `offset`, within `size`."""
+    start = min(offset, size)
+    end = size if length is None else min(start + length, size)
+    return start, end
+
+
+class Chunks:
+    """Bytes `[start, end)` of the file at `path`, read a chunk per call. The file is opened
+    for each call (see the module's note on dropped resources), and must still be the file
+    `open-read` saw: one replaced or removed since cannot be read further."""
+
+    def __init__(self, what: str, path: str, ident: Tuple[int, int, int], start: int, end: int):
+        self.what = what
+        self.path = path
+        self.ident = ident
+        self.next = start
+        self.end = end
+
+    def read(self, max_len: int) -> Optional[bytes]:
+        if self.next >= self.end or max_len == 0:
+            return None
+        try:
+            with open(self.path, "rb") as f:
+                if identity(os.fstat(f.fileno())) != self.ident:
+                    raise Err(StoreError_Unavailable(f"{self.what} was replaced while it was read"))
+                f.seek(self.next)
+                chunk = f.read(min(max_len, self.end - self.next))
+        except (FileNotFoundError, NotADirectoryError):
+            raise Err(StoreError_Unavailable(f"{self.what} was removed while it was read"))
+        if not chunk:
+            raise Err(StoreError_Internal(f"{self.what} ended early"))
+        self.next += len(chunk)
+        return chunk
+
+
+class TempFile:
+    """New contents for `path`, appended to a temporary file in `.tmp/` (opened for each call,
+    see the module's note) and renamed over `path` by `commit`, at once."""
+
+    def __init__(self, path: str, start: bytes = b""):
+        self.path = path
+        self.temp = temp_path()
+        self.size = 0
+        self.done = False
+        with open(self.temp, "xb") as f:
+            f.write(start)
+
+    def _open(self):
+        if self.done:
+            raise invalid("the writer was already finished")
+        try:
+            return open(self.temp, "r+b")
+        except FileNotFoundError:
+            raise Err(StoreError_Unavailable("the writer was idle too long and was discarded"))
+
+    def append(self, chunk: bytes) -> None:
+        with self._open() as f:
+            f.seek(0, os.SEEK_END)
+            f.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self, start: bytes = b"") -> None:
+        """Overwrites the first bytes with `start` (filled in only now), then renames into place."""
+        with self._open() as f:
+            f.write(start)
+        self.done = True
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            os.replace(self.temp, self.path)
+        except BaseException:
+            remove(self.temp)
+            raise
+
+
+class BodyReader(artifacts.BodyReader):
+    def __init__(self, chunks: Chunks):
+        self.chunks = chunks
+
+    def read(self, max_len: int) -> Optional[bytes]:
+        return self.chunks.read(max_len)
+
+
+class BodyWriter(artifacts.BodyWriter):
+    """An artifact file whose header is written first with room for the final metadata (the
+    widest size, SHA-256 and time), then filled in and padded with spaces at `finish`."""
+
+    def __init__(self, key: str, content_type: Optional[str]):
+        self.key = key
+        self.content_type = content_type
+        self.room = len(header_of(ArtifactMeta(key, MAX_U64, content_type, "0" * 64, MAX_U64)))
+        start = struct.pack("<I", self.room) + b" " * self.room
+        self.file = TempFile(path_of(os.path.join(ROOT, "artifacts"), key), start)
+
+    def write(self, chunk: bytes) -> None:
+        self.file.append(chunk)
+
+    def finish(self, sha256: str) -> ArtifactMeta:
+        # The host hashes what it wrote and hands the digest over.
+        meta = ArtifactMeta(self.key, self.file.size, self.content_type, sha256, now_ms())
+        self.file.commit(struct.pack("<I", self.room) + header_of(meta).ljust(self.room))
+        return meta
+
+
+class FileReader(runner_artifacts.FileReader):
+    def __init__(self, chunks: Chunks):
+        self.chunks = chunks
+
+    def read(self, max_len: int) -> Optional[bytes]:
+        return self.chunks.read(max_len)
+
+
+class FileWriter(runner_artifacts.FileWriter):
+    def __init__(self, path: str):
+        self.file = TempFile(path)
+
+    def write(self, chunk: bytes) -> None:
+        self.file.append(chunk)
+
+    def finish(self) -> int:
+        self.file.commit()
+        return self.file.size
+
+
 class Plugin(exports.Plugin):
     def describe(self) -> PluginInfo:
-        return PluginInfo("python-origin", "0.1.0", False)
+        # Called after `init`, and before it when the host only inspects the component: it must
+        # not depend on `init` having run.
+        return PluginInfo("python-origin", "0.2.0", False, None)
 
     def init(self, config) -> None:
         global ROOT
         ROOT = dict(config).get("root", ROOT)
         try:
             os.makedirs(os.path.join(ROOT, ".tmp"), exist_ok=True)
+            sweep_temp()
         except OSError as e:
             raise Err(StoreError_Internal(f"cannot prepare {ROOT}: {e}"))
         log.log(log.Level.DEBUG, f"python origin ready on {ROOT}")
@@ -144,7 +360,7 @@ class Plugin(exports.Plugin):
 class Artifacts(exports.Artifacts):
     def put(self, key: str, body: bytes, content_type: Optional[str]) -> ArtifactMeta:
         check_key(key)
-        meta = ArtifactMeta(key, len(body), content_type, hashlib.sha256(body).hexdigest(), time.time_ns() // 1_000_000)
+        meta = ArtifactMeta(key, len(body), content_type, hashlib.sha256(body).hexdigest(), now_ms())
         write_atomic(path_of(os.path.join(ROOT, "artifacts"), key), pack(meta, body))
         return meta
 
@@ -152,22 +368,33 @@ class Artifacts(exports.Artifacts):
         return load(key)
 
     def head(self, key: str) -> ArtifactMeta:
-        return load(key).meta
+        return open_artifact(key)[1]
 
     def list(self, prefix: str, cursor: Optional[str], limit: int) -> ArtifactPage:
         limit = 100 if limit == 0 else min(limit, 1000)
         keys = [k for k in walk(os.path.join(ROOT, "artifacts"), prefix) if cursor is None or k > cursor]
         page = keys[:limit]
-        items = [load(k).meta for k in page]
+        items = [open_artifact(k)[1] for k in page]
         return ArtifactPage(items, page[-1] if len(keys) > limit else None)
 
     def get_url(self, key: str, expires_in_secs: int) -> Optional[str]:
-        load(key)
+        open_artifact(key)
         return None
 
     def delete(self, key: str) -> None:
         check_key(key)
         remove(path_of(os.path.join(ROOT, "artifacts"), key))
+
+    def open_read(self, key: str, offset: int, length: Optional[int]) -> Tuple[ArtifactMeta, BodyReader]:
+        path, meta, body_start, ident = open_artifact(key)
+        start, end = byte_range(meta.size, offset, length)
+        chunks = Chunks(f"artifact {key!r}", path, ident, body_start + start, body_start + end)
+        return meta, BodyReader(chunks)
+
+    def open_write(self, key: str, content_type: Optional[str], size_hint: Optional[int]) -> BodyWriter:
+        check_key(key)
+        sweep_temp()
+        return BodyWriter(key, content_type)
 
 
 class RunnerArtifacts(exports.RunnerArtifacts):
@@ -191,3 +418,36 @@ class RunnerArtifacts(exports.RunnerArtifacts):
     def list(self, run: str, prefix: str) -> List[str]:
         check_run(run)
         return walk(os.path.join(ROOT, "runs", encode(run)), prefix)
+
+    def list_runs(self, cursor: Optional[str], limit: int) -> RunPage:
+        limit = 100 if limit == 0 else min(limit, 1000)
+        base = os.path.join(ROOT, "runs")
+        try:
+            names = os.listdir(base)
+        except FileNotFoundError:
+            names = []
+        # A run whose files were all removed keeps its directory: only runs with a file count.
+        candidates = sorted(r for r in map(unquote, names) if cursor is None or r > cursor)
+        runs = []
+        for run in candidates:
+            if has_files(os.path.join(base, encode(run))):
+                runs.append(run)
+                if len(runs) > limit:
+                    break
+        page = runs[:limit]
+        return RunPage(page, page[-1] if len(runs) > limit else None)
+
+    def open_read(self, run: str, name: str, offset: int, length: Optional[int]) -> Tuple[int, FileReader]:
+        path = self._path(run, name)
+        try:
+            stat = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise Err(StoreError_NotFound(f"runner artifact {name!r} of run {run!r}"))
+        start, end = byte_range(stat.st_size, offset, length)
+        chunks = Chunks(f"runner artifact {name!r} of run {run!r}", path, identity(stat), start, end)
+        return stat.st_size, FileReader(chunks)
+
+    def open_write(self, run: str, name: str, size_hint: Optional[int]) -> FileWriter:
+        path = self._path(run, name)
+        sweep_temp()
+        return FileWriter(path)

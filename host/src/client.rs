@@ -11,6 +11,8 @@ use storehost::http::encode_path;
 
 /// Transfers at least this large show a progress bar (on a terminal).
 const PROGRESS_FROM: u64 = 1 << 20;
+/// How many times one download resumes a cut transfer before it gives up.
+const RESUMES: u32 = 5;
 
 pub struct Client {
     http: reqwest::Client,
@@ -117,24 +119,74 @@ impl Client {
         response
     }
 
+    /// Downloads `path` to `out` (or stdout). The body goes to `<out>.part` first and is renamed
+    /// into place when whole; a cut transfer is resumed with a range request, in this run (up
+    /// to [`RESUMES`] times) or the next run over the same `out`, as long as the body is still
+    /// the one that was begun (`If-Range` with its ETag).
     async fn download(&self, path: &str, out: Option<&Path>) -> Result<()> {
-        let response = self.send(self.request(Method::GET, path)).await?;
-        let bar = progress(response.content_length().unwrap_or(0), "downloading");
-        let mut sink: Box<dyn Write> = match out {
-            Some(file) => {
-                Box::new(std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?))
+        let Some(file) = out else { return self.download_to(path, &mut Partial::stdout()).await };
+        let mut partial = Partial::open(file)?;
+        self.download_to(path, &mut partial).await?;
+        partial.finish()
+    }
+
+    async fn download_to(&self, path: &str, partial: &mut Partial) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            let mut request = self.request(Method::GET, path);
+            let resume_at = partial.len;
+            if resume_at > 0 {
+                let Some(etag) = partial.etag.clone() else { bail!("cannot resume: the server gave no ETag") };
+                eprintln!("resuming at byte {resume_at}");
+                request = request.header(reqwest::header::RANGE, format!("bytes={resume_at}-")).header(reqwest::header::IF_RANGE, etag);
             }
-            None => Box::new(std::io::stdout().lock()),
-        };
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            bar.inc(chunk.len() as u64);
-            sink.write_all(&chunk)?;
+            let response = match self.send(request).await {
+                Ok(response) => response,
+                // The body is all here already: the range starts at its end.
+                Err(e) if resume_at > 0 && e.to_string().starts_with("416") => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let etag = response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(String::from);
+            if response.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+                let start = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok()?.strip_prefix("bytes ")?.split('-').next()?.parse::<u64>().ok());
+                if start != Some(resume_at) {
+                    bail!("the server answered a range from {start:?}, not from byte {resume_at}");
+                }
+            } else {
+                partial.restart(etag)?;
+            }
+            let total = partial.len + response.content_length().unwrap_or(0);
+            let bar = progress(total, "downloading");
+            bar.set_position(partial.len);
+            let mut stream = response.bytes_stream();
+            let mut cut = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        partial.write(&chunk)?;
+                        bar.inc(chunk.len() as u64);
+                    }
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
+            }
+            bar.finish_and_clear();
+            partial.flush()?;
+            match cut {
+                None => return Ok(()),
+                Some(e) if attempt < RESUMES && partial.etag.is_some() => {
+                    attempt += 1;
+                    eprintln!("download cut after {} bytes ({e}); resuming", partial.len);
+                    tokio::time::sleep(std::time::Duration::from_millis(250 << attempt.min(4))).await;
+                }
+                Some(e) => return Err(e).context(format!("download cut after {} bytes", partial.len)),
+            }
         }
-        sink.flush()?;
-        bar.finish_and_clear();
-        Ok(())
     }
 
     pub async fn artifact_put(&self, key: &str, file: &Path, content_type: Option<&str>) -> Result<()> {
@@ -194,6 +246,79 @@ impl Client {
         let names: Vec<String> = self.send(request).await?.json().await?;
         for name in names {
             println!("{name}");
+        }
+        Ok(())
+    }
+}
+
+/// A download's destination: `<file>.part` (with the body's ETag beside it in
+/// `<file>.part.etag`) until it is whole, or standard output.
+struct Partial {
+    sink: Box<dyn Write>,
+    /// `<file>` and `<file>.part`; `None` for standard output.
+    paths: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Bytes written so far.
+    len: u64,
+    etag: Option<String>,
+}
+
+impl Partial {
+    fn stdout() -> Self {
+        Self { sink: Box::new(std::io::stdout().lock()), paths: None, len: 0, etag: None }
+    }
+
+    /// Opens `<file>.part` to append to what an earlier, cut run left.
+    fn open(file: &Path) -> Result<Self> {
+        let mut part = file.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
+        let etag = std::fs::read_to_string(Self::etag_path(&part)).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let handle =
+            std::fs::OpenOptions::new().create(true).append(true).open(&part).with_context(|| format!("cannot create {}", part.display()))?;
+        let len = if etag.is_some() { handle.metadata()?.len() } else { 0 };
+        if etag.is_none() {
+            handle.set_len(0)?;
+        }
+        Ok(Self { sink: Box::new(std::io::BufWriter::new(handle)), paths: Some((file.to_path_buf(), part)), len, etag })
+    }
+
+    fn etag_path(part: &Path) -> std::path::PathBuf {
+        let mut path = part.as_os_str().to_owned();
+        path.push(".etag");
+        path.into()
+    }
+
+    /// Starts over: the server sent the whole body (a new one, or no resume was asked).
+    fn restart(&mut self, etag: Option<String>) -> Result<()> {
+        if self.len > 0 {
+            let Some((_, part)) = &self.paths else { bail!("the body changed after {} bytes went to standard output", self.len) };
+            self.sink.flush()?;
+            std::fs::OpenOptions::new().write(true).open(part)?.set_len(0)?;
+            self.len = 0;
+        }
+        if let Some((_, part)) = &self.paths {
+            std::fs::write(Self::etag_path(part), etag.as_deref().unwrap_or(""))?;
+        }
+        self.etag = etag;
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.sink.write_all(chunk)?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.sink.flush()?)
+    }
+
+    /// Puts the whole body in place.
+    fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        if let Some((file, part)) = &self.paths {
+            std::fs::rename(part, file).with_context(|| format!("cannot rename {} to {}", part.display(), file.display()))?;
+            let _ = std::fs::remove_file(Self::etag_path(part));
         }
         Ok(())
     }

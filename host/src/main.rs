@@ -308,6 +308,11 @@ async fn inspect(component: &str, json: bool) -> Result<()> {
         Some(info) => println!("describe: {} {} (stateful: {})", info.name, info.version, info.stateful),
         None => println!("describe: not available"),
     }
+    match report.origin_version {
+        Some(version) if version.streams() => println!("contract: storehost:origin@{} (streamed bodies)", version.as_str()),
+        Some(version) => println!("contract: storehost:origin@{} (whole bodies only; the host streams over them)", version.as_str()),
+        None => println!("contract: no storehost:origin export"),
+    }
     println!("exports:");
     for export in &report.exports {
         println!("  {export}");

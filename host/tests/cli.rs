@@ -50,6 +50,10 @@ fn plugin_inspect_shows_exports_imports_and_describe() {
     let out = storehost(dir.path(), &["plugin", "inspect", sql]);
     let shown = text(&out.stdout);
     assert!(shown.contains("storehost:host/sql") && shown.contains("runner-artifacts"), "{shown}");
+    // Which version of the contract a component speaks.
+    assert_eq!(report["origin_version"], "0.2.0");
+    let fs = storehost(dir.path(), &["plugin", "inspect", "builtin:fs"]);
+    assert!(text(&fs.stdout).contains("contract: storehost:origin@0.2.0 (streamed bodies)"), "{}", text(&fs.stdout));
 }
 
 #[test]
@@ -171,4 +175,52 @@ fn plugin_test_with_a_manifest_leaves_its_directories_alone() {
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("0 failed"), "{}", text(&out.stdout));
     assert_eq!(snapshot(&dir.path().join("data")), before, "plugin test changed the manifest's directory");
+}
+
+/// `artifact get --output` killed mid-transfer leaves `<file>.part`; the next run resumes it with
+/// a range request (not from the start) and ends with the whole body in place.
+#[test]
+fn a_cut_download_resumes_with_a_range_request() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let body: Vec<u8> = (0..256u32 << 20).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), &body).unwrap();
+    let put = storehost(dir.path(), &["artifact", "put", "big", "big.bin", "--server", &server.base]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    std::fs::remove_file(dir.path().join("big.bin")).unwrap();
+
+    let part = dir.path().join("back.bin.part");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_storehost"))
+        .current_dir(dir.path())
+        .args(["artifact", "get", "big", "--output", "back.bin", "--server", &server.base])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 4 << 20 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the download did not start");
+        assert!(child.try_wait().unwrap().is_none(), "the download finished before it could be cut");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = std::fs::metadata(&part).unwrap().len();
+    assert!(left > 0 && left < body.len() as u64, "{left} bytes were left of {}", body.len());
+    assert!(!dir.path().join("back.bin").exists(), "a cut download put a partial file in place");
+
+    let resumed = storehost(dir.path(), &["artifact", "get", "big", "--output", "back.bin", "--server", &server.base]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert!(text(&resumed.stderr).contains("resuming at byte"), "the second run started over: {}", text(&resumed.stderr));
+    let back = std::fs::read(dir.path().join("back.bin")).unwrap();
+    assert_eq!(back.len(), body.len());
+    assert_eq!(Sha256::digest(&back), Sha256::digest(&body), "the resumed file differs");
+    assert!(!part.exists(), "the .part file stayed");
+
+    // A body replaced since the cut is fetched whole (If-Range), not spliced.
+    std::fs::write(&part, &body[..1000]).unwrap();
+    std::fs::write(dir.path().join("back.bin.part.etag"), "\"not-the-etag\"").unwrap();
+    let fresh = storehost(dir.path(), &["artifact", "get", "big", "--output", "back.bin", "--server", &server.base]);
+    assert!(fresh.status.success(), "{}", text(&fresh.stderr));
+    assert_eq!(Sha256::digest(std::fs::read(dir.path().join("back.bin")).unwrap()), Sha256::digest(&body));
 }

@@ -32,7 +32,7 @@ fn server(dir: &std::path::Path) -> Server {
     Server::start(
         dir,
         Some(
-            "[server]\nmax_body = \"1KiB\"\n[plugins.f]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n[domains]\nartifact = { origin = \"f\" }\nproject = { origin = \"f\" }\nui = { origin = \"f\" }\nworkspace = { origin = \"f\" }\n",
+            "[plugins.f]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n[domains]\nartifact = { origin = \"f\", max_body = \"1KiB\" }\nproject = { origin = \"f\", max_body = \"1KiB\" }\nui = { origin = \"f\", max_body = \"1KiB\" }\nworkspace = { origin = \"f\", max_body = \"1KiB\" }\n",
         ),
         &[],
     )

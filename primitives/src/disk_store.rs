@@ -16,6 +16,9 @@ use crate::index_log::{self, IndexLog, Meta};
 use crate::lru_table::LruTable;
 use crate::memory_cache::InsertOutcome;
 
+mod stream;
+pub use stream::{DiskValue, DiskWriter, ValueDigest};
+
 /// The longest key accepted.
 pub const MAX_KEY_LEN: usize = 32 * 1024;
 
@@ -521,22 +524,35 @@ impl DiskStore {
             return Err(DiskError::KeyTooLong { len: key.len(), max: MAX_KEY_LEN });
         }
         let size = value.len() as u64;
-        if size > self.max_bytes || self.max_entries == 0 {
-            let mut state = self.state.lock();
-            state.counters.refusals += 1;
-            let hash = state.hasher.hash_one(key);
-            if let Some(idx) = state.table.find(hash, key) {
-                let removed = self.remove_entries(&mut state, &[idx], Removal::Invalidated);
-                drop(state);
-                self.remove_files(&removed);
-            }
+        if self.refuse_oversized(key, size) {
             return Ok(InsertOutcome::Refused);
         }
-        let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| self.clock.now() + ttl);
         let checksum = checksum(value);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.write_value_file(id, value)?;
+        self.index_written(key, id, size, checksum, ttl)
+    }
 
+    /// Refuses a value of `size` bytes the budgets cannot hold, dropping the key's older value;
+    /// `true` when refused.
+    fn refuse_oversized(&self, key: &str, size: u64) -> bool {
+        if size <= self.max_bytes && self.max_entries > 0 {
+            return false;
+        }
+        let mut state = self.state.lock();
+        state.counters.refusals += 1;
+        let hash = state.hasher.hash_one(key);
+        if let Some(idx) = state.table.find(hash, key) {
+            let removed = self.remove_entries(&mut state, &[idx], Removal::Invalidated);
+            drop(state);
+            self.remove_files(&removed);
+        }
+        true
+    }
+
+    /// Indexes value `id`, written and in place, under `key` (removing its file on failure).
+    fn index_written(&self, key: &str, id: u64, size: u64, checksum: u64, ttl: Option<Duration>) -> Result<InsertOutcome, DiskError> {
+        let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| self.clock.now() + ttl);
         let mut state = self.state.lock();
         match self.index_put(&mut state, key, Meta { id, size, checksum, expires_at, recency: 0 }) {
             Ok((outcome, removed)) => {
@@ -717,8 +733,7 @@ impl DiskStore {
     }
 
     fn write_value_file(&self, id: u64, value: &[u8]) -> Result<(), DiskError> {
-        let tmp = self.tmp_dir.join(format!("{id:016x}"));
-        let dest = self.data_dir.path(id);
+        let tmp = self.tmp_path(id);
         let sync = self.fsync == FsyncPolicy::Always;
         let written = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -732,6 +747,19 @@ impl DiskStore {
             let _ = fs::remove_file(&tmp);
             return Err(DiskError::io("write value", &tmp)(e));
         }
+        self.install(id)
+    }
+
+    /// Where value `id` is written before it is renamed into place.
+    fn tmp_path(&self, id: u64) -> PathBuf {
+        self.tmp_dir.join(format!("{id:016x}"))
+    }
+
+    /// Renames the written temporary file of value `id` into place (removing it on failure).
+    fn install(&self, id: u64) -> Result<(), DiskError> {
+        let tmp = self.tmp_path(id);
+        let dest = self.data_dir.path(id);
+        let sync = self.fsync == FsyncPolicy::Always;
         let parent = dest.parent().expect("value files live in a subdirectory");
         let renamed = fs::rename(&tmp, &dest).or_else(|e| {
             if e.kind() != io::ErrorKind::NotFound {

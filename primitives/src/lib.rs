@@ -87,6 +87,8 @@ mod read_through;
 
 pub use clock::{Clock, MockClock, SystemClock, Timestamp};
 pub use coalesce::{Coalescer, CoalescerStats};
-pub use disk_store::{DiskError, DiskStats, DiskStore, DiskStoreConfig, FsyncPolicy, MAX_KEY_LEN, RecoveryReport};
+pub use disk_store::{
+    DiskError, DiskStats, DiskStore, DiskStoreConfig, DiskValue, DiskWriter, FsyncPolicy, MAX_KEY_LEN, RecoveryReport, ValueDigest,
+};
 pub use memory_cache::{CacheStats, InsertOutcome, MemoryCache, MemoryCacheBuilder, MemoryCacheConfig};
-pub use read_through::{ReadThrough, SharedClock, TierConfig};
+pub use read_through::{ReadThrough, SharedClock, Ticket, TierConfig};

@@ -43,6 +43,13 @@ pub struct TierConfig {
     pub clock: Option<SharedClock>,
 }
 
+/// Where a key's generation stood when a fill began; see [`ReadThrough::ticket`].
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket {
+    stripe: usize,
+    generation: u64,
+}
+
 /// A [`MemoryCache`] read through a loader: [`lookup`](Self::lookup) answers from memory or
 /// runs one load per key and generation, and every write ([`store`](Self::store),
 /// [`invalidate`](Self::invalidate), …) keeps loads that started before it from inserting.
@@ -130,6 +137,28 @@ where
                 Ok(value)
             })
             .await
+    }
+
+    /// Starts a fill that runs outside [`fill`](Self::fill) (a body streamed from the origin,
+    /// which may turn out too large to cache): take the ticket before the origin is read, and
+    /// [`complete`](Self::complete) it after.
+    pub fn ticket(&self, key: &K) -> Ticket {
+        let stripe = self.stripe(key);
+        Ticket { stripe, generation: self.generation(stripe) }
+    }
+
+    /// Caches `value` (if any) and runs `also` under the key's lock, unless a write or an
+    /// invalidation happened since `ticket` was taken; returns whether it did.
+    pub fn complete(&self, ticket: Ticket, key: K, value: Option<V>, also: impl FnOnce()) -> bool {
+        let _guard = self.locks[ticket.stripe].lock();
+        if self.generation(ticket.stripe) != ticket.generation {
+            return false;
+        }
+        if let Some(value) = value {
+            self.cache.insert(key, value);
+        }
+        also();
+        true
     }
 
     /// Caches a value a write returned.

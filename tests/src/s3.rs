@@ -8,13 +8,15 @@
 //! So objects are stored under the SHA-256 of their key, and [`KeyedFs`] keeps the bucket's keys
 //! in order to answer ListObjectsV2; everything else is s3s-fs's own handling.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use parking_lot::Mutex;
 use s3s::dto::{
-    CreateBucketInput, CreateBucketOutput, DeleteObjectInput, DeleteObjectOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput, PutObjectOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
+    CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
+    GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, MultipartUpload, Object, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Request, S3Response, S3Result};
 use sha2::{Digest, Sha256};
@@ -31,6 +33,9 @@ struct KeyedFs {
     fs: s3s_fs::FileSystem,
     /// `(bucket, key)` of every object.
     keys: Mutex<BTreeSet<(String, String)>>,
+    /// Multipart uploads begun and neither completed nor aborted: upload id → `(bucket, key)`.
+    /// s3s-fs does not list them; this answers ListMultipartUploads.
+    uploads: Mutex<BTreeMap<String, (String, String)>>,
 }
 
 fn stored(key: &str) -> String {
@@ -87,6 +92,76 @@ impl S3 for KeyedFs {
             .await?;
         self.keys.lock().remove(&entry);
         Ok(out)
+    }
+
+    async fn create_multipart_upload(&self, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let entry = (req.input.bucket.clone(), req.input.key.clone());
+        let mut out = self
+            .fs
+            .create_multipart_upload(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await?;
+        if let Some(id) = &out.output.upload_id {
+            self.uploads.lock().insert(id.clone(), entry.clone());
+        }
+        out.output.key = Some(entry.1);
+        Ok(out)
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        self.fs
+            .upload_part(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await
+    }
+
+    async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let entry = (req.input.bucket.clone(), req.input.key.clone());
+        let id = req.input.upload_id.clone();
+        let out = self
+            .fs
+            .complete_multipart_upload(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await?;
+        self.uploads.lock().remove(&id);
+        self.keys.lock().insert(entry);
+        Ok(out)
+    }
+
+    async fn abort_multipart_upload(&self, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let id = req.input.upload_id.clone();
+        let out = self
+            .fs
+            .abort_multipart_upload(req.map_input(|mut i| {
+                i.key = stored(&i.key);
+                i
+            }))
+            .await?;
+        self.uploads.lock().remove(&id);
+        Ok(out)
+    }
+
+    async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let bucket = req.input.bucket.clone();
+        let uploads: Vec<MultipartUpload> = self
+            .uploads
+            .lock()
+            .iter()
+            .filter(|(_, (b, _))| *b == bucket)
+            .map(|(id, (_, key))| MultipartUpload { key: Some(key.clone()), upload_id: Some(id.clone()), ..Default::default() })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(bucket),
+            uploads: Some(uploads),
+            is_truncated: Some(false),
+            ..Default::default()
+        }))
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
@@ -150,7 +225,8 @@ impl S3Server {
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the directory");
         let (access_key, secret_key) = ("storehost-test-key".to_string(), format!("secret-{}", std::process::id()));
-        let mut builder = s3s::service::S3ServiceBuilder::new(KeyedFs { fs, keys: Mutex::new(BTreeSet::new()) });
+        let mut builder =
+            s3s::service::S3ServiceBuilder::new(KeyedFs { fs, keys: Mutex::new(BTreeSet::new()), uploads: Mutex::new(BTreeMap::new()) });
         builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
         let service = builder.build();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");

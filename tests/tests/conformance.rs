@@ -108,6 +108,14 @@ fn python() -> TargetFuture {
     example_target(spec)
 }
 
+/// The Python example as it was written against the 0.1.0 contract (no streaming calls): the
+/// host streams for it over its whole-body calls.
+fn python_0_1_0() -> TargetFuture {
+    let mut spec = PluginSpec::new("python-0-1-0", "python-origin-0.1.0.wasm", example("python-origin-0.1.0.wasm"));
+    spec.settings.instances = 1;
+    example_target(spec)
+}
+
 const TARGETS: &[Target] = &[
     Target { name: "memory", interfaces: EVERY_DOMAIN, make: memory },
     Target { name: "fs", interfaces: EVERY_DOMAIN, make: fs },
@@ -117,6 +125,7 @@ const TARGETS: &[Target] = &[
     Target { name: "rust_origin", interfaces: &[Interface::Artifacts], make: rust_origin },
     Target { name: "javascript", interfaces: BLOBS, make: javascript },
     Target { name: "python", interfaces: BLOBS, make: python },
+    Target { name: "python_0_1_0", interfaces: BLOBS, make: python_0_1_0 },
 ];
 
 /// Runs `case` on a fresh target: it must pass (a skip here means the target does not export

@@ -75,7 +75,8 @@ pub struct ServerConfig {
     /// loopback address.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
-    /// Largest request body (default 64MiB); larger uploads get 413.
+    /// Replaced by a limit per domain (`[domains.NAME] max_body`); refused with a message saying
+    /// so.
     pub max_body: Option<Size>,
     /// Deadline of one request, origin calls included (default 30s); past it, 504.
     pub request_timeout: Option<Dur>,
@@ -134,6 +135,9 @@ pub struct CacheSection {
 /// `[cache.memory]`: the memory tier's budget, shared by the domains.
 pub struct MemorySection {
     pub max_bytes: Option<Size>,
+    /// Artifact bodies larger than this go through without entering the memory tier (default
+    /// 8MiB).
+    pub max_body: Option<Size>,
     pub max_entries: Option<u64>,
     pub ttl: Option<Dur>,
 }
@@ -272,6 +276,9 @@ pub struct DomainConfig {
     pub disk: Option<bool>,
     /// Whether to cache this domain at all (default true).
     pub cache: Option<bool>,
+    /// Largest request body of the domain (default: 5TiB for artifact and runner bodies, which
+    /// stream, 16MiB for the JSON domains); larger ones get 413.
+    pub max_body: Option<Size>,
 }
 
 /// A manifest that could not be loaded: the file, the key, and what was expected.
@@ -327,6 +334,12 @@ impl Manifest {
 
     /// Checks what serde cannot: references between tables.
     fn validate(&self) -> Result<(), ManifestError> {
+        if self.server.max_body.is_some() {
+            return Err(self.key_error(
+                "server.max_body",
+                "replaced by a limit per domain: set `max_body` in [domains.NAME] (e.g. artifact = { origin = \"fs\", max_body = \"10GiB\" })",
+            ));
+        }
         for (name, domain) in self.domains.iter() {
             let mut refs = vec![("origin", &domain.origin)];
             if let Some(artifacts) = &domain.artifacts {

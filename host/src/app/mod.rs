@@ -259,6 +259,7 @@ pub fn cache_config(manifest: &Manifest, domain: Domain) -> Option<CacheConfig> 
         ttl: config.ttl.or(memory.and_then(|m| m.ttl)).map_or(defaults.ttl, |t| t.0),
         max_bytes: config.max_bytes.map(|s| s.0).or(total.map(|t| (t as f64 * memory_share(domain)) as u64)).unwrap_or(defaults.max_bytes),
         max_entries: memory.and_then(|m| m.max_entries),
+        memory_max_body: memory.and_then(|m| m.max_body).map_or(defaults.memory_max_body, |s| s.0),
         ..defaults
     };
     // The disk tier holds artifact blobs, unless the domain turns it off.

@@ -71,6 +71,12 @@ impl Ctx {
         self.written.as_ref().map(|s| s.load(Ordering::Acquire)).filter(|seq| *seq > 0)
     }
 
+    /// The same context without its deadline: for the chunks of a stream, which may run far
+    /// longer than one request's timeout while each chunk stays bounded by its own call's.
+    pub fn without_deadline(&self) -> Self {
+        Self { deadline: None, ..self.clone() }
+    }
+
     pub fn get_deadline(&self) -> Option<Instant> {
         self.deadline
     }

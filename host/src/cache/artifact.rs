@@ -4,6 +4,10 @@
 //! `put`, which caches the new blob and invalidates the list pages whose prefix the key falls
 //! under and the key's URLs; `delete` invalidates all three. A URL is cached for half its
 //! lifetime (at most the TTL), so a cached URL is never one about to expire.
+//!
+//! Streamed reads and writes (`open_read`, `open_write`) keep bodies up to `memory_max_body` in
+//! the memory tier as `get` and `put` do; larger ones go through it untouched, and the disk
+//! tier keeps them as files, serving ranges from them (see [`super::stream`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +17,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storehost_primitives::DiskStore;
 
+use super::stream::{self, CachingSink, OnWritten};
 use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
-use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Ctx, Result, Served};
+use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Ctx, Result, Served, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ListKey {
@@ -25,11 +30,12 @@ struct ListKey {
 
 pub struct CachedArtifactStore {
     origin: Arc<dyn ArtifactStore>,
-    blobs: ReadThrough<String, Artifact>,
+    blobs: Arc<ReadThrough<String, Artifact>>,
     lists: ReadThrough<ListKey, ArtifactPage>,
     urls: ReadThrough<(String, u32), Option<String>>,
-    disk: Option<DiskStore>,
+    disk: Option<Arc<DiskStore>>,
     ttl: Duration,
+    memory_max_body: u64,
 }
 
 fn meta_weight(m: &ArtifactMeta) -> usize {
@@ -38,10 +44,7 @@ fn meta_weight(m: &ArtifactMeta) -> usize {
 
 /// Disk tier record: `[u32 LE metadata length][metadata JSON][body]`.
 fn encode(a: &Artifact) -> Vec<u8> {
-    let meta = serde_json::to_vec(&a.meta).expect("metadata serialises");
-    let mut out = Vec::with_capacity(4 + meta.len() + a.body.len());
-    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-    out.extend_from_slice(&meta);
+    let mut out = stream::header(&a.meta);
     out.extend_from_slice(&a.body);
     out
 }
@@ -57,12 +60,12 @@ impl CachedArtifactStore {
     /// Wraps `origin`. Fails only when the disk tier cannot be opened.
     pub fn new(origin: Arc<dyn ArtifactStore>, config: CacheConfig) -> anyhow::Result<Self> {
         let disk = match &config.disk {
-            Some(disk) => Some(DiskStore::open(disk.clone())?),
+            Some(disk) => Some(Arc::new(DiskStore::open(disk.clone())?)),
             None => None,
         };
         Ok(Self {
             origin,
-            blobs: ReadThrough::new(&config.tier(0.8), |k: &String, a: &Artifact| weight_str(k) + meta_weight(&a.meta) + a.body.len()),
+            blobs: Arc::new(ReadThrough::new(&config.tier(0.8), |k: &String, a: &Artifact| weight_str(k) + meta_weight(&a.meta) + a.body.len())),
             lists: ReadThrough::new(&config.tier(0.1), |k: &ListKey, p: &ArtifactPage| {
                 weight_str(&k.prefix) + p.items.iter().map(meta_weight).sum::<usize>() + 64
             }),
@@ -71,6 +74,7 @@ impl CachedArtifactStore {
             }),
             disk,
             ttl: config.ttl,
+            memory_max_body: config.memory_max_body,
         })
     }
 
@@ -116,7 +120,7 @@ impl CachedArtifactStore {
 
     /// The disk tier's directory, if there is one.
     pub fn disk_dir(&self) -> Option<&std::path::Path> {
-        self.disk.as_ref().map(DiskStore::dir)
+        self.disk.as_deref().map(DiskStore::dir)
     }
 
     fn disk_get(&self, key: &str) -> Option<Artifact> {
@@ -223,6 +227,90 @@ impl ArtifactStore for CachedArtifactStore {
         }
         result
     }
+
+    /// Memory, then disk, then the origin. A whole small body from the origin fills the tiers
+    /// as `get` does (coalesced); a large whole one is teed into the disk tier; a range of one
+    /// not cached goes straight to the origin.
+    async fn open_read(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
+        let owned = key.to_string();
+        if let Some(artifact) = self.blobs.get(&owned) {
+            return Ok(ArtifactReader::sliced(Artifact { served: Served::Memory, ..artifact }, range));
+        }
+        if let Some(disk) = &self.disk
+            && let Some(entry) = stream::open_entry(disk, key)
+        {
+            if entry.meta.size <= self.memory_max_body {
+                return Ok(ArtifactReader::sliced(self.get(ctx, key).await?, range));
+            }
+            return Ok(stream::read_entry(disk.clone(), entry, range));
+        }
+        if !range.is_all() {
+            return self.origin.open_read(ctx, key, range).await;
+        }
+        // The whole body: gathered into the memory tier when small, in one coalesced load.
+        let large = parking_lot::Mutex::new(None);
+        let ticket = self.blobs.ticket(&owned);
+        let load = async {
+            let reader = self.origin.open_read(ctx, key, range).await?;
+            if reader.meta.size <= self.memory_max_body {
+                return stream::gather(reader).await;
+            }
+            *large.lock() = Some(reader);
+            Err(StoreError::Unavailable(LARGE.into()))
+        };
+        let filled = self.blobs.fill(&owned, None, load, |artifact| self.disk_put(artifact)).await;
+        let reader = match filled {
+            Ok(artifact) => return Ok(ArtifactReader::sliced(artifact, range)),
+            Err(_) if large.lock().is_some() => large.into_inner().expect("checked"),
+            // A coalesced caller of a load that found the body large: read it itself.
+            Err(StoreError::Unavailable(why)) if why == LARGE => self.origin.open_read(ctx, key, range).await?,
+            Err(e) => return Err(e),
+        };
+        Ok(match &self.disk {
+            Some(disk) => stream::tee_to_disk(disk, self.blobs.clone(), ticket, reader),
+            None => reader,
+        })
+    }
+
+    async fn open_write(self: Arc<Self>, ctx: &Ctx, key: &str, content_type: Option<String>, size_hint: Option<u64>) -> Result<ArtifactSink> {
+        let inner = self.origin.clone().open_write(ctx, key, content_type, size_hint).await?;
+        let small = size_hint.is_none_or(|size| size <= self.memory_max_body).then(bytes::BytesMut::new);
+        let max = self.memory_max_body;
+        Ok(Box::new(CachingSink { inner, cache: self, key: key.to_string(), small, max }))
+    }
+
+    fn streams(&self) -> bool {
+        self.origin.streams()
+    }
+
+    fn max_key_bytes(&self) -> usize {
+        self.origin.max_key_bytes()
+    }
+}
+
+/// What a load that found a large body reports to the callers coalesced with it (which then
+/// read the origin themselves).
+const LARGE: &str = "the body is too large for the memory tier";
+
+impl OnWritten for CachedArtifactStore {
+    /// As `put`: a small body is cached, a large one only invalidates what was cached.
+    fn written(&self, key: &str, result: &Result<ArtifactMeta>, body: Option<Bytes>) {
+        match written(result) {
+            Written::Done(meta) => {
+                match body.filter(|b| b.len() as u64 == meta.size) {
+                    Some(body) => {
+                        let artifact = Artifact::new(meta.clone(), body);
+                        self.blobs.store_then(key.to_string(), artifact.clone(), || self.disk_put(&artifact));
+                    }
+                    None => self.invalidate_key(key),
+                }
+                self.invalidate_lists_for(key);
+                self.invalidate_urls(key);
+            }
+            Written::Stale => self.forget(key),
+            Written::Refused => {}
+        }
+    }
 }
 
 impl CacheMetrics for CachedArtifactStore {
@@ -231,7 +319,7 @@ impl CacheMetrics for CachedArtifactStore {
     }
 
     fn disk(&self) -> Option<storehost_primitives::DiskStats> {
-        self.disk.as_ref().map(DiskStore::stats)
+        self.disk.as_deref().map(DiskStore::stats)
     }
 
     /// Flushes the disk tier's index.

@@ -12,6 +12,7 @@
 pub mod artifact;
 mod invalidation;
 pub mod project;
+mod stream;
 pub mod ui;
 pub mod workspace;
 
@@ -40,17 +41,35 @@ pub struct CacheConfig {
     pub max_entries: Option<u64>,
     /// The disk tier (artifact blobs only).
     pub disk: Option<DiskStoreConfig>,
+    /// Bodies larger than this go through without entering the memory tier (artifact blobs
+    /// only); the disk tier, if any, keeps them as files.
+    pub memory_max_body: u64,
     /// The clock TTLs are measured with (the system clock by default).
     pub clock: Option<SharedClock>,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(600), max_bytes: 64 << 20, max_entries: None, disk: None, clock: None }
+        Self {
+            ttl: Duration::from_secs(600),
+            max_bytes: 64 << 20,
+            max_entries: None,
+            disk: None,
+            memory_max_body: Self::DEFAULT_MEMORY_MAX_BODY,
+            clock: None,
+        }
     }
 }
 
 impl CacheConfig {
+    /// The default largest body the memory tier keeps.
+    pub const DEFAULT_MEMORY_MAX_BODY: u64 = 8 << 20;
+
+    pub fn memory_max_body(mut self, max: u64) -> Self {
+        self.memory_max_body = max;
+        self
+    }
+
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self

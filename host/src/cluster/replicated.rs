@@ -13,8 +13,9 @@ use super::node::{Node, NodeInner};
 use crate::base::{Ctx, Result, StoreError};
 use crate::cache::{Invalidation, Written, written};
 use crate::domain::{
-    Artifact, ArtifactMeta, ArtifactPage, ArtifactStore, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore,
-    Tab, TabInput, UiDocument, UiOp, UiStore, Workspace, WorkspaceInput, WorkspaceStore,
+    Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, Project, ProjectArtifact,
+    ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Tab, TabInput, UiDocument, UiOp, UiStore, Workspace, WorkspaceInput,
+    WorkspaceStore,
 };
 
 /// A domain store in a cluster: `front` is the cache (or the origin, where the domain is not
@@ -90,6 +91,44 @@ impl ArtifactStore for Replicated<dyn ArtifactStore> {
     async fn delete(&self, ctx: &Ctx, key: &str) -> Result<()> {
         let result = self.front.delete(ctx, key).await;
         self.publish(ctx, result, || artifact(key)).await
+    }
+
+    async fn open_read(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
+        self.reader(ctx).await.open_read(ctx, key, range).await
+    }
+
+    /// The write publishes its invalidation when the sink finishes.
+    async fn open_write(self: Arc<Self>, ctx: &Ctx, key: &str, content_type: Option<String>, size_hint: Option<u64>) -> Result<ArtifactSink> {
+        let inner = self.front.clone().open_write(ctx, key, content_type, size_hint).await?;
+        Ok(Box::new(PublishingSink { inner, store: self, key: key.to_string() }))
+    }
+
+    fn streams(&self) -> bool {
+        self.front.streams()
+    }
+
+    fn max_key_bytes(&self) -> usize {
+        self.front.max_key_bytes()
+    }
+}
+
+/// A streamed write that publishes its invalidation once it finishes.
+struct PublishingSink {
+    inner: ArtifactSink,
+    store: Arc<Replicated<dyn ArtifactStore>>,
+    key: String,
+}
+
+#[async_trait]
+impl BodySink<ArtifactMeta> for PublishingSink {
+    async fn write(&mut self, ctx: &Ctx, chunk: Bytes) -> Result<()> {
+        self.inner.write(ctx, chunk).await
+    }
+
+    async fn finish(self: Box<Self>, ctx: &Ctx) -> Result<ArtifactMeta> {
+        let PublishingSink { inner, store, key } = *self;
+        let result = inner.finish(ctx).await;
+        store.publish(ctx, result, || artifact(&key)).await
     }
 }
 

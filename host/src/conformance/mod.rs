@@ -10,6 +10,7 @@ mod artifacts;
 mod project_artifacts;
 mod projects;
 mod runner;
+mod stream;
 mod ui;
 mod workspaces;
 

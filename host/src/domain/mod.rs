@@ -3,6 +3,7 @@
 //! caches all implement these traits, and every method takes the caller's [`Ctx`].
 
 pub mod artifact;
+pub mod body;
 mod operation;
 pub mod project;
 pub mod runner;
@@ -11,11 +12,12 @@ pub mod ui;
 mod validate;
 pub mod workspace;
 
-pub use artifact::{Artifact, ArtifactMeta, ArtifactOperation, ArtifactPage, ArtifactStore, Served};
+pub use artifact::{Artifact, ArtifactMeta, ArtifactOperation, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, Served};
+pub use body::{BodySink, BodyStream, ByteRange};
 pub use operation::Operation;
 pub(crate) use operation::operations;
 pub use project::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation, ProjectPage, ProjectStore};
-pub use runner::{RunnerOperation, RunnerStore};
+pub use runner::{RunnerOperation, RunnerReader, RunnerSink, RunnerStore};
 pub use stores::Stores;
 pub use ui::{UiDocument, UiNode, UiOp, UiOperation, UiStore};
 pub use validate::{validate_id, validate_key, validate_run};

@@ -4,6 +4,9 @@
 
 use crate::base::{Result, StoreError};
 
+/// The longest artifact key and runner file name, in bytes.
+pub const MAX_KEY_BYTES: usize = storehost_plugin_rules::MAX_KEY;
+
 /// Artifact keys and runner file names: 1–1024 bytes, `/`-separated, no empty, `.` or `..`
 /// segment, no NUL, no leading `/`.
 ///

@@ -1,19 +1,19 @@
 //! `/v1/artifacts`, `/v1/artifact-urls` and the host-signed `/v1/signed` URLs.
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::body::{self, RangeSpec};
 use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
 use super::{ApiError, ApiResult, Shared, encode_path};
-use crate::base::{Ctx, Domain};
-use crate::domain::{Artifact, ArtifactMeta, ArtifactStore, Served, validate_key};
+use crate::base::{Ctx, Domain, StoreError};
+use crate::domain::{ArtifactMeta, ArtifactReader, ArtifactStore, ByteRange, Served, validate_key};
 
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
@@ -54,16 +54,35 @@ fn not_modified(request: &HeaderMap, meta: &ArtifactMeta) -> bool {
     value.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == tag)
 }
 
-/// The artifact's bytes as the response body: the cached `Bytes`, shared, not copied. With a
-/// cache in front of the origin, `X-Cache` says whether memory answered.
-fn body_response(state: &Shared, artifact: Artifact, request: &HeaderMap) -> Response {
-    let cache = state.app.caches.is_cached(Domain::Artifact).then_some(if artifact.served == Served::Memory { "hit" } else { "miss" });
-    let mut headers = meta_headers(&artifact.meta, cache);
-    if not_modified(request, &artifact.meta) {
-        headers.remove(header::CONTENT_LENGTH);
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+/// Whether a request's `If-Range` (if any) names this body's ETag. A date there never holds:
+/// artifacts are compared by content.
+fn if_range_holds(request: &HeaderMap, meta: &ArtifactMeta) -> bool {
+    request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|value| value.trim() == etag(meta))
+}
+
+/// `X-Cache`, with a cache in front of the origin: whether memory answered.
+fn cache_header(state: &Shared, served: Served) -> Option<&'static str> {
+    state.app.caches.is_cached(Domain::Artifact).then_some(if served == Served::Memory { "hit" } else { "miss" })
+}
+
+/// Reads what a `GET` asks for: the whole artifact, or the range of its `Range` header. A
+/// suffix range needs the size first; if the artifact changed between that `head` and the
+/// read, the range is worked out again on the new size.
+async fn read_requested(artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &str, spec: Option<RangeSpec>) -> ApiResult<ArtifactReader> {
+    let Some(spec) = spec else { return Ok(artifacts.open_read(ctx, key, ByteRange::ALL).await?) };
+    if let Some(range) = spec.byte_range() {
+        return Ok(artifacts.open_read(ctx, key, range).await?);
     }
-    (headers, Body::from(artifact.body)).into_response()
+    let mut size = artifacts.head(ctx, key).await?.size;
+    for _ in 0..2 {
+        let range = spec.resolve(size).map_or(ByteRange::new(size, Some(0)), |r| ByteRange::new(r.start, Some(r.end - r.start)));
+        let reader = artifacts.open_read(ctx, key, range).await?;
+        if reader.meta.size == size {
+            return Ok(reader);
+        }
+        size = reader.meta.size;
+    }
+    Err(ApiError::from(StoreError::Unavailable(format!("{key:?} kept changing while it was read"))))
 }
 
 async fn get_artifact(
@@ -74,29 +93,67 @@ async fn get_artifact(
     _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let artifact = artifacts.get(&ctx, key_of(&key)?).await?;
-    Ok(body_response(&state, artifact, &headers))
+    serve(&state, artifacts.as_ref(), &ctx, key_of(&key)?, &headers).await
 }
 
-async fn head_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
-    let meta = artifacts.head(&ctx, key_of(&key)?).await?;
-    Ok((meta_headers(&meta, None), Body::empty()).into_response())
+/// The answer to a `GET` of an artifact: 200 with the body, 206 with the range asked for, 304
+/// when the client has it, 416 for a range outside it. The body streams to the client.
+async fn serve(state: &Shared, artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let mut spec = body::requested(headers);
+    let mut reader = read_requested(artifacts, ctx, key, spec).await?;
+    // `If-Range`: the range only if the body is still the one the client has part of.
+    if spec.is_some() && !if_range_holds(headers, &reader.meta) {
+        spec = None;
+        reader = artifacts.open_read(ctx, key, ByteRange::ALL).await?;
+    }
+    let mut out = meta_headers(&reader.meta, cache_header(state, reader.served));
+    body::accept_ranges(&mut out);
+    if not_modified(headers, &reader.meta) {
+        out.remove(header::CONTENT_LENGTH);
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    let Some(spec) = spec else { return Ok((out, Body::from_stream(reader.body)).into_response()) };
+    let size = reader.meta.size;
+    let Some(range) = spec.resolve(size) else { return Err(body::unsatisfiable(size)) };
+    debug_assert_eq!(range, reader.range);
+    let status = body::partial(&mut out, &range, size);
+    Ok((status, out, Body::from_stream(reader.body)).into_response())
 }
 
-async fn put_artifact(
+async fn head_artifact(
     Store(artifacts): Store<dyn ArtifactStore>,
     ctx: Ctx,
     ApiPath(key): ApiPath<String>,
     _: NoQuery,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let meta = artifacts.head(&ctx, key_of(&key)?).await?;
+    let mut out = meta_headers(&meta, None);
+    body::accept_ranges(&mut out);
+    if let Some(spec) = body::requested(&headers) {
+        let Some(range) = spec.resolve(meta.size) else { return Err(body::unsatisfiable(meta.size)) };
+        let status = body::partial(&mut out, &range, meta.size);
+        return Ok((status, out, Body::empty()).into_response());
+    }
+    Ok((out, Body::empty()).into_response())
+}
+
+/// Streams the body into the store: nothing is written until the whole body has arrived, and
+/// an upload cut short (a disconnect, a limit, a shutdown) leaves nothing.
+async fn put_artifact(
+    State(state): State<Shared>,
+    Store(artifacts): Store<dyn ArtifactStore>,
+    ctx: Ctx,
+    ApiPath(key): ApiPath<String>,
+    _: NoQuery,
+    headers: HeaderMap,
+    request: Body,
 ) -> ApiResult<Json<ArtifactMeta>> {
     let key = key_of(&key)?;
-    // The whole body is in hand before the origin sees anything: an upload cut short (a
-    // disconnect, a shutdown) writes nothing.
-    let body = body?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
-    Ok(Json(artifacts.put(&ctx, key, body, content_type).await?))
+    let sink = artifacts.open_write(&ctx, key, content_type, body::declared_length(&headers)).await?;
+    let limit = state.limits.max_body(Some(Domain::Artifact));
+    Ok(Json(body::upload(&ctx, request, sink, limit, state.limits.request_timeout).await?))
 }
 
 async fn delete_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>, _: NoQuery) -> ApiResult<StatusCode> {
@@ -178,6 +235,5 @@ async fn signed(
         .signer
         .verify(key, q.expires, &q.sig, now_secs())
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("signed URL refused: {why}")))?;
-    let artifact = artifacts.get(&ctx, key).await?;
-    Ok(body_response(&state, artifact, &headers))
+    serve(&state, artifacts.as_ref(), &ctx, key, &headers).await
 }

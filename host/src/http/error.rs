@@ -1,7 +1,7 @@
 //! API errors as JSON: `{ "error": { "kind": "...", "message": "..." } }`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -12,11 +12,18 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// A header the answer carries besides the JSON (`Content-Range` of a 416).
+    pub header: Option<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into() }
+        Self { status, kind, message: message.into(), header: None }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.header = Some((name, value));
+        self
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -38,14 +45,14 @@ impl From<StoreError> for ApiError {
             StoreError::PluginTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             StoreError::Internal(_) | StoreError::PluginTrapped { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self { status, kind: e.kind().name(), message: e.message() }
+        Self::new(status, e.kind().name(), e.message())
     }
 }
 
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(e: axum::extract::rejection::BytesRejection) -> Self {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is over the server's max_body")
+            Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is over this domain's max_body")
         } else {
             Self::new(e.status(), "invalid", e.body_text())
         }
@@ -55,7 +62,7 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is over the server's max_body")
+            Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is over this domain's max_body")
         } else {
             Self::invalid(e.body_text())
         }
@@ -76,7 +83,11 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": { "kind": self.kind, "message": self.message } }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": { "kind": self.kind, "message": self.message } }))).into_response();
+        if let Some((name, value)) = self.header {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }
 

@@ -14,11 +14,12 @@ use super::{ApiError, Shared};
 /// Refuses what can be refused from the request line and headers alone.
 pub(crate) async fn check_request(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > state.limits.max_body as u64) {
+    let limit = state.limits.max_body(super::domain_of(request.uri().path()));
+    if let Some(declared) = declared.filter(|len| *len > limit) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
-            format!("the request body ({} bytes) is over the server's max_body ({} bytes)", declared.unwrap_or(0), state.limits.max_body),
+            format!("the request body ({declared} bytes) is over this domain's max_body ({limit} bytes)"),
         )
         .into_response();
     }

@@ -5,6 +5,7 @@
 mod admin;
 mod artifacts;
 mod auth;
+mod body;
 mod connection;
 mod error;
 mod extract;
@@ -31,14 +32,63 @@ pub use error::{ApiError, ApiResult};
 
 use crate::app::App;
 use crate::app::manifest::TokenConfig;
-use crate::base::Ctx;
+use crate::base::{Ctx, Domain};
+use crate::domain::body::WHOLE_BODY_LIMIT;
 use signing::UrlSigner;
 
 /// Limits of the HTTP layer.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    pub max_body: usize,
+    /// Largest request body of each domain (indexed by [`Domain::index`]), for requests to no
+    /// domain the JSON default.
+    max_body: [u64; Domain::ALL.len()],
     pub request_timeout: Duration,
+}
+
+impl Limits {
+    /// Default largest body of the artifact and runner domains, whose bodies stream (S3's
+    /// largest object).
+    pub const DEFAULT_STREAMED_MAX_BODY: u64 = 5 << 40;
+    /// Default largest body of the JSON domains.
+    pub const DEFAULT_JSON_MAX_BODY: u64 = 16 << 20;
+
+    /// The largest body a request to `domain` may carry (`None`: no domain, the JSON default).
+    pub fn max_body(&self, domain: Option<Domain>) -> u64 {
+        domain.map_or(Self::DEFAULT_JSON_MAX_BODY, |d| self.max_body[d as usize])
+    }
+
+    fn new(app: &App) -> Self {
+        let server = &app.manifest.server;
+        let max_body = Domain::ALL.map(|domain| {
+            let configured = app.manifest.domains.get(domain).and_then(|d| d.max_body).map(|s| s.0);
+            let streams = match domain {
+                Domain::Artifact => app.stores.artifact.as_ref().map(|s| s.streams()),
+                Domain::Runner => app.stores.runner.as_ref().map(|s| s.streams()),
+                _ => None,
+            };
+            match streams {
+                Some(true) => configured.unwrap_or(Self::DEFAULT_STREAMED_MAX_BODY),
+                // A store that takes bodies whole cannot take more than that.
+                Some(false) => configured.unwrap_or(u64::MAX).min(WHOLE_BODY_LIMIT),
+                None => configured.unwrap_or(Self::DEFAULT_JSON_MAX_BODY),
+            }
+        });
+        Self { max_body, request_timeout: server.request_timeout.map_or(Duration::from_secs(30), |d| d.0) }
+    }
+}
+
+/// The domain a request path is about.
+fn domain_of(path: &str) -> Option<Domain> {
+    let rest = path.strip_prefix("/v1/")?;
+    let first = rest.split('/').next()?;
+    Some(match first {
+        "artifacts" | "artifact-urls" | "signed" => Domain::Artifact,
+        "projects" => Domain::Project,
+        "ui" => Domain::Ui,
+        "workspaces" => Domain::Workspace,
+        "runs" => Domain::Runner,
+        _ => return None,
+    })
 }
 
 /// What every handler shares.
@@ -58,10 +108,7 @@ impl ServerState {
             Some(secret) => UrlSigner::new(secret.as_bytes()),
             None => UrlSigner::random(),
         };
-        let limits = Limits {
-            max_body: server.max_body.map_or(64 << 20, |s| s.0 as usize),
-            request_timeout: server.request_timeout.map_or(Duration::from_secs(30), |d| d.0),
-        };
+        let limits = Limits::new(&app);
         let tokens = server.tokens.clone();
         Self { app, signer, limits, tokens }
     }
@@ -74,12 +121,14 @@ impl ServerState {
 
 /// The router over a state.
 pub fn router(state: Shared) -> Router {
+    let limit = |domain| DefaultBodyLimit::max(usize::try_from(state.limits.max_body(Some(domain))).unwrap_or(usize::MAX));
     let api = Router::new()
-        .merge(artifacts::routes())
-        .merge(projects::routes())
-        .merge(ui::routes())
-        .merge(workspaces::routes())
-        .merge(runs::routes())
+        // Byte bodies stream under their own limit (`body::upload`).
+        .merge(artifacts::routes().layer(DefaultBodyLimit::disable()))
+        .merge(projects::routes().layer(limit(Domain::Project)))
+        .merge(ui::routes().layer(limit(Domain::Ui)))
+        .merge(workspaces::routes().layer(limit(Domain::Workspace)))
+        .merge(runs::routes().layer(DefaultBodyLimit::disable()))
         .merge(admin::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_scope));
     Router::new()
@@ -88,7 +137,7 @@ pub fn router(state: Shared) -> Router {
         .merge(artifacts::public_routes())
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(DefaultBodyLimit::max(state.limits.max_body))
+        .layer(DefaultBodyLimit::max(Limits::DEFAULT_JSON_MAX_BODY as usize))
         .layer(middleware::from_fn(log_seq::log_positions))
         .layer(middleware::from_fn_with_state(state.clone(), guard::check_request))
         .layer(middleware::from_fn(guard::json_errors))

@@ -6,9 +6,10 @@ use bytes::Bytes;
 use super::OriginMeter;
 use crate::base::{Ctx, Result};
 use crate::domain::{
-    Artifact, ArtifactMeta, ArtifactOperation as A, ArtifactPage, ArtifactStore, Operation, Project, ProjectArtifact, ProjectArtifactStore,
-    ProjectInput, ProjectOperation as P, ProjectPage, ProjectStore, RunnerOperation as R, RunnerStore, Tab, TabInput, UiDocument, UiOp,
-    UiOperation as U, UiStore, Workspace, WorkspaceInput, WorkspaceOperation as W, WorkspaceStore,
+    Artifact, ArtifactMeta, ArtifactOperation as A, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, Operation,
+    Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation as P, ProjectPage, ProjectStore, RunnerOperation as R,
+    RunnerReader, RunnerSink, RunnerStore, Tab, TabInput, UiDocument, UiOp, UiOperation as U, UiStore, Workspace, WorkspaceInput,
+    WorkspaceOperation as W, WorkspaceStore,
 };
 
 /// A domain store whose every call is counted by a meter of the domain's operations. It
@@ -53,6 +54,42 @@ impl<S: ArtifactStore + ?Sized> ArtifactStore for Metered<S, A> {
 
     async fn delete(&self, ctx: &Ctx, key: &str) -> Result<()> {
         self.meter.call(A::Delete, self.inner.delete(ctx, key)).await
+    }
+
+    async fn open_read(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
+        self.meter.call(A::OpenRead, self.inner.open_read(ctx, key, range)).await
+    }
+
+    async fn open_write(self: Arc<Self>, ctx: &Ctx, key: &str, content_type: Option<String>, size_hint: Option<u64>) -> Result<ArtifactSink> {
+        let inner = self.meter.call(A::OpenWrite, self.inner.clone().open_write(ctx, key, content_type, size_hint)).await?;
+        Ok(Box::new(MeteredSink { inner, meter: self.meter.clone(), operation: A::FinishWrite }))
+    }
+
+    fn streams(&self) -> bool {
+        self.inner.streams()
+    }
+
+    fn max_key_bytes(&self) -> usize {
+        self.inner.max_key_bytes()
+    }
+}
+
+/// A streamed write whose `finish` is metered (its opening is metered by the store).
+struct MeteredSink<Done, O: Operation> {
+    inner: Box<dyn BodySink<Done>>,
+    meter: Arc<OriginMeter<O>>,
+    operation: O,
+}
+
+#[async_trait]
+impl<Done: Send + 'static, O: Operation> BodySink<Done> for MeteredSink<Done, O> {
+    async fn write(&mut self, ctx: &Ctx, chunk: Bytes) -> Result<()> {
+        self.inner.write(ctx, chunk).await
+    }
+
+    async fn finish(self: Box<Self>, ctx: &Ctx) -> Result<Done> {
+        let MeteredSink { inner, meter, operation } = *self;
+        meter.call(operation, inner.finish(ctx)).await
     }
 }
 
@@ -144,5 +181,18 @@ impl<S: RunnerStore + ?Sized> RunnerStore for Metered<S, R> {
 
     async fn list(&self, ctx: &Ctx, run: &str, prefix: &str) -> Result<Vec<String>> {
         self.meter.call(R::List, self.inner.list(ctx, run, prefix)).await
+    }
+
+    async fn open_read(&self, ctx: &Ctx, run: &str, name: &str, range: ByteRange) -> Result<RunnerReader> {
+        self.meter.call(R::OpenRead, self.inner.open_read(ctx, run, name, range)).await
+    }
+
+    async fn open_write(self: Arc<Self>, ctx: &Ctx, run: &str, name: &str, size_hint: Option<u64>) -> Result<RunnerSink> {
+        let inner = self.meter.call(R::OpenWrite, self.inner.clone().open_write(ctx, run, name, size_hint)).await?;
+        Ok(Box::new(MeteredSink { inner, meter: self.meter.clone(), operation: R::FinishWrite }))
+    }
+
+    fn streams(&self) -> bool {
+        self.inner.streams()
     }
 }

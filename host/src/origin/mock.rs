@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::require_export;
+use super::{for_each_version, plugin_call, require_export};
 use crate::base::{Ctx, Result, StoreError};
-use crate::runtime::bindings::WitStoreError;
-use crate::runtime::bindings::origin::mock_control as wit;
-use crate::runtime::{CallFuture, Interface, Plugin};
+use crate::runtime::{Interface, Plugin};
 
 /// A scripted fault.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,29 +43,27 @@ impl FaultRule {
     }
 }
 
-fn to_wit_error(e: StoreError) -> WitStoreError {
-    match e {
-        StoreError::NotFound(m) => WitStoreError::NotFound(m),
-        StoreError::Conflict(m) => WitStoreError::Conflict(m),
-        StoreError::Invalid(m) => WitStoreError::Invalid(m),
-        StoreError::Unavailable(m) => WitStoreError::Unavailable(m),
-        StoreError::Internal(m) => WitStoreError::Internal(m),
-        other => WitStoreError::Internal(other.to_string()),
+for_each_version!(mock_control =>
+    impl From<FaultRule> for wit::FaultRule {
+        fn from(r: FaultRule) -> Self {
+            let fault = match r.fault {
+                Fault::Fail(e) => wit::Fault::Fail(match e {
+                    StoreError::NotFound(m) => wit::StoreError::NotFound(m),
+                    StoreError::Conflict(m) => wit::StoreError::Conflict(m),
+                    StoreError::Invalid(m) => wit::StoreError::Invalid(m),
+                    StoreError::Unavailable(m) => wit::StoreError::Unavailable(m),
+                    StoreError::Internal(m) => wit::StoreError::Internal(m),
+                    other => wit::StoreError::Internal(other.to_string()),
+                }),
+                Fault::Trap => wit::Fault::Trap,
+                Fault::EndlessLoop => wit::Fault::EndlessLoop,
+                Fault::GrowMemory(n) => wit::Fault::GrowMemory(n),
+                Fault::DelayMs(n) => wit::Fault::DelayMs(n),
+            };
+            wit::FaultRule { method: r.method, key: r.key, fault, times: r.times }
+        }
     }
-}
-
-impl From<FaultRule> for wit::FaultRule {
-    fn from(r: FaultRule) -> Self {
-        let fault = match r.fault {
-            Fault::Fail(e) => wit::Fault::Fail(to_wit_error(e)),
-            Fault::Trap => wit::Fault::Trap,
-            Fault::EndlessLoop => wit::Fault::EndlessLoop,
-            Fault::GrowMemory(n) => wit::Fault::GrowMemory(n),
-            Fault::DelayMs(n) => wit::Fault::DelayMs(n),
-        };
-        wit::FaultRule { method: r.method, key: r.key, fault, times: r.times }
-    }
-}
+);
 
 /// Controls a plugin exporting `storehost:origin/mock-control`. Each call reaches one pooled
 /// instance: run the mock with `instances = 1` when a test needs one view of its state.
@@ -78,13 +74,7 @@ pub struct MockControl {
 
 macro_rules! control_call {
     ($self:ident, $method:literal, |$g:ident, $s:ident| $body:expr) => {
-        $self
-            .plugin
-            .call(&Ctx::background(), $method, move |guests, $s| {
-                let $g = guests.mock_control.as_ref()?;
-                Some(Box::pin(async move { $body.await.map(Ok) }) as CallFuture<'_, _>)
-            })
-            .await
+        plugin_call!($self.plugin, &Ctx::background(), $method, mock_control, |$g, $s| async { $body.await.map(Ok::<_, StoreError>) }).await
     };
 }
 
@@ -95,8 +85,7 @@ impl MockControl {
     }
 
     pub async fn add_fault(&self, rule: FaultRule) -> Result<()> {
-        let rule: wit::FaultRule = rule.into();
-        control_call!(self, "mock-control.add-fault", |g, s| g.call_add_fault(s, &rule))
+        control_call!(self, "mock-control.add-fault", |g, s| g.call_add_fault(s, &rule.into()))
     }
 
     pub async fn clear_faults(&self) -> Result<()> {

@@ -18,6 +18,7 @@ mod artifact;
 pub mod mock;
 mod project;
 mod runner;
+mod stream;
 mod ui;
 mod workspace;
 
@@ -49,16 +50,85 @@ macro_rules! mirror {
 }
 use mirror;
 
-/// Calls `$guest.$call(...)` on the plugin and converts the result.
+/// The items given once for each version of the contract's bindings, with `wit` naming the
+/// interface's module in that version (conversions between its types and ours).
+macro_rules! for_each_version {
+    ($interface:ident => $($item:item)*) => {
+        const _: () = {
+            use crate::runtime::bindings::v1::origin::$interface as wit;
+            $($item)*
+        };
+        const _: () = {
+            use crate::runtime::bindings::v2::origin::$interface as wit;
+            $($item)*
+        };
+    };
+}
+use for_each_version;
+
+/// Calls `$guest.$call(...)` on the plugin, in the bindings of the version it speaks, and
+/// converts the result (and the error) into ours. `$body` is written once and compiled for each
+/// version, so arguments convert with `.into()` inside it.
 macro_rules! plugin_call {
     ($plugin:expr, $ctx:expr, $method:literal, $guest:ident, |$g:ident, $store:ident| $body:expr) => {
-        $plugin.call($ctx, $method, move |guests, $store| {
-            let $g = guests.$guest.as_ref()?;
-            Some(Box::pin(async move { $body.await }) as crate::runtime::CallFuture<'_, _>)
+        $plugin.call($ctx, $method, move |guests, $store| match guests {
+            crate::runtime::Guests::V1(guests) => {
+                let $g = guests.$guest.as_ref()?;
+                Some(Box::pin(async move { Ok($body.await?.map(Into::into).map_err(Into::into)) }) as crate::runtime::CallFuture<'_, _>)
+            }
+            crate::runtime::Guests::V2(guests) => {
+                let $g = guests.$guest.as_ref()?;
+                Some(Box::pin(async move { Ok($body.await?.map(Into::into).map_err(Into::into)) }) as crate::runtime::CallFuture<'_, _>)
+            }
         })
     };
 }
 use plugin_call;
+
+/// Opens a stream with a 0.2.0 call that returns a guest resource (with `$body`'s other value
+/// converted into ours); see [`Plugin::open_session`](crate::runtime::Plugin).
+macro_rules! open_session {
+    ($plugin:expr, $ctx:expr, $method:literal, $guest:ident, |$g:ident, $store:ident| $body:expr) => {
+        $plugin.open_session($ctx, $method, move |guests, $store| match guests {
+            crate::runtime::Guests::V1(_) => None,
+            crate::runtime::Guests::V2(guests) => {
+                let $g = guests.$guest.as_ref()?;
+                Some(Box::pin(async move { Ok($body.await?.map_err(Into::into)) }) as crate::runtime::CallFuture<'_, _>)
+            }
+        })
+    };
+}
+use open_session;
+
+/// Calls a method of a session's resource (`$guest.$resource()`'s `call_…`).
+macro_rules! session_call {
+    ($session:expr, $ctx:expr, $method:literal, $guest:ident . $resource:ident, |$g:ident, $store:ident, $res:ident| $body:expr) => {
+        Box::pin($session.call($ctx, $method, move |guests, $store, $res| match guests {
+            crate::runtime::Guests::V1(_) => None,
+            crate::runtime::Guests::V2(guests) => {
+                let $g = guests.$guest.as_ref()?.$resource();
+                Some(Box::pin(async move { Ok($body.await?.map(Into::into).map_err(Into::into)) }) as crate::runtime::CallFuture<'_, _>)
+            }
+        }))
+    };
+}
+use session_call;
+
+/// Refuses a key longer than the plugin can hold, before calling it.
+fn check_key_len(plugin: &Plugin, what: &str, key: &str) -> crate::base::Result<()> {
+    let max = plugin.info().max_key_bytes;
+    if key.len() > max as usize {
+        return Err(crate::base::StoreError::Invalid(format!("{what} is {} bytes; plugin {} holds at most {max}", key.len(), plugin.name())));
+    }
+    Ok(())
+}
+
+/// Whether the host streams bodies through `plugin`: it speaks 0.2.0 and is not stateful (a
+/// stateful plugin has one instance, which a stream would hold from every other call; its
+/// bodies are in its memory anyway).
+fn streams_through(plugin: &Plugin) -> bool {
+    plugin.exports().version().streams() && !plugin.info().stateful
+}
 
 /// Checks that a plugin exports `interface` before an origin is built on it.
 fn require_export(plugin: &Plugin, interface: Interface) -> anyhow::Result<()> {

@@ -1,14 +1,23 @@
 use async_trait::async_trait;
 
-use super::{mirror, plugin_call, require_export};
+use super::{for_each_version, mirror, plugin_call, require_export};
 use crate::base::{Ctx, Result};
 use crate::domain::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore};
-use crate::runtime::bindings::origin::{project_artifacts as wit_meta, projects as wit};
 use crate::runtime::{Interface, Plugin};
 
-mirror!(wit::Project => Project { id, name, state, version, created_at, updated_at });
-mirror!(wit::ProjectInput => ProjectInput { id, name, state });
-mirror!(wit_meta::ProjectArtifact => ProjectArtifact { name, artifact_key, size, kind, created_at });
+for_each_version!(projects =>
+    mirror!(wit::Project => Project { id, name, state, version, created_at, updated_at });
+    mirror!(wit::ProjectInput => ProjectInput { id, name, state });
+
+    impl From<wit::ProjectPage> for ProjectPage {
+        fn from(page: wit::ProjectPage) -> Self {
+            ProjectPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }
+        }
+    }
+);
+for_each_version!(project_artifacts =>
+    mirror!(wit::ProjectArtifact => ProjectArtifact { name, artifact_key, size, kind, created_at });
+);
 
 /// [`ProjectStore`] over a plugin exporting `storehost:origin/projects`.
 #[derive(Clone, Debug)]
@@ -27,19 +36,16 @@ impl PluginProjectStore {
 impl ProjectStore for PluginProjectStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Project> {
         let id = id.to_string();
-        plugin_call!(self.plugin, ctx, "projects.get", projects, |g, s| g.call_get(s, &id)).await.map(Into::into)
+        plugin_call!(self.plugin, ctx, "projects.get", projects, |g, s| g.call_get(s, &id)).await
     }
 
     async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<ProjectPage> {
         let cursor = cursor.map(String::from);
-        let page: wit::ProjectPage =
-            plugin_call!(self.plugin, ctx, "projects.list", projects, |g, s| g.call_list(s, cursor.as_deref(), limit)).await?;
-        Ok(ProjectPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+        plugin_call!(self.plugin, ctx, "projects.list", projects, |g, s| g.call_list(s, cursor.as_deref(), limit)).await
     }
 
     async fn save(&self, ctx: &Ctx, input: ProjectInput, expected_version: Option<u64>) -> Result<Project> {
-        let input: wit::ProjectInput = input.into();
-        plugin_call!(self.plugin, ctx, "projects.save", projects, |g, s| g.call_save(s, &input, expected_version)).await.map(Into::into)
+        plugin_call!(self.plugin, ctx, "projects.save", projects, |g, s| g.call_save(s, &input.into(), expected_version)).await
     }
 
     async fn delete(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>) -> Result<()> {
@@ -64,14 +70,17 @@ impl PluginProjectArtifactStore {
 #[async_trait]
 impl ProjectArtifactStore for PluginProjectArtifactStore {
     async fn add(&self, ctx: &Ctx, project_id: &str, artifact: ProjectArtifact) -> Result<()> {
-        let (project_id, artifact): (String, wit_meta::ProjectArtifact) = (project_id.to_string(), artifact.into());
-        plugin_call!(self.plugin, ctx, "project-artifacts.add", project_artifacts, |g, s| g.call_add(s, &project_id, &artifact)).await
+        let project_id = project_id.to_string();
+        plugin_call!(self.plugin, ctx, "project-artifacts.add", project_artifacts, |g, s| g.call_add(s, &project_id, &artifact.into())).await
     }
 
     async fn list(&self, ctx: &Ctx, project_id: &str) -> Result<Vec<ProjectArtifact>> {
         let project_id = project_id.to_string();
-        let list: Vec<wit_meta::ProjectArtifact> =
-            plugin_call!(self.plugin, ctx, "project-artifacts.list", project_artifacts, |g, s| g.call_list(s, &project_id)).await?;
-        Ok(list.into_iter().map(Into::into).collect())
+        plugin_call!(self.plugin, ctx, "project-artifacts.list", project_artifacts, |g, s| async {
+            Ok::<_, wasmtime::Error>(
+                g.call_list(s, &project_id).await?.map(|list| list.into_iter().map(Into::into).collect::<Vec<ProjectArtifact>>()),
+            )
+        })
+        .await
     }
 }

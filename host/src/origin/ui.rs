@@ -2,31 +2,38 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{mirror, plugin_call, require_export};
+use super::{for_each_version, mirror, plugin_call, require_export};
 use crate::base::{Ctx, Result};
 use crate::domain::{UiDocument, UiNode, UiOp, UiStore};
-use crate::runtime::bindings::origin::ui_documents as wit;
 use crate::runtime::{Interface, Plugin};
 
-mirror!(wit::UiNode => UiNode { id, parent, kind, props });
+for_each_version!(ui_documents =>
+    mirror!(wit::UiNode => UiNode { id, parent, kind, props });
 
-impl From<wit::UiDocument> for UiDocument {
-    fn from(d: wit::UiDocument) -> Self {
-        Self { id: d.id, version: d.version, nodes: d.nodes.into_iter().map(Into::into).collect(), updated_at: d.updated_at }
-    }
-}
-
-impl From<UiOp> for wit::UiOp {
-    fn from(op: UiOp) -> Self {
-        match op {
-            UiOp::InsertNode { node, index } => wit::UiOp::InsertNode(wit::InsertNode { node: node.into(), index }),
-            UiOp::RemoveNode { id } => wit::UiOp::RemoveNode(id),
-            UiOp::MoveNode { id, new_parent, index } => wit::UiOp::MoveNode(wit::MoveNode { id, new_parent, index }),
-            UiOp::SetProp { node_id, key, value } => wit::UiOp::SetProp(wit::SetProp { node_id, key, value }),
-            UiOp::RemoveProp { node_id, key } => wit::UiOp::RemoveProp(wit::RemoveProp { node_id, key }),
+    impl From<wit::UiDocument> for UiDocument {
+        fn from(d: wit::UiDocument) -> Self {
+            Self { id: d.id, version: d.version, nodes: d.nodes.into_iter().map(Into::into).collect(), updated_at: d.updated_at }
         }
     }
-}
+
+    impl From<wit::UiDocument> for Arc<UiDocument> {
+        fn from(d: wit::UiDocument) -> Self {
+            Arc::new(d.into())
+        }
+    }
+
+    impl From<UiOp> for wit::UiOp {
+        fn from(op: UiOp) -> Self {
+            match op {
+                UiOp::InsertNode { node, index } => wit::UiOp::InsertNode(wit::InsertNode { node: node.into(), index }),
+                UiOp::RemoveNode { id } => wit::UiOp::RemoveNode(id),
+                UiOp::MoveNode { id, new_parent, index } => wit::UiOp::MoveNode(wit::MoveNode { id, new_parent, index }),
+                UiOp::SetProp { node_id, key, value } => wit::UiOp::SetProp(wit::SetProp { node_id, key, value }),
+                UiOp::RemoveProp { node_id, key } => wit::UiOp::RemoveProp(wit::RemoveProp { node_id, key }),
+            }
+        }
+    }
+);
 
 /// [`UiStore`] over a plugin exporting `storehost:origin/ui-documents`.
 #[derive(Clone, Debug)]
@@ -45,15 +52,15 @@ impl PluginUiStore {
 impl UiStore for PluginUiStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
         let id = id.to_string();
-        let doc: wit::UiDocument = plugin_call!(self.plugin, ctx, "ui-documents.get", ui_documents, |g, s| g.call_get(s, &id)).await?;
-        Ok(Arc::new(doc.into()))
+        plugin_call!(self.plugin, ctx, "ui-documents.get", ui_documents, |g, s| g.call_get(s, &id)).await
     }
 
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
         let id = id.to_string();
-        let ops: Vec<wit::UiOp> = ops.into_iter().map(Into::into).collect();
-        let doc: Option<wit::UiDocument> =
-            plugin_call!(self.plugin, ctx, "ui-documents.apply-ops", ui_documents, |g, s| g.call_apply_ops(s, &id, expected_version, &ops)).await?;
-        Ok(doc.map(|d| Arc::new(d.into())))
+        plugin_call!(self.plugin, ctx, "ui-documents.apply-ops", ui_documents, |g, s| async {
+            let ops: Vec<_> = ops.into_iter().map(Into::into).collect();
+            Ok::<_, wasmtime::Error>(g.call_apply_ops(s, &id, expected_version, &ops).await?.map(|doc| doc.map(Into::into)))
+        })
+        .await
     }
 }

@@ -1,16 +1,23 @@
 //! Calling a plugin: a pooled instance, the call's deadline and the caller's cancellation, and
 //! what a failed call means (a trap, a timeout, a cancellation) for the instance and the caller.
+//!
+//! A stream (a body read or written in chunks) holds its instance for its whole length: a
+//! [`Session`] is the instance, leased from the pool, and the guest's resource on it. Each of
+//! its calls has the deadline and cancellation of a call; when the stream ends, or is dropped,
+//! the resource is dropped in the guest (a writer dropped unfinished aborts there) and the
+//! instance goes back to the pool.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
 use wasmtime::Store;
+use wasmtime::component::ResourceAny;
 
-use super::bindings::WitStoreError;
-use super::instance::{DeadlineReached, PluginState};
+use super::instance::{DeadlineReached, PluginState, Warm};
 use super::interfaces::Guests;
 use super::plugin::{Plugin, PluginInner};
+use super::pool::Lease;
 use super::stats::bump;
 use crate::base::{Ctx, StoreError};
 
@@ -27,12 +34,41 @@ enum Failed {
 impl Plugin {
     /// Calls an export on a pooled instance, under the call's deadline (the plugin's timeout
     /// or the caller's, whichever is first) and the caller's cancellation. A trap, a timeout or
-    /// a cancellation throws the instance away; the next call gets a fresh one.
+    /// a cancellation throws the instance away; the next call gets a fresh one. `f` returns
+    /// `None` when the instance does not export what it calls.
     pub(crate) async fn call<R, F>(&self, ctx: &Ctx, method: &'static str, f: F) -> Result<R, StoreError>
     where
         R: Send,
-        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<R, WitStoreError>>> + Send,
+        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<R, StoreError>>> + Send,
     {
+        let (mut warm, lease) = self.lease(ctx).await?;
+        let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
+        self.inner().give_back(warm, lease, healthy);
+        result
+    }
+
+    /// Opens a stream: calls `f` on a leased instance, which keeps it (and the guest resource
+    /// `f` returns) until the session ends.
+    pub(crate) async fn open_session<T, F>(&self, ctx: &Ctx, method: &'static str, f: F) -> Result<(T, Session), StoreError>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, ResourceAny), StoreError>>> + Send,
+    {
+        let (mut warm, lease) = self.lease(ctx).await?;
+        let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
+        match result {
+            Ok((value, resource)) => {
+                Ok((value, Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }) }))
+            }
+            Err(e) => {
+                self.inner().give_back(warm, lease, healthy);
+                Err(e)
+            }
+        }
+    }
+
+    /// A permit to call, and an instance: an idle one, or a fresh one.
+    async fn lease(&self, ctx: &Ctx) -> Result<(Warm, Lease<Warm>), StoreError> {
         let inner = self.inner();
         bump(&inner.counters.calls);
         if ctx.is_cancelled() {
@@ -40,23 +76,39 @@ impl Plugin {
             inner.counters.error(crate::base::ErrorKind::Cancelled);
             return Err(StoreError::Cancelled);
         }
-        let started = Instant::now();
-        let own_deadline = started + inner.settings.timeout;
-        let deadline = ctx.get_deadline().map_or(own_deadline, |d| d.min(own_deadline));
+        let deadline = inner.deadline(ctx, Instant::now());
         let mut lease = inner.pool.acquire(&inner.spec.name, ctx, deadline).await.inspect_err(|e| {
             if matches!(e, StoreError::Unavailable(_)) {
                 bump(&inner.counters.rejected)
             }
             inner.counters.error(e.kind());
         })?;
-        let mut warm = match lease.warm.take() {
+        let warm = match lease.warm.take() {
             Some(warm) => warm,
             None => inner.instantiate().await.inspect_err(|e| inner.counters.error(e.kind()))?.0,
         };
+        Ok((warm, lease))
+    }
+}
+
+impl PluginInner {
+    /// When a call starting at `now` must end: the plugin's timeout or the caller's deadline.
+    fn deadline(&self, ctx: &Ctx, now: Instant) -> Instant {
+        let own = now + self.settings.timeout;
+        ctx.get_deadline().map_or(own, |d| d.min(own))
+    }
+
+    /// Runs one call on `warm`. Also says whether the instance may be used again (not after a
+    /// trap, a timeout or a cancellation, which may have left it anywhere).
+    async fn run<R, F>(&self, warm: &mut Warm, ctx: &Ctx, method: &'static str, f: F) -> (Result<R, StoreError>, bool)
+    where
+        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<R, StoreError>>>,
+    {
+        let started = Instant::now();
+        let deadline = self.deadline(ctx, started);
         warm.store.data_mut().set_deadline(Some(deadline));
         let Some(call) = f(&warm.guests, &mut warm.store) else {
-            inner.pool.release(warm, lease);
-            return Err(StoreError::Internal(format!("plugin {} does not export the interface of {method}", inner.spec.name)));
+            return (Err(StoreError::Internal(format!("plugin {} does not export the interface of {method}", self.spec.name))), true);
         };
         let outcome = tokio::select! {
             biased;
@@ -70,30 +122,31 @@ impl Plugin {
         match outcome {
             Ok(result) => {
                 warm.store.data_mut().set_deadline(None);
-                inner.pool.release(warm, lease);
-                result.map_err(|e| {
-                    let e = StoreError::from(e);
-                    inner.counters.error(e.kind());
-                    e
-                })
+                (result.inspect_err(|e| self.counters.error(e.kind())), true)
             }
             Err(failed) => {
                 let failed = match failed {
                     Failed::Trap { error, .. } => Failed::Trap { error, memory_exceeded: warm.store.data().memory_exceeded() },
                     other => other,
                 };
-                bump(&inner.counters.instances_discarded);
-                drop(warm);
-                drop(lease);
-                let error = inner.classify(failed, method, started);
-                inner.counters.error(error.kind());
-                Err(error)
+                let error = self.classify(failed, method, started);
+                self.counters.error(error.kind());
+                (Err(error), false)
             }
         }
     }
-}
 
-impl PluginInner {
+    /// Returns a healthy instance to the pool, or throws a spent one away.
+    fn give_back(&self, warm: Warm, lease: Lease<Warm>, healthy: bool) {
+        if healthy {
+            self.pool.release(warm, lease);
+        } else {
+            bump(&self.counters.instances_discarded);
+            drop(warm);
+            drop(lease);
+        }
+    }
+
     /// The caller's error for a call that did not return, counted by kind.
     fn classify(&self, failed: Failed, method: &str, started: Instant) -> StoreError {
         let plugin = self.spec.name.clone();
@@ -122,6 +175,81 @@ impl PluginInner {
                 tracing::warn!(plugin = %plugin, method = %method, %message, "plugin trapped; instance replaced");
                 StoreError::PluginTrapped { plugin, method, message }
             }
+        }
+    }
+}
+
+/// An instance held for a stream, with the guest resource the stream reads or writes.
+pub(crate) struct Session {
+    plugin: Plugin,
+    held: Option<Held>,
+}
+
+struct Held {
+    warm: Warm,
+    lease: Lease<Warm>,
+    resource: Option<ResourceAny>,
+    healthy: bool,
+}
+
+impl Session {
+    /// Calls a method of the session's resource, as [`Plugin::call`] calls an export. After a
+    /// failed call (a trap, a timeout, a cancellation) the session is spent: every later call
+    /// fails at once, and the instance is thrown away when the session ends.
+    pub(crate) async fn call<R, F>(&mut self, ctx: &Ctx, method: &'static str, f: F) -> Result<R, StoreError>
+    where
+        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>, ResourceAny) -> Option<CallFuture<'a, Result<R, StoreError>>>,
+    {
+        let plugin = self.plugin.clone();
+        let inner = plugin.inner();
+        let spent = || StoreError::Unavailable(format!("plugin {}: {method}: the stream failed before", inner.spec.name));
+        let Some(held) = self.held.as_mut().filter(|h| h.healthy) else { return Err(spent()) };
+        let Some(resource) = held.resource else { return Err(spent()) };
+        bump(&inner.counters.calls);
+        let (result, healthy) = inner.run(&mut held.warm, ctx, method, move |guests, store| f(guests, store, resource)).await;
+        held.healthy = healthy;
+        result
+    }
+
+    /// Ends the stream: drops the guest's resource (a writer not finished is aborted there) and
+    /// returns the instance to the pool.
+    pub(crate) async fn close(mut self) {
+        if let Some(held) = self.held.take() {
+            held.close(&self.plugin).await;
+        }
+    }
+}
+
+impl Held {
+    async fn close(mut self, plugin: &Plugin) {
+        let inner = plugin.inner();
+        if let Some(resource) = self.resource.take()
+            && self.healthy
+        {
+            let deadline = Instant::now() + inner.settings.timeout;
+            self.warm.store.data_mut().set_deadline(Some(deadline));
+            let dropped = tokio::time::timeout_at(deadline.into(), resource.resource_drop_async(&mut self.warm.store)).await;
+            self.healthy = matches!(dropped, Ok(Ok(())));
+            if !self.healthy {
+                tracing::warn!(plugin = %inner.spec.name, "dropping a stream's resource failed; instance replaced");
+            }
+            self.warm.store.data_mut().set_deadline(None);
+        }
+        inner.give_back(self.warm, self.lease, self.healthy);
+    }
+}
+
+impl Drop for Session {
+    /// A stream dropped before it ended (a client gone mid-transfer) is closed in the
+    /// background; without a runtime to do it on, its instance is thrown away.
+    fn drop(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        let plugin = self.plugin.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { held.close(&plugin).await });
+            }
+            Err(_) => plugin.inner().give_back(held.warm, held.lease, false),
         }
     }
 }

@@ -126,28 +126,44 @@ impl PluginInner {
         });
         let instance = self.pre.instantiate_async(&mut store).await.map_err(|e| fail("instantiating", &e))?;
         let guests = self.indices.load(&mut store, &instance).map_err(|e| fail("binding exports", &e))?;
-        let plugin = guests.plugin.as_ref().expect("every plugin exports `plugin` (checked at load)");
-        let info = plugin.call_describe(&mut store).await.map_err(|e| fail("describe()", &e))?;
-        if !self.spec.skip_init {
-            self.init(&mut store, &guests).await?;
-        }
+        let init = !self.spec.skip_init;
+        // 0.1.0 describes the instance before its init; 0.2.0 after it, so that what it says
+        // may depend on its configuration.
+        let info = match &guests {
+            Guests::V1(g) => {
+                let plugin = g.plugin.as_ref().expect("every plugin exports `plugin` (checked at load)");
+                let info = plugin.call_describe(&mut store).await.map_err(|e| fail("describe()", &e))?;
+                if init {
+                    self.init(plugin.call_init(&mut store, &self.config_list)).await?;
+                }
+                PluginInfo { name: info.name, version: info.version, stateful: info.stateful, max_key_bytes: PluginInfo::MAX_KEY_BYTES }
+            }
+            Guests::V2(g) => {
+                let plugin = g.plugin.as_ref().expect("every plugin exports `plugin` (checked at load)");
+                if init {
+                    self.init(plugin.call_init(&mut store, &self.config_list)).await?;
+                }
+                let info = plugin.call_describe(&mut store).await.map_err(|e| fail("describe()", &e))?;
+                let max_key_bytes = info.max_key_bytes.map_or(PluginInfo::MAX_KEY_BYTES, |n| n.min(PluginInfo::MAX_KEY_BYTES));
+                PluginInfo { name: info.name, version: info.version, stateful: info.stateful, max_key_bytes }
+            }
+        };
         store.data_mut().set_deadline(None);
         bump(&self.counters.instances_created);
-        let info = PluginInfo { name: info.name, version: info.version, stateful: info.stateful };
         Ok((Warm { store, guests }, info))
     }
 
-    async fn init(&self, store: &mut Store<PluginState>, guests: &Guests) -> Result<(), StoreError> {
+    /// Awaits an instance's `init`, bounded by the plugin's timeout.
+    async fn init<E: Into<StoreError>>(&self, init: impl Future<Output = wasmtime::Result<Result<(), E>>>) -> Result<(), StoreError> {
         let name = &self.spec.name;
         let timeout = self.settings.timeout;
-        let plugin = guests.plugin.as_ref().expect("every plugin exports `plugin` (checked at load)");
         // Guest code is stopped by the epoch deadline; this bounds what init awaits in the host
         // (a statement, a request), which epochs cannot interrupt.
-        tokio::time::timeout(timeout, plugin.call_init(&mut *store, &self.config_list))
+        tokio::time::timeout(timeout, init)
             .await
             .map_err(|_| StoreError::Unavailable(format!("plugin {name}: init() did not finish within {timeout:?}")))?
             .map_err(|e| StoreError::Unavailable(format!("plugin {name}: init(): {e:#}")))?
-            .map_err(StoreError::from)
+            .map_err(Into::into)
             .map_err(|e| match e {
                 StoreError::Invalid(m) => StoreError::Invalid(format!("plugin {name}: init(): {m}")),
                 other => StoreError::Unavailable(format!("plugin {name}: init(): {other}")),

@@ -8,13 +8,58 @@ use std::fmt;
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
-use super::bindings::origin;
 use super::instance::PluginState;
 use super::spec::LoadError;
 use crate::base::Domain;
 
-/// The version of the `storehost:origin` and `storehost:host` packages this host speaks.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The newest version of the `storehost:origin` package this host speaks; it also loads
+/// components of every [`OriginVersion`].
+pub const WIT_VERSION: &str = "0.2.0";
+
+/// A version of `storehost:origin` a component exports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum OriginVersion {
+    /// Whole bodies only; `describe` before `init`.
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    /// Streamed bodies, a key limit in `describe`, listings of every domain; `describe` after
+    /// `init`.
+    #[default]
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl OriginVersion {
+    pub const ALL: &'static [OriginVersion] = &[OriginVersion::V0_1, OriginVersion::V0_2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginVersion::V0_1 => "0.1.0",
+            OriginVersion::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The version an export name (`storehost:origin/artifacts@0.2.0`) carries.
+    pub fn of_export(name: &str) -> Option<OriginVersion> {
+        let (package, version) = name.split_once('@')?;
+        package.starts_with("storehost:origin/").then(|| Self::parse(version))?
+    }
+
+    fn parse(version: &str) -> Option<OriginVersion> {
+        OriginVersion::ALL.iter().copied().find(|v| v.as_str() == version)
+    }
+
+    /// Whether components of this version have the streaming calls and the listings.
+    pub fn streams(self) -> bool {
+        self >= OriginVersion::V0_2
+    }
+}
+
+impl fmt::Display for OriginVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 macro_rules! interfaces {
     ($($(#[$doc:meta])* $variant:ident = $wit:literal => $module:ident, $domain:expr;)*) => {
@@ -43,42 +88,88 @@ macro_rules! interfaces {
             }
         }
 
-        /// Indices of the exports a component has, resolved once at load.
-        pub(crate) struct Indices {
-            $($module: Option<origin::$module::GuestIndices>,)*
-        }
+        guests!(v1 { $($variant => $module),* });
+        guests!(v2 { $($variant => $module),* });
+    };
+}
 
-        /// The typed exports of one instance (`None`: the component does not export it).
-        pub(crate) struct Guests {
-            $(pub(crate) $module: Option<origin::$module::Guest>,)*
-        }
+/// The export indices and typed exports of one version's bindings.
+macro_rules! guests {
+    ($version:ident { $($variant:ident => $module:ident),* }) => {
+        pub(crate) mod $version {
+            use wasmtime::Store;
+            use wasmtime::component::{Instance, InstancePre};
 
-        impl Indices {
-            /// Resolves every export in `exports` against the contract.
-            pub(crate) fn new(plugin: &str, pre: &InstancePre<PluginState>, exports: &Exports) -> Result<Self, LoadError> {
-                Ok(Self {
-                    $($module: if exports.contains(Interface::$variant) {
-                        Some(origin::$module::GuestIndices::new(pre).map_err(|e| LoadError::ExportMismatch {
-                            plugin: plugin.into(),
-                            export: Interface::$variant.qualified(),
-                            message: format!("{e:#}"),
-                        })?)
-                    } else {
-                        None
-                    },)*
-                })
+            use super::{Exports, Interface, LoadError, PluginState};
+            use crate::runtime::bindings::$version::origin;
+
+            /// Indices of the exports a component has, resolved once at load.
+            pub(crate) struct Indices {
+                $($module: Option<origin::$module::GuestIndices>,)*
             }
 
-            pub(crate) fn load(&self, store: &mut Store<PluginState>, instance: &Instance) -> wasmtime::Result<Guests> {
-                Ok(Guests {
-                    $($module: match &self.$module {
-                        Some(indices) => Some(indices.load(&mut *store, instance)?),
-                        None => None,
-                    },)*
-                })
+            /// The typed exports of one instance (`None`: the component does not export it).
+            pub(crate) struct Guests {
+                $(pub(crate) $module: Option<origin::$module::Guest>,)*
+            }
+
+            impl Indices {
+                /// Resolves every export in `exports` against the contract.
+                pub(crate) fn new(plugin: &str, pre: &InstancePre<PluginState>, exports: &Exports) -> Result<Self, LoadError> {
+                    Ok(Self {
+                        $($module: if exports.contains(Interface::$variant) {
+                            Some(origin::$module::GuestIndices::new(pre).map_err(|e| LoadError::ExportMismatch {
+                                plugin: plugin.into(),
+                                export: exports.qualified(Interface::$variant),
+                                message: format!("{e:#}"),
+                            })?)
+                        } else {
+                            None
+                        },)*
+                    })
+                }
+
+                pub(crate) fn load(&self, store: &mut Store<PluginState>, instance: &Instance) -> wasmtime::Result<Guests> {
+                    Ok(Guests {
+                        $($module: match &self.$module {
+                            Some(indices) => Some(indices.load(&mut *store, instance)?),
+                            None => None,
+                        },)*
+                    })
+                }
             }
         }
     };
+}
+
+/// Indices of a component's exports, in the bindings of the version it speaks.
+#[expect(clippy::large_enum_variant, reason = "one per plugin; the larger variant is the usual one")]
+pub(crate) enum Indices {
+    V1(v1::Indices),
+    V2(v2::Indices),
+}
+
+/// The typed exports of one instance, in the bindings of the version it speaks.
+#[expect(clippy::large_enum_variant, reason = "one per instance; the larger variant is the usual one")]
+pub(crate) enum Guests {
+    V1(v1::Guests),
+    V2(v2::Guests),
+}
+
+impl Indices {
+    pub(crate) fn new(plugin: &str, pre: &InstancePre<PluginState>, exports: &Exports) -> Result<Self, LoadError> {
+        Ok(match exports.version {
+            OriginVersion::V0_1 => Indices::V1(v1::Indices::new(plugin, pre, exports)?),
+            OriginVersion::V0_2 => Indices::V2(v2::Indices::new(plugin, pre, exports)?),
+        })
+    }
+
+    pub(crate) fn load(&self, store: &mut Store<PluginState>, instance: &Instance) -> wasmtime::Result<Guests> {
+        Ok(match self {
+            Indices::V1(i) => Guests::V1(i.load(store, instance)?),
+            Indices::V2(i) => Guests::V2(i.load(store, instance)?),
+        })
+    }
 }
 
 interfaces! {
@@ -100,9 +191,9 @@ impl Interface {
         self.domain().is_some()
     }
 
-    /// Its versioned name: `storehost:origin/artifacts@0.1.0`.
-    pub fn qualified(self) -> String {
-        format!("storehost:origin/{}@{WIT_VERSION}", self.wit_name())
+    /// Its name in `version`: `storehost:origin/artifacts@0.2.0`.
+    pub fn qualified(self, version: OriginVersion) -> String {
+        format!("storehost:origin/{}@{version}", self.wit_name())
     }
 
     /// The interface an export name stands for (any version), if it is one of the contract's.
@@ -119,43 +210,61 @@ impl fmt::Display for Interface {
     }
 }
 
-/// The set of interfaces a component exports, read from its type.
+/// The interfaces a component exports, read from its type, and the version they are of.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Exports(BTreeSet<Interface>);
+pub struct Exports {
+    interfaces: BTreeSet<Interface>,
+    version: OriginVersion,
+}
 
 impl Exports {
     pub fn contains(&self, interface: Interface) -> bool {
-        self.0.contains(&interface)
+        self.interfaces.contains(&interface)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Interface> + '_ {
-        self.0.iter().copied()
+        self.interfaces.iter().copied()
+    }
+
+    /// The version of `storehost:origin` the component speaks.
+    pub fn version(&self) -> OriginVersion {
+        self.version
+    }
+
+    /// `interface`'s name in the component's version.
+    pub fn qualified(&self, interface: Interface) -> String {
+        interface.qualified(self.version)
     }
 
     /// Reads the contract's interfaces from a component's export names.
     ///
     /// # Errors
-    /// An export of another version of the contract, no domain export, or no `plugin` export.
+    /// An export of a version this host does not speak, exports of two versions, no domain
+    /// export, or no `plugin` export.
     pub(crate) fn read<'a>(plugin: &str, names: impl Iterator<Item = &'a str>) -> Result<Exports, LoadError> {
         let names: Vec<&str> = names.collect();
-        let mut exports = BTreeSet::new();
+        let mut interfaces = BTreeSet::new();
+        let mut version: Option<OriginVersion> = None;
         for name in &names {
             let Some(interface) = Interface::of_export(name) else { continue };
-            if name.split_once('@').map_or("", |(_, v)| v) != WIT_VERSION {
-                return Err(LoadError::ExportMismatch {
-                    plugin: plugin.into(),
-                    export: name.to_string(),
-                    message: format!("this host speaks storehost:origin@{WIT_VERSION}"),
-                });
+            let mismatch = |message: String| LoadError::ExportMismatch { plugin: plugin.into(), export: name.to_string(), message };
+            let Some(this) = OriginVersion::parse(name.split_once('@').map_or("", |(_, v)| v)) else {
+                let known: Vec<&str> = OriginVersion::ALL.iter().map(|v| v.as_str()).collect();
+                return Err(mismatch(format!("this host speaks storehost:origin@{}", known.join(" and @"))));
+            };
+            match version {
+                Some(v) if v != this => return Err(mismatch(format!("the component's other exports are of storehost:origin@{v}"))),
+                _ => version = Some(this),
             }
-            exports.insert(interface);
+            interfaces.insert(interface);
         }
-        if !exports.iter().any(|i| i.is_domain()) {
+        let version = version.unwrap_or_default();
+        if !interfaces.iter().any(|i| i.is_domain()) {
             return Err(LoadError::NoDomainExport { plugin: plugin.into(), found: names.join(", ") });
         }
-        if !exports.contains(&Interface::Plugin) {
-            return Err(LoadError::MissingExport { plugin: plugin.into(), missing: Interface::Plugin.qualified() });
+        if !interfaces.contains(&Interface::Plugin) {
+            return Err(LoadError::MissingExport { plugin: plugin.into(), missing: Interface::Plugin.qualified(version) });
         }
-        Ok(Exports(exports))
+        Ok(Exports { interfaces, version })
     }
 }

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker};
 use super::Runtime;
 use super::compiled_cache::{self, CompileSource};
 use super::instance::PluginState;
-use super::interfaces::{Exports, Indices, Interface, WIT_VERSION};
+use super::interfaces::{Exports, Indices, Interface, OriginVersion};
 use super::plugin::{Plugin, PluginInner};
 use super::pool::Pool;
 use super::spec::{LoadError, PluginInfo, PluginSpec};
@@ -42,7 +42,7 @@ impl Plugin {
         let link = |e: wasmtime::Error| LoadError::Link { plugin: plugin.clone(), message: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         capabilities.add_to_linker(&mut linker).map_err(link)?;
-        linker.instance(&format!("storehost:origin/types@{WIT_VERSION}")).map_err(link)?;
+        linker.instance(&format!("storehost:origin/types@{}", exports.version())).map_err(link)?;
         let pre = linker.instantiate_pre(&compiled.component).map_err(link)?;
         let indices = Indices::new(&plugin, &pre, &exports)?;
 
@@ -53,7 +53,7 @@ impl Plugin {
             indices,
             exports,
             imports: compiled.imports,
-            info: PluginInfo { name: String::new(), version: String::new(), stateful: false },
+            info: PluginInfo { name: String::new(), version: String::new(), stateful: false, max_key_bytes: PluginInfo::MAX_KEY_BYTES },
             settings: settings.clone(),
             config_list: spec.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             capabilities: Arc::new(capabilities),
@@ -145,6 +145,8 @@ pub struct Inspection {
     pub unused_exports: Vec<String>,
     /// The `storehost:origin` interfaces it exports.
     pub interfaces: Vec<Interface>,
+    /// The version of `storehost:origin` they are of.
+    pub origin_version: Option<OriginVersion>,
     /// Every import, with what provides it (`None`: not something storehost provides).
     pub imports: Vec<(String, Option<Provider>)>,
     /// `describe()`, when the component could be started with every capability granted.
@@ -181,11 +183,13 @@ pub async fn inspect(runtime: &Runtime, mut spec: PluginSpec) -> Result<Inspecti
         Ok(plugin) => (Some(plugin.info().clone()), None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let origin_version = compiled.exports.iter().find_map(|e| OriginVersion::of_export(e));
     let (exports, unused_exports) = compiled.exports.into_iter().partition(|e| Interface::of_export(e).is_some());
     Ok(Inspection {
         source: spec.source,
         size: spec.wasm.len(),
         interfaces,
+        origin_version,
         imports: compiled.imports.iter().map(|i| (i.clone(), Provider::of_import(i))).collect(),
         exports,
         unused_exports,

@@ -20,9 +20,10 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub(crate) use call::CallFuture;
+pub(crate) use call::{CallFuture, Session};
 pub use compiled_cache::CompileSource;
-pub use interfaces::{Exports, Interface, WIT_VERSION};
+pub(crate) use interfaces::Guests;
+pub use interfaces::{Exports, Interface, OriginVersion, WIT_VERSION};
 pub use load::{Inspection, inspect};
 pub use plugin::Plugin;
 pub use spec::{LoadError, PluginInfo, PluginSettings, PluginSpec};

@@ -15,6 +15,14 @@ pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub stateful: bool,
+    /// The longest key (artifact key, runner file name) the plugin can hold, in bytes; the
+    /// host refuses longer ones before calling it. 1024 (the contract's) unless it says less.
+    pub max_key_bytes: u32,
+}
+
+impl PluginInfo {
+    /// The contract's longest key, which a plugin may lower.
+    pub const MAX_KEY_BYTES: u32 = 1024;
 }
 
 /// Limits of one plugin (the manifest's `instances`, `timeout`, `memory_limit`, `queue`).

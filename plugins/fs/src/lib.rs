@@ -6,6 +6,11 @@
 //! one, whole; with `fsync` on (the default) the file is synced before the rename.
 //! Read-modify-write calls take a lock file under `.locks/`, because several instances (and
 //! several hosts) may share the directory.
+//!
+//! Streamed values are read through a file descriptor at offsets, and written to a temporary
+//! file that is renamed into place at commit; a writer dropped before commit removes its file,
+//! and `init` removes temporary files nobody has touched for an hour (an instance that trapped
+//! runs no drop code).
 
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -13,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::PluginInfo;
-use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table};
+use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table, ValueReader, ValueWriter};
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 
@@ -80,6 +85,110 @@ fn decode_segment(name: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// At most `len` bytes of `file` from `offset` (fewer only at its end).
+fn read_at(file: &Descriptor, offset: u64, len: usize) -> std::result::Result<Vec<u8>, ErrorCode> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let (data, end) = file.read((len - out.len()) as u64, offset + out.len() as u64)?;
+        out.extend_from_slice(&data);
+        if end || data.is_empty() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A value file opened for reading at offsets.
+struct FileValue {
+    file: Descriptor,
+    size: u64,
+    path: PathBuf,
+}
+
+impl ValueReader for FileValue {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let len = len.min(self.size.saturating_sub(offset) as usize);
+        read_at(&self.file, offset, len).map_err(|e| StoreError::Internal(format!("reading {}: {e}", self.path.display())))
+    }
+}
+
+/// A value being written to a temporary file, renamed over `path` at commit and removed when
+/// dropped before.
+struct TempValue {
+    file: Option<Descriptor>,
+    temp: PathBuf,
+    path: PathBuf,
+    len: u64,
+    fsync: bool,
+}
+
+impl TempValue {
+    fn fail(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Internal(format!("writing {}: {e}", self.path.display()))
+    }
+
+    fn write_all(&mut self, mut offset: u64, mut bytes: &[u8]) -> Result<()> {
+        let file = self.file.as_ref().expect("open until commit");
+        while !bytes.is_empty() {
+            match file.write(bytes, offset) {
+                Ok(0) => return Err(self.fail("the file took no bytes")),
+                Ok(n) => {
+                    offset += n;
+                    bytes = &bytes[n as usize..];
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ValueWriter for TempValue {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write_all(self.len, bytes)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        if offset + bytes.len() as u64 > self.len {
+            return Err(StoreError::Internal("write past the end of a value being written".into()));
+        }
+        self.write_all(offset, bytes)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let file = self.file.take().expect("open until commit");
+        if self.fsync {
+            file.sync().map_err(|e| self.fail(e))?;
+        }
+        drop(file);
+        let placed = (|| {
+            if let Some(parent) = self.path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(&self.temp, &self.path)
+        })();
+        // On success the temporary name is gone; on failure `drop` removes the file.
+        placed.map_err(|e| self.fail(e))?;
+        self.temp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempValue {
+    fn drop(&mut self) {
+        self.file = None;
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
 /// The longest encoded segment a file name can hold (with the `=` marker).
 const MAX_SEGMENT: usize = 250;
 
@@ -110,31 +219,46 @@ impl Files {
         path.strip_prefix(guest).ok()?.to_str().map(|rel| (dir, rel))
     }
 
-    /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist.
-    fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+    /// Opens `path` through the preopened directory; `None` when it does not exist and `open`
+    /// has no flags (does not create it).
+    fn open(&self, path: &Path, open: OpenFlags, flags: DescriptorFlags) -> Result<Option<Descriptor>> {
         // `init` fails unless `root` is inside a preopened directory, so this holds for every
         // call an instance serves.
         let Some((dir, rel)) = self.relative(path) else {
             return Err(StoreError::Internal(format!("{} is outside the preopened directory", path.display())));
         };
-        let file = match dir.open_at(PathFlags::empty(), rel, OpenFlags::empty(), DescriptorFlags::READ) {
-            Ok(file) => file,
-            Err(ErrorCode::NoEntry) => return Ok(None),
-            Err(e) => return Err(StoreError::Internal(format!("reading {}: {e}", path.display()))),
-        };
+        match dir.open_at(PathFlags::empty(), rel, open, flags) {
+            Ok(file) => Ok(Some(file)),
+            Err(ErrorCode::NoEntry) if open == OpenFlags::empty() => Ok(None),
+            Err(e) => Err(StoreError::Internal(format!("opening {}: {e}", path.display()))),
+        }
+    }
+
+    /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist.
+    fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+        let Some(file) = self.open(path, OpenFlags::empty(), DescriptorFlags::READ)? else { return Ok(None) };
         let fail = |e: ErrorCode| StoreError::Internal(format!("reading {}: {e}", path.display()));
         // Files are replaced by rename, never changed in place: the size from `stat` is the
         // size of what this descriptor reads.
         let size = file.stat().map_err(fail)?.size.min(limit as u64) as usize;
-        let mut out = Vec::with_capacity(size);
-        while out.len() < size {
-            let (data, end) = file.read((size - out.len()) as u64, out.len() as u64).map_err(fail)?;
-            out.extend_from_slice(&data);
-            if end || data.is_empty() {
-                break;
+        read_at(&file, 0, size).map_err(fail).map(Some)
+    }
+
+    /// Removes temporary files untouched for [`STALE_TEMP`]: what instances that trapped in the
+    /// middle of a write left.
+    fn sweep_temps(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join(".tmp")) else { return };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if stale {
+                let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Some(out))
     }
 
     fn temp_path(&mut self) -> PathBuf {
@@ -209,6 +333,8 @@ fn config_bool(config: &[(String, String)], key: &str, default: bool) -> Result<
 /// never releases its lock file.
 const STALE_LOCK: Duration = Duration::from_secs(10);
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a temporary file may go untouched before `init` takes it for a dead writer's.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 impl Backend for Files {
     fn with<R>(f: impl FnOnce(&mut Self) -> R) -> R {
@@ -230,11 +356,12 @@ impl Backend for Files {
                 ))
             })?;
         }
+        self.sweep_temps();
         Ok(())
     }
 
     fn info() -> PluginInfo {
-        PluginInfo { name: "fs".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false }
+        PluginInfo { name: "fs".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false, max_key_bytes: None }
     }
 
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
@@ -250,6 +377,21 @@ impl Backend for Files {
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<()> {
         let path = self.path(table, key)?;
         self.write_atomic(&path, value)
+    }
+
+    fn open_value(&mut self, table: Table, key: &str) -> Result<Option<Box<dyn ValueReader>>> {
+        let path = self.path(table, key)?;
+        let Some(file) = self.open(&path, OpenFlags::empty(), DescriptorFlags::READ)? else { return Ok(None) };
+        let size = file.stat().map_err(|e| StoreError::Internal(format!("reading {}: {e}", path.display())))?.size;
+        Ok(Some(Box::new(FileValue { file, size, path })))
+    }
+
+    /// Bounded by the disk, not by `max_len`.
+    fn create_value(&mut self, table: Table, key: &str, _max_len: u64) -> Result<Box<dyn ValueWriter>> {
+        let path = self.path(table, key)?;
+        let temp = self.temp_path();
+        let file = self.open(&temp, OpenFlags::CREATE | OpenFlags::EXCLUSIVE, DescriptorFlags::WRITE)?.expect("created");
+        Ok(Box::new(TempValue { file: Some(file), temp, path, len: 0, fsync: self.fsync }))
     }
 
     fn delete(&mut self, table: Table, key: &str) -> Result<()> {

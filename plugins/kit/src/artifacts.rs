@@ -1,13 +1,28 @@
-//! Gateway artifacts. A stored record is `[u32 LE header length][ArtifactMeta JSON][body]`, one
-//! value, so a put is one atomic write.
+//! Gateway artifacts. A stored record is one value, so replacing an artifact is one atomic
+//! write, in one of two layouts:
+//!
+//! - written whole (`put`): `[u32 LE header length][ArtifactMeta JSON][body]`;
+//! - written in chunks (`open-write`): `[u32 LE 0xFFFF_FFFF][u64 LE body length][body][ArtifactMeta
+//!   JSON][u32 LE header length]`, the metadata last since the size and the SHA-256 are known only
+//!   at the end.
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 
 use sha2::{Digest, Sha256};
 
-use crate::bindings::exports::storehost::origin::artifacts::{Artifact, ArtifactMeta, ArtifactPage, Guest};
-use crate::{Backend, Origin, Result, StoreError, Table, decode, internal, now_ms, page_limit, validate_artifact_key};
+use crate::bindings::exports::storehost::origin::artifacts::{
+    Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
+};
+use crate::{Backend, Origin, Result, StoreError, Table, ValueReader, ValueWriter, decode, internal, now_ms, page_limit, validate_artifact_key};
 
-/// Largest body the built-in backends accept.
+/// Largest body the whole-body calls accept, and the memory backends keep.
 pub const MAX_BODY: usize = 256 << 20;
+
+/// Marks a record written in chunks (a header length no record has).
+const STREAMED: u32 = u32::MAX;
+/// Bytes before the body of a record written in chunks.
+const STREAMED_BODY_START: u64 = 12;
 
 fn encode_record(meta: &ArtifactMeta, body: &[u8]) -> Vec<u8> {
     let header = serde_json::to_vec(meta).expect("metadata serialises");
@@ -18,34 +33,126 @@ fn encode_record(meta: &ArtifactMeta, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits a record into its metadata and the offset where the body starts; `None` when the
-/// bytes hold less than the whole header.
-fn decode_header(key: &str, bytes: &[u8]) -> Result<Option<(ArtifactMeta, usize)>> {
-    let Some(len) = bytes.get(..4) else { return Ok(None) };
-    let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
-    let Some(header) = bytes.get(4..4 + len) else { return Ok(None) };
-    let meta: ArtifactMeta = decode(Table::Artifacts, key, header)?;
-    Ok(Some((meta, 4 + len)))
+/// Where a record's body is, and its metadata.
+struct Layout {
+    meta: ArtifactMeta,
+    body_start: u64,
+}
+
+/// Reads a record's layout from an opened value.
+fn layout(key: &str, value: &mut dyn ValueReader) -> Result<Layout> {
+    let head = value.read_at(0, 4096)?;
+    let Some(first) = head.get(..4) else { return Err(internal("truncated artifact record", key)) };
+    let first = u32::from_le_bytes(first.try_into().unwrap());
+    if first != STREAMED {
+        let len = first as usize;
+        let header = if head.len() >= 4 + len { head[4..4 + len].to_vec() } else { value.read_at(4, len)? };
+        if header.len() != len {
+            return Err(internal("truncated artifact record", key));
+        }
+        return Ok(Layout { meta: decode(Table::Artifacts, key, &header)?, body_start: 4 + len as u64 });
+    }
+    let body_len = u64::from_le_bytes(head.get(4..12).ok_or_else(|| internal("truncated artifact record", key))?.try_into().unwrap());
+    let meta_start = STREAMED_BODY_START + body_len;
+    let size = value.size();
+    let tail = value.read_at(size.saturating_sub(4), 4)?;
+    let meta_len = u32::from_le_bytes(tail.as_slice().try_into().map_err(|_| internal("truncated artifact record", key))?) as u64;
+    if meta_start + meta_len + 4 != size {
+        return Err(internal("artifact record lengths disagree", key));
+    }
+    let header = value.read_at(meta_start, meta_len as usize)?;
+    Ok(Layout { meta: decode(Table::Artifacts, key, &header)?, body_start: STREAMED_BODY_START })
 }
 
 fn read_meta<B: Backend>(b: &mut B, key: &str) -> Result<Option<ArtifactMeta>> {
-    // Metadata is small; read a prefix first, and the whole record only for a huge header.
+    // Metadata is small and usually first: read a prefix, and open the value only otherwise.
     let Some(prefix) = b.get_prefix(Table::Artifacts, key, 4096)? else { return Ok(None) };
-    if let Some((meta, _)) = decode_header(key, &prefix)? {
-        return Ok(Some(meta));
+    if let Some(len) = prefix.get(..4).map(|l| u32::from_le_bytes(l.try_into().unwrap()))
+        && len != STREAMED
+        && let Some(header) = prefix.get(4..4 + len as usize)
+    {
+        return decode(Table::Artifacts, key, header).map(Some);
     }
-    let Some(all) = b.get(Table::Artifacts, key)? else { return Ok(None) };
-    match decode_header(key, &all)? {
-        Some((meta, _)) => Ok(Some(meta)),
-        None => Err(internal("corrupt artifact record", key)),
-    }
+    let Some(mut value) = b.open_value(Table::Artifacts, key)? else { return Ok(None) };
+    Ok(Some(layout(key, value.as_mut())?.meta))
 }
 
 fn not_found(key: &str) -> StoreError {
     StoreError::NotFound(format!("artifact {key:?}"))
 }
 
+/// A range of an artifact's body being read.
+pub struct KitBodyReader<B> {
+    key: String,
+    value: RefCell<Box<dyn ValueReader>>,
+    /// Where the next read starts, and where the range ends, as offsets into the value.
+    next: Cell<u64>,
+    end: u64,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> GuestBodyReader for KitBodyReader<B> {
+    fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
+        B::with(|b| b.before_call("artifacts.body-reader.read", &self.key))?;
+        let next = self.next.get();
+        if next >= self.end || max_len == 0 {
+            return Ok(None);
+        }
+        let len = (self.end - next).min(u64::from(max_len)) as usize;
+        let chunk = self.value.borrow_mut().read_at(next, len)?;
+        if chunk.is_empty() {
+            return Err(internal("artifact record ended early", &self.key));
+        }
+        self.next.set(next + chunk.len() as u64);
+        Ok(Some(chunk))
+    }
+}
+
+/// A new body being written; nothing is visible until `finish`.
+pub struct KitBodyWriter<B> {
+    key: String,
+    content_type: Option<String>,
+    value: RefCell<Option<Box<dyn ValueWriter>>>,
+    size: Cell<u64>,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> KitBodyWriter<B> {
+    fn value<R>(&self, f: impl FnOnce(&mut dyn ValueWriter) -> Result<R>) -> Result<R> {
+        let mut value = self.value.borrow_mut();
+        let value = value.as_mut().ok_or_else(|| StoreError::Invalid("the writer was already finished".into()))?;
+        f(value.as_mut())
+    }
+}
+
+impl<B: Backend> GuestBodyWriter for KitBodyWriter<B> {
+    fn write(&self, chunk: Vec<u8>) -> Result<()> {
+        B::with(|b| b.before_call("artifacts.body-writer.write", &self.key))?;
+        self.value(|v| v.append(&chunk))?;
+        self.size.set(self.size.get() + chunk.len() as u64);
+        Ok(())
+    }
+
+    fn finish(&self, sha256: String) -> Result<ArtifactMeta> {
+        B::with(|b| b.before_call("artifacts.body-writer.finish", &self.key))?;
+        let size = self.size.get();
+        let meta = ArtifactMeta { key: self.key.clone(), size, content_type: self.content_type.clone(), sha256, created_at: now_ms() };
+        let header = serde_json::to_vec(&meta).expect("metadata serialises");
+        self.value(|v| {
+            v.write_at(4, &size.to_le_bytes())?;
+            v.append(&header)?;
+            v.append(&(header.len() as u32).to_le_bytes())
+        })?;
+        let value = self.value.borrow_mut().take().expect("checked above");
+        value.commit()?;
+        Ok(meta)
+    }
+}
+
 impl<B: Backend> Guest for Origin<B> {
+    type BodyReader = KitBodyReader<B>;
+    type BodyWriter = KitBodyWriter<B>;
+
     fn put(key: String, body: Vec<u8>, content_type: Option<String>) -> Result<ArtifactMeta> {
         B::with(|b| {
             b.before_call("artifacts.put", &key)?;
@@ -69,13 +176,16 @@ impl<B: Backend> Guest for Origin<B> {
         B::with(|b| {
             b.before_call("artifacts.get", &key)?;
             validate_artifact_key(&key)?;
-            let mut bytes = b.get(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))?;
-            let (meta, start) = decode_header(&key, &bytes)?.ok_or_else(|| internal("truncated artifact record", &key))?;
-            bytes.drain(..start);
-            if bytes.len() as u64 != meta.size {
+            let mut value = b.open_value(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))?;
+            let Layout { meta, body_start } = layout(&key, value.as_mut())?;
+            if meta.size > MAX_BODY as u64 {
+                return Err(StoreError::Invalid(format!("artifact {key:?} is {} bytes: read it with open-read", meta.size)));
+            }
+            let body = value.read_at(body_start, meta.size as usize)?;
+            if body.len() as u64 != meta.size {
                 return Err(internal("artifact body length differs from its metadata", &key));
             }
-            Ok(Artifact { meta, body: bytes })
+            Ok(Artifact { meta, body })
         })
     }
 
@@ -121,6 +231,38 @@ impl<B: Backend> Guest for Origin<B> {
             b.before_call("artifacts.delete", &key)?;
             validate_artifact_key(&key)?;
             b.delete(Table::Artifacts, &key)
+        })
+    }
+
+    fn open_read(key: String, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, BodyReader)> {
+        B::with(|b| {
+            b.before_call("artifacts.open-read", &key)?;
+            validate_artifact_key(&key)?;
+            let mut value = b.open_value(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))?;
+            let Layout { meta, body_start } = layout(&key, value.as_mut())?;
+            let start = offset.min(meta.size);
+            let end = len.map_or(meta.size, |len| start.saturating_add(len).min(meta.size));
+            let reader = KitBodyReader::<B> {
+                key: key.clone(),
+                value: RefCell::new(value),
+                next: Cell::new(body_start + start),
+                end: body_start + end,
+                backend: PhantomData,
+            };
+            Ok((meta, BodyReader::new(reader)))
+        })
+    }
+
+    fn open_write(key: String, content_type: Option<String>, _size_hint: Option<u64>) -> Result<BodyWriter> {
+        B::with(|b| {
+            b.before_call("artifacts.open-write", &key)?;
+            validate_artifact_key(&key)?;
+            let mut value = b.create_value(Table::Artifacts, &key, MAX_BODY as u64 + (8 << 10))?;
+            value.append(&STREAMED.to_le_bytes())?;
+            value.append(&0u64.to_le_bytes())?;
+            let writer =
+                KitBodyWriter::<B> { key: key.clone(), content_type, value: RefCell::new(Some(value)), size: Cell::new(0), backend: PhantomData };
+            Ok(BodyWriter::new(writer))
         })
     }
 }

@@ -33,6 +33,7 @@ mod memory;
 mod plugin;
 mod projects;
 mod runner;
+mod stream;
 mod ui;
 pub use ui::apply as apply_ui_op;
 mod validate;
@@ -43,6 +44,7 @@ use std::marker::PhantomData;
 pub use bindings::export;
 pub use bindings::storehost::origin::types::StoreError;
 pub use memory::MemoryTables;
+pub use stream::{ValueReader, ValueWriter};
 pub use validate::{validate_artifact_key, validate_id, validate_json, validate_run};
 
 /// The tables a backend stores. Keys within a table are strings, listed in byte order.
@@ -121,6 +123,19 @@ pub trait Backend: Sized + 'static {
     /// that other instances sharing the storage could interleave with.
     fn lock(&mut self, _table: Table, _key: &str) -> Result<LockGuard> {
         Ok(LockGuard::none())
+    }
+
+    /// The value opened for reading at offsets, without loading it whole where the backend can
+    /// (a file); `None` when absent. By default the whole value, read once.
+    fn open_value(&mut self, table: Table, key: &str) -> Result<Option<Box<dyn ValueReader>>> {
+        Ok(self.get(table, key)?.map(|value| Box::new(stream::InMemory(value)) as Box<dyn ValueReader>))
+    }
+
+    /// A new value for `key`, written in pieces and made visible at once by its `commit`; dropped
+    /// before, it leaves nothing. By default the pieces are gathered in memory (up to
+    /// `max_len` bytes) and `commit` is one [`put`](Self::put).
+    fn create_value(&mut self, table: Table, key: &str, max_len: u64) -> Result<Box<dyn ValueWriter>> {
+        Ok(Box::new(stream::Buffered::<Self>::new(table, key, max_len)))
     }
 }
 

@@ -55,7 +55,7 @@ impl Backend for MemoryTables {
     }
 
     fn info() -> PluginInfo {
-        PluginInfo { name: "memory".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: true }
+        PluginInfo { name: "memory".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: true, max_key_bytes: None }
     }
 
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {

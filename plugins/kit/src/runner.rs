@@ -1,7 +1,68 @@
 //! Runner artifacts, stored under `run/name`.
 
-use crate::bindings::exports::storehost::origin::runner_artifacts::Guest;
-use crate::{Backend, Origin, Result, StoreError, Table, validate_artifact_key, validate_run};
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+
+use crate::artifacts::MAX_BODY;
+use crate::bindings::exports::storehost::origin::runner_artifacts::{FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, RunPage};
+use crate::{
+    Backend, Origin, Result, StoreError, Table, ValueReader, ValueWriter, page_limit, prefix_successor, validate_artifact_key, validate_run,
+};
+
+fn not_found(run: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}"))
+}
+
+/// A range of a file being read.
+pub struct KitFileReader<B> {
+    run: String,
+    value: RefCell<Box<dyn ValueReader>>,
+    next: Cell<u64>,
+    end: u64,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> GuestFileReader for KitFileReader<B> {
+    fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
+        B::with(|b| b.before_call("runner-artifacts.file-reader.read", &self.run))?;
+        let next = self.next.get();
+        if next >= self.end || max_len == 0 {
+            return Ok(None);
+        }
+        let len = (self.end - next).min(u64::from(max_len)) as usize;
+        let chunk = self.value.borrow_mut().read_at(next, len)?;
+        if chunk.is_empty() {
+            return Err(StoreError::Internal(format!("a file of run {:?} ended early", self.run)));
+        }
+        self.next.set(next + chunk.len() as u64);
+        Ok(Some(chunk))
+    }
+}
+
+/// New contents of a file; nothing is visible until `finish`.
+pub struct KitFileWriter<B> {
+    run: String,
+    value: RefCell<Option<Box<dyn ValueWriter>>>,
+    size: Cell<u64>,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> GuestFileWriter for KitFileWriter<B> {
+    fn write(&self, chunk: Vec<u8>) -> Result<()> {
+        B::with(|b| b.before_call("runner-artifacts.file-writer.write", &self.run))?;
+        let mut value = self.value.borrow_mut();
+        value.as_mut().ok_or_else(|| StoreError::Invalid("the writer was already finished".into()))?.append(&chunk)?;
+        self.size.set(self.size.get() + chunk.len() as u64);
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<u64> {
+        B::with(|b| b.before_call("runner-artifacts.file-writer.finish", &self.run))?;
+        let value = self.value.borrow_mut().take().ok_or_else(|| StoreError::Invalid("the writer was already finished".into()))?;
+        value.commit()?;
+        Ok(self.size.get())
+    }
+}
 
 fn key(run: &str, name: &str) -> Result<String> {
     validate_run(run)?;
@@ -10,10 +71,13 @@ fn key(run: &str, name: &str) -> Result<String> {
 }
 
 impl<B: Backend> Guest for Origin<B> {
+    type FileReader = KitFileReader<B>;
+    type FileWriter = KitFileWriter<B>;
+
     fn read(run: String, name: String) -> Result<Vec<u8>> {
         B::with(|b| {
             b.before_call("runner-artifacts.read", &run)?;
-            b.get(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}")))
+            b.get(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| not_found(&run, &name))
         })
     }
 
@@ -38,6 +102,47 @@ impl<B: Backend> Guest for Origin<B> {
             let base = format!("{run}/");
             let keys = b.keys(Table::Runs, &format!("{base}{prefix}"), None, usize::MAX)?;
             Ok(keys.into_iter().map(|k| k[base.len()..].to_string()).collect())
+        })
+    }
+
+    fn list_runs(cursor: Option<String>, limit: u32) -> Result<RunPage> {
+        B::with(|b| {
+            b.before_call("runner-artifacts.list-runs", "")?;
+            let limit = page_limit(limit);
+            // Keys are `run/name`: one key read per run, then past every key of that run.
+            let past = |run: &str| prefix_successor(&format!("{run}/"));
+            let mut after = cursor.as_deref().and_then(past);
+            let mut runs: Vec<String> = Vec::new();
+            while runs.len() <= limit {
+                let Some(next) = b.keys(Table::Runs, "", after.as_deref(), 1)?.into_iter().next() else { break };
+                let run = next.split('/').next().unwrap_or_default().to_string();
+                after = past(&run);
+                runs.push(run);
+            }
+            let more = runs.len() > limit;
+            runs.truncate(limit);
+            let next_cursor = if more { runs.last().cloned() } else { None };
+            Ok(RunPage { runs, next_cursor })
+        })
+    }
+
+    fn open_read(run: String, name: String, offset: u64, len: Option<u64>) -> Result<(u64, FileReader)> {
+        B::with(|b| {
+            b.before_call("runner-artifacts.open-read", &run)?;
+            let value = b.open_value(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| not_found(&run, &name))?;
+            let size = value.size();
+            let start = offset.min(size);
+            let end = len.map_or(size, |len| start.saturating_add(len).min(size));
+            let reader = KitFileReader::<B> { run, value: RefCell::new(value), next: Cell::new(start), end, backend: PhantomData };
+            Ok((size, FileReader::new(reader)))
+        })
+    }
+
+    fn open_write(run: String, name: String, _size_hint: Option<u64>) -> Result<FileWriter> {
+        B::with(|b| {
+            b.before_call("runner-artifacts.open-write", &run)?;
+            let value = b.create_value(Table::Runs, &key(&run, &name)?, MAX_BODY as u64)?;
+            Ok(FileWriter::new(KitFileWriter::<B> { run, value: RefCell::new(Some(value)), size: Cell::new(0), backend: PhantomData }))
         })
     }
 }

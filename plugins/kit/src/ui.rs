@@ -1,7 +1,7 @@
 //! UI documents: a flat node list where siblings appear in display order.
 
-use crate::bindings::exports::storehost::origin::ui_documents::{Guest, UiDocument, UiNode, UiOp};
-use crate::{Backend, Origin, Result, StoreError, Table, check_version, load, now_ms, store, validate_id};
+use crate::bindings::exports::storehost::origin::ui_documents::{DocumentPage, Guest, UiDocument, UiNode, UiOp};
+use crate::{Backend, Origin, Result, StoreError, Table, check_version, load, now_ms, page_limit, store, validate_id};
 
 fn invalid(msg: String) -> StoreError {
     StoreError::Invalid(msg)
@@ -106,6 +106,18 @@ pub fn apply(nodes: &mut Vec<UiNode>, op: UiOp) -> Result<()> {
 }
 
 impl<B: Backend> Guest for Origin<B> {
+    fn list(cursor: Option<String>, limit: u32) -> Result<DocumentPage> {
+        B::with(|b| {
+            b.before_call("ui-documents.list", "")?;
+            let limit = page_limit(limit);
+            let mut ids = b.keys(Table::UiDocuments, "", cursor.as_deref(), limit + 1)?;
+            let more = ids.len() > limit;
+            ids.truncate(limit);
+            let next_cursor = if more { ids.last().cloned() } else { None };
+            Ok(DocumentPage { ids, next_cursor })
+        })
+    }
+
     fn get(id: String) -> Result<UiDocument> {
         B::with(|b| {
             b.before_call("ui-documents.get", &id)?;

@@ -1,7 +1,7 @@
 //! UI workspaces and tabs. A tab is stored under `workspace-id/tab-id`.
 
-use crate::bindings::exports::storehost::origin::workspaces::{Guest, Tab, TabInput, Workspace, WorkspaceInput};
-use crate::{Backend, Origin, Result, StoreError, Table, load, now_ms, store, validate_id};
+use crate::bindings::exports::storehost::origin::workspaces::{Guest, Tab, TabInput, Workspace, WorkspaceInput, WorkspacePage};
+use crate::{Backend, Origin, Result, StoreError, Table, load, now_ms, page_limit, store, validate_id};
 
 fn workspace<B: Backend>(b: &mut B, id: &str) -> Result<Workspace> {
     validate_id("workspace id", id)?;
@@ -30,6 +30,24 @@ fn tabs<B: Backend>(b: &mut B, workspace_id: &str) -> Result<Vec<Tab>> {
 }
 
 impl<B: Backend> Guest for Origin<B> {
+    fn list(cursor: Option<String>, limit: u32) -> Result<WorkspacePage> {
+        B::with(|b| {
+            b.before_call("workspaces.list", "")?;
+            let limit = page_limit(limit);
+            let ids = b.keys(Table::Workspaces, "", cursor.as_deref(), limit + 1)?;
+            let more = ids.len() > limit;
+            let mut items = Vec::with_capacity(ids.len().min(limit));
+            for id in ids.into_iter().take(limit) {
+                // A workspace removed between the listing and the read is skipped.
+                if let Some(workspace) = load::<B, Workspace>(b, Table::Workspaces, &id)? {
+                    items.push(workspace);
+                }
+            }
+            let next_cursor = if more { items.last().map(|w| w.id.clone()) } else { None };
+            Ok(WorkspacePage { items, next_cursor })
+        })
+    }
+
     fn get(workspace_id: String) -> Result<Workspace> {
         B::with(|b| {
             b.before_call("workspaces.get", &workspace_id)?;

@@ -18,13 +18,13 @@ mod control {
         inline: "
             package storehost:mock-plugin;
             world control {
-                export storehost:origin/mock-control@0.1.0;
+                export storehost:origin/mock-control@0.2.0;
             }
         ",
         path: "../../wit",
         type_section_suffix: "mock-control",
         with: {
-            "storehost:origin/types@0.1.0": storehost_plugin_kit::bindings::storehost::origin::types,
+            "storehost:origin/types@0.2.0": storehost_plugin_kit::bindings::storehost::origin::types,
         },
     });
 }
@@ -86,7 +86,7 @@ impl Backend for Mock {
     }
 
     fn info() -> PluginInfo {
-        PluginInfo { name: "mock".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false }
+        PluginInfo { name: "mock".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false, max_key_bytes: None }
     }
 
     fn before_call(&mut self, method: &'static str, key: &str) -> Result<()> {

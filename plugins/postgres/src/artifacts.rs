@@ -1,11 +1,14 @@
 //! Gateway artifacts: one row per key, the body in `bytea`.
 
 use sha2::{Digest, Sha256};
-use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{Artifact, ArtifactMeta, ArtifactPage, Guest};
+use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{
+    Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
+};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, prefix_successor, validate_artifact_key};
 
 use crate::db::{Db, Row, int, opt_text, text, ts};
+use crate::stream::{Ranged, Upload};
 use crate::{Postgres, check_body};
 
 const META: &str = "key, size, content_type, sha256, created_at";
@@ -22,7 +25,64 @@ fn head(key: &str) -> Result<Option<ArtifactMeta>> {
     Db::Pool.query_opt(&format!("SELECT {META} FROM {{s}}.artifacts WHERE key = $1"), &[text(key)])?.map(|r| meta(&Row(r))).transpose()
 }
 
+/// A range of an artifact's body; the artifact must keep its SHA-256 while it is read.
+pub struct PgBodyReader(Ranged);
+
+impl GuestBodyReader for PgBodyReader {
+    fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
+        self.0.read(max_len, "the artifact")
+    }
+}
+
+/// An artifact body being staged.
+pub struct PgBodyWriter {
+    key: String,
+    content_type: Option<String>,
+    upload: Upload,
+}
+
+impl GuestBodyWriter for PgBodyWriter {
+    fn write(&self, chunk: Vec<u8>) -> Result<()> {
+        self.upload.write(&chunk)
+    }
+
+    fn finish(&self, sha256: String) -> Result<ArtifactMeta> {
+        let meta =
+            ArtifactMeta { key: self.key.clone(), size: self.upload.size(), content_type: self.content_type.clone(), sha256, created_at: now_ms() };
+        self.upload.finish(
+            "INSERT INTO {s}.artifacts (key, size, content_type, sha256, created_at, body)
+             SELECT $2, $3, $4, $5, $6, body FROM staged
+             ON CONFLICT (key) DO UPDATE SET size = excluded.size, content_type = excluded.content_type,
+                 sha256 = excluded.sha256, created_at = excluded.created_at, body = excluded.body",
+            vec![text(meta.key.as_str()), int(meta.size), opt_text(meta.content_type.clone()), text(meta.sha256.as_str()), ts(meta.created_at)],
+        )?;
+        Ok(meta)
+    }
+}
+
 impl Guest for Postgres {
+    type BodyReader = PgBodyReader;
+    type BodyWriter = PgBodyWriter;
+
+    fn open_read(key: String, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, BodyReader)> {
+        validate_artifact_key(&key)?;
+        let meta = head(&key)?.ok_or_else(|| not_found(&key))?;
+        let start = offset.min(meta.size);
+        let end = len.map_or(meta.size, |len| start.saturating_add(len).min(meta.size));
+        let select = "SELECT substring(body FROM $1::int FOR $2::int) FROM {s}.artifacts WHERE key = $3 AND sha256 = $4".to_string();
+        let reader = Ranged::new(select, vec![text(key.as_str()), text(meta.sha256.as_str())], start, end);
+        Ok((meta, BodyReader::new(PgBodyReader(reader))))
+    }
+
+    fn open_write(key: String, content_type: Option<String>, size_hint: Option<u64>) -> Result<BodyWriter> {
+        validate_artifact_key(&key)?;
+        if let Some(size) = size_hint {
+            check_body(size as usize)?;
+        }
+        let writer = PgBodyWriter { key, content_type, upload: Upload::start()? };
+        Ok(BodyWriter::new(writer))
+    }
+
     fn put(key: String, body: Vec<u8>, content_type: Option<String>) -> Result<ArtifactMeta> {
         validate_artifact_key(&key)?;
         check_body(body.len())?;

@@ -14,6 +14,7 @@ mod db;
 mod projects;
 mod runner;
 mod schema;
+mod stream;
 mod ui;
 mod workspaces;
 
@@ -25,7 +26,7 @@ pub struct Postgres;
 
 impl Guest for Postgres {
     fn describe() -> PluginInfo {
-        PluginInfo { name: "postgres".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false }
+        PluginInfo { name: "postgres".into(), version: env!("CARGO_PKG_VERSION").into(), stateful: false, max_key_bytes: None }
     }
 
     fn init(config: Vec<(String, String)>) -> Result<(), StoreError> {

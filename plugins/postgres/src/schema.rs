@@ -88,8 +88,9 @@ pub fn parse_settings(config: &[(String, String)]) -> Result<Settings> {
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`. Applied ones
 /// never change: a change to the schema is a new entry. Text keys use the "C" collation so that
 /// lists are in byte order, as in every other origin.
-const MIGRATIONS: &[&[&str]] = &[&[
-    r#"CREATE TABLE {s}.artifacts (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        r#"CREATE TABLE {s}.artifacts (
         key text COLLATE "C" PRIMARY KEY,
         size bigint NOT NULL,
         content_type text,
@@ -97,7 +98,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         created_at timestamptz NOT NULL,
         body bytea NOT NULL
     )"#,
-    r#"CREATE TABLE {s}.projects (
+        r#"CREATE TABLE {s}.projects (
         id text COLLATE "C" PRIMARY KEY,
         name text NOT NULL,
         state text NOT NULL,
@@ -105,7 +106,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         created_at timestamptz NOT NULL,
         updated_at timestamptz NOT NULL
     )"#,
-    r#"CREATE TABLE {s}.project_artifacts (
+        r#"CREATE TABLE {s}.project_artifacts (
         project_id text COLLATE "C" NOT NULL,
         name text COLLATE "C" NOT NULL,
         artifact_key text NOT NULL,
@@ -114,13 +115,13 @@ const MIGRATIONS: &[&[&str]] = &[&[
         created_at timestamptz NOT NULL,
         PRIMARY KEY (project_id, name)
     )"#,
-    r#"CREATE TABLE {s}.ui_documents (
+        r#"CREATE TABLE {s}.ui_documents (
         id text COLLATE "C" PRIMARY KEY,
         version bigint NOT NULL,
         nodes jsonb NOT NULL,
         updated_at timestamptz NOT NULL
     )"#,
-    r#"CREATE TABLE {s}.workspaces (
+        r#"CREATE TABLE {s}.workspaces (
         id text COLLATE "C" PRIMARY KEY,
         project_id text NOT NULL,
         name text NOT NULL,
@@ -128,7 +129,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         version bigint NOT NULL,
         updated_at timestamptz NOT NULL
     )"#,
-    r#"CREATE TABLE {s}.workspace_tabs (
+        r#"CREATE TABLE {s}.workspace_tabs (
         workspace_id text COLLATE "C" NOT NULL REFERENCES {s}.workspaces (id) ON DELETE CASCADE,
         id text COLLATE "C" NOT NULL,
         title text NOT NULL,
@@ -138,13 +139,24 @@ const MIGRATIONS: &[&[&str]] = &[&[
         updated_at timestamptz NOT NULL,
         PRIMARY KEY (workspace_id, id)
     )"#,
-    r#"CREATE TABLE {s}.runner_files (
+        r#"CREATE TABLE {s}.runner_files (
         run text COLLATE "C" NOT NULL,
         name text COLLATE "C" NOT NULL,
         data bytea NOT NULL,
         PRIMARY KEY (run, name)
     )"#,
-]];
+    ],
+    &[
+        // Bodies written in chunks are staged here until their writer finishes.
+        r#"CREATE TABLE {s}.upload_chunks (
+        upload text NOT NULL,
+        seq bigint NOT NULL,
+        data bytea NOT NULL,
+        staged_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (upload, seq)
+    )"#,
+    ],
+];
 
 /// The schema version this plugin needs.
 pub const VERSION: u64 = MIGRATIONS.len() as u64;
@@ -171,9 +183,16 @@ pub fn init(config: &[(String, String)]) -> Result<()> {
     } else {
         let _ = SETTINGS.set(parsed);
     }
-    if applied(&Db::Pool)? == Some(VERSION) {
-        return Ok(());
+    if applied(&Db::Pool)? != Some(VERSION) {
+        migrate()?;
     }
+    // Uploads left by instances that died mid-write.
+    Db::Pool.execute("DELETE FROM {s}.upload_chunks WHERE staged_at < now() - interval '1 day'", &[])?;
+    Ok(())
+}
+
+/// Brings the schema to [`VERSION`] in one transaction holding the migration lock.
+fn migrate() -> Result<()> {
     let tx = db::begin()?;
     let db = Db::Tx(&tx);
     db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[text(qualify("storehost migrations {s}"))])?;

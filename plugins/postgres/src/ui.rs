@@ -1,12 +1,12 @@
 //! UI documents: one row per document, its nodes as `jsonb`, changed by `apply-ops` in one
 //! transaction that holds the row's lock.
 
-use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents::{Guest, UiDocument, UiNode, UiOp};
+use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents::{DocumentPage, Guest, UiDocument, UiNode, UiOp};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
-use storehost_plugin_kit::{Result, StoreError, apply_ui_op, check_version, internal, now_ms, validate_id};
+use storehost_plugin_kit::{Result, StoreError, apply_ui_op, check_version, internal, now_ms, page_limit, validate_id};
 
 use crate::Postgres;
-use crate::db::{self, Db, Row, int, text, ts};
+use crate::db::{self, Db, Row, int, opt_text, text, ts};
 
 fn nodes(id: &str, json: &str) -> Result<Vec<UiNode>> {
     serde_json::from_str(json).map_err(|e| internal(&format!("corrupt nodes of ui document {id:?}"), e))
@@ -32,6 +32,18 @@ fn lock(db: &Db, id: &str) -> Result<(u64, Vec<UiNode>)> {
 }
 
 impl Guest for Postgres {
+    fn list(cursor: Option<String>, limit: u32) -> Result<DocumentPage> {
+        let limit = page_limit(limit);
+        let rows = Db::Pool.query(
+            "SELECT id FROM {s}.ui_documents WHERE version > 0 AND ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2",
+            &[opt_text(cursor), int(limit as u64 + 1)],
+        )?;
+        let more = rows.len() > limit;
+        let ids = rows.into_iter().take(limit).map(|r| Row(r).text(0)).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if more { ids.last().cloned() } else { None };
+        Ok(DocumentPage { ids, next_cursor })
+    }
+
     fn get(id: String) -> Result<UiDocument> {
         validate_id("document id", &id)?;
         let row =

@@ -1,8 +1,8 @@
 //! UI workspaces (versioned rows) and their tabs (rows keyed by workspace and tab id).
 
-use storehost_plugin_kit::bindings::exports::storehost::origin::workspaces::{Guest, Tab, TabInput, Workspace, WorkspaceInput};
+use storehost_plugin_kit::bindings::exports::storehost::origin::workspaces::{Guest, Tab, TabInput, Workspace, WorkspaceInput, WorkspacePage};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlColumn;
-use storehost_plugin_kit::{Result, StoreError, now_ms, validate_id};
+use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, validate_id};
 
 use crate::Postgres;
 use crate::db::{self, Db, Row, opt_text, text, ts};
@@ -53,6 +53,18 @@ fn missing(workspace_id: &str, tab_id: &str) -> StoreError {
 impl Guest for Postgres {
     fn get(workspace_id: String) -> Result<Workspace> {
         workspace(&workspace_id)
+    }
+
+    fn list(cursor: Option<String>, limit: u32) -> Result<WorkspacePage> {
+        let limit = page_limit(limit);
+        let rows = Db::Pool.query(
+            &format!("SELECT {WORKSPACE} FROM {{s}}.workspaces WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2"),
+            &[opt_text(cursor), db::int(limit as u64 + 1)],
+        )?;
+        let more = rows.len() > limit;
+        let items = rows.into_iter().take(limit).map(workspace_row).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if more { items.last().map(|w| w.id.clone()) } else { None };
+        Ok(WorkspacePage { items, next_cursor })
     }
 
     fn list_tabs(workspace_id: String) -> Result<Vec<Tab>> {

@@ -2,17 +2,14 @@
 //! database (every domain on the postgres plugin, or artifacts on the fs plugin over one shared
 //! directory), their caches kept coherent by the invalidation log.
 
-#[path = "../../../host/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::Server;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use storehost_tests::pg::TestDatabase;
 use storehost_tests::proxy::Proxy;
-use support::Server;
 
 const MAX_STALENESS: Duration = Duration::from_secs(1);
 
@@ -530,7 +527,7 @@ async fn the_cli_carries_its_writes_position_to_later_reads() {
     let file = dir.path().join("body.txt");
     std::fs::write(&file, "from the cli").unwrap();
     let cli = |args: &[&str]| {
-        let output = std::process::Command::new(support::binary()).args(args).env("STOREHOST_LOG_POSITIONS", &positions).output().unwrap();
+        let output = std::process::Command::new(crate::support::binary()).args(args).env("STOREHOST_LOG_POSITIONS", &positions).output().unwrap();
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };

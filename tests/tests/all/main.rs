@@ -10,3 +10,8 @@ mod postgres;
 mod s3;
 mod sandbox;
 mod sql;
+mod streaming;
+
+/// Starts the real `storehost` binary (shared with the host's own tests).
+#[path = "../../../host/tests/support/mod.rs"]
+mod support;

@@ -174,7 +174,7 @@ async fn hosts_starting_at_once_migrate_once() {
     let mut conn = db.connect().await;
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM storehost.schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
-    assert_eq!(versions, vec![1], "each migration recorded once");
+    assert_eq!(versions, vec![1, 2], "each migration recorded once");
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'storehost' ORDER BY 1")
             .fetch_all(&mut conn)
@@ -182,7 +182,17 @@ async fn hosts_starting_at_once_migrate_once() {
             .unwrap();
     assert_eq!(
         tables,
-        ["artifacts", "project_artifacts", "projects", "runner_files", "schema_migrations", "ui_documents", "workspace_tabs", "workspaces"]
+        [
+            "artifacts",
+            "project_artifacts",
+            "projects",
+            "runner_files",
+            "schema_migrations",
+            "ui_documents",
+            "upload_chunks",
+            "workspace_tabs",
+            "workspaces"
+        ]
     );
 }
 

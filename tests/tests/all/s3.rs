@@ -282,6 +282,7 @@ async fn prefixes_place_each_domain_in_the_bucket() {
     spec.config.insert("prefix".into(), "gateway/".into());
     spec.config.insert("runs_prefix".into(), "runner/".into());
     let plugin = load(&runtime(), spec).await;
+    let plugin_info = plugin.info().clone();
     let (store, runs) = (PluginArtifactStore::new(plugin.clone()).unwrap(), PluginRunnerStore::new(plugin).unwrap());
     store.put(&ctx(), "a/b", Bytes::from_static(b"artifact"), None).await.unwrap();
     runs.write(&ctx(), "run-1", "logs/out.txt", Bytes::from_static(b"log")).await.unwrap();
@@ -291,9 +292,12 @@ async fn prefixes_place_each_domain_in_the_bucket() {
     assert_eq!(keys, ["gateway/a/b", "runner/run-1/logs/out.txt"]);
     assert_eq!(store.list(&ctx(), "", None, 0).await.unwrap().items.len(), 1);
     assert_eq!(runs.list(&ctx(), "run-1", "").await.unwrap(), ["logs/out.txt"]);
-    // Under a prefix, S3's 1024 bytes leave less room for the key.
+    // Under a prefix, S3's 1024 bytes leave less room for the key: the plugin says how much,
+    // and the host refuses longer keys before calling it.
+    assert_eq!(plugin_info.max_key_bytes, 1024 - "gateway/".len() as u32);
     let err = store.put(&ctx(), &"k".repeat(1020), Bytes::new(), None).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("gateway/") && m.contains("1028")), "{err}");
+    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("1020 bytes") && m.contains("1016")), "{err}");
+    store.put(&ctx(), &"k".repeat(1016), Bytes::from_static(b"longest"), None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,4 +356,33 @@ async fn bad_grants_name_the_manifest_key() {
         assert!(err.contains(says), "{grant}: {err}");
         assert!(err.contains("s3.toml"), "{err}");
     }
+}
+
+/// `storehost plugin test objects --manifest examples/manifests/s3.toml --allow-writes` passes
+/// the suite on the test server: the example's `prefix` shortens the longest key the plugin
+/// holds, which it reports in `describe()` and the suite honours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_example_manifest_passes_plugin_test() {
+    let server = S3Server::start().await;
+    server.create_bucket("storehost");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/manifests/s3.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("S3_ENDPOINT", server.endpoint.clone()),
+        ("S3_ACCESS_KEY_ID", server.access_key.clone()),
+        ("S3_SECRET_ACCESS_KEY", server.secret_key.clone()),
+    ];
+    let run = move |args: Vec<&'static str>, dir: std::path::PathBuf| {
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::support::binary()).current_dir(dir).args(args).envs(env).env("RUST_LOG", "warn").output().unwrap()
+        })
+    };
+    let refused = run.clone()(vec!["plugin", "test", "objects", "--manifest", manifest], dir.path().into()).await.unwrap();
+    assert!(!refused.status.success(), "plugin test wrote into a granted bucket without --allow-writes");
+    let suite = run(vec!["plugin", "test", "objects", "--manifest", manifest, "--allow-writes"], dir.path().into()).await.unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&suite.stdout), String::from_utf8_lossy(&suite.stderr));
+    assert!(suite.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(stdout.contains("longest_key_round_trips") && !stdout.contains("FAIL"), "{stdout}");
 }

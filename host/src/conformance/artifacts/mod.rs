@@ -5,6 +5,7 @@ mod head;
 mod keys;
 mod list;
 mod put;
+mod stream;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::domain::ArtifactStore;
 use crate::domain::Stores;
 
 pub(super) fn cases() -> Vec<super::Case> {
-    [put::cases(), get::cases(), head::cases(), list::cases(), get_url::cases(), delete::cases(), keys::cases()].concat()
+    [put::cases(), get::cases(), head::cases(), list::cases(), get_url::cases(), delete::cases(), keys::cases(), stream::cases()].concat()
 }
 
 fn store(s: &Stores) -> Arc<dyn ArtifactStore> {

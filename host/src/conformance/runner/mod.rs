@@ -2,6 +2,7 @@ mod list;
 mod names;
 mod read_write;
 mod remove;
+mod stream;
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use crate::domain::RunnerStore;
 use crate::domain::Stores;
 
 pub(super) fn cases() -> Vec<super::Case> {
-    [read_write::cases(), remove::cases(), list::cases(), names::cases()].concat()
+    [read_write::cases(), remove::cases(), list::cases(), names::cases(), stream::cases()].concat()
 }
 
 fn store(s: &Stores) -> Arc<dyn RunnerStore> {

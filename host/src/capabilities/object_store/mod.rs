@@ -24,21 +24,30 @@ use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use serde::Deserialize;
-use wasmtime::component::Linker;
+use wasmtime::component::{Linker, Resource};
 
 use super::{Capability, Failure, PluginIdentity, Scoped, ScopedData};
 use crate::base::units;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        inline: "package storehost:object-store-capability; world object-store { import storehost:host/object-store@0.1.0; }",
+        inline: "package storehost:object-store-capability; world object-store { import storehost:host/object-store@0.1.1; }",
         path: "../wit/deps/host",
         imports: { default: async | trappable },
         trappable_error_type: { "storehost:host/object-store.object-error" => crate::capabilities::object_store::ObjectFailure },
+        with: {
+            "storehost:host/object-store.object-reader": crate::capabilities::object_store::ObjectReader,
+            "storehost:host/object-store.object-upload": crate::capabilities::object_store::ObjectUpload,
+        },
     });
 }
 
-use bindings::storehost::host::object_store::{self as wit, Host, KeyPage, Object, ObjectError, ObjectMeta, ObjectPage};
+mod stream;
+
+use bindings::storehost::host::object_store::{
+    self as wit, Host, HostObjectReader, HostObjectUpload, KeyPage, Object, ObjectError, ObjectMeta, ObjectPage, Uploaded,
+};
+pub use stream::{MIN_PART, ObjectReader, ObjectUpload, PART, READ_WINDOW};
 
 /// A host function's failure: an [`ObjectError`] for the plugin, or a trap.
 pub type ObjectFailure = Failure<ObjectError>;
@@ -298,20 +307,26 @@ impl Bucket {
 
     pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectError> {
         check_key(key)?;
+        Ok(self.head_with_etag(key).await?.map(|(meta, _)| meta))
+    }
+
+    /// The object's metadata and its ETag; `None` when it does not exist.
+    async fn head_with_etag(&self, key: &str) -> Result<Option<(ObjectMeta, Option<String>)>, ObjectError> {
         let sent = self.client.head_object().bucket(&self.bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await;
         let out = match sent {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => return Ok(None),
             Err(e) => return Err(self.failed("head", key, e)),
         };
-        Ok(Some(ObjectMeta {
+        let meta = ObjectMeta {
             key: key.to_string(),
             size: out.content_length.unwrap_or(0).max(0) as u64,
             sha256: sha256_hex(out.checksum_sha256.as_deref()),
             last_modified: millis(out.last_modified.as_ref()),
             metadata: sorted(out.metadata.as_ref()),
             content_type: out.content_type,
-        }))
+        };
+        Ok(Some((meta, out.e_tag)))
     }
 
     pub(crate) async fn put(
@@ -363,6 +378,28 @@ impl Bucket {
         // Pages are cut by key (`start-after`), which any S3 server honours the same way: the
         // last key listed is where the next page starts.
         let next_cursor = if out.is_truncated == Some(true) { keys.last().cloned() } else { None };
+        Ok(KeyPage { keys, next_cursor })
+    }
+
+    /// The common prefixes one `/` below `prefix`; the cursor is the store's continuation token.
+    pub(crate) async fn list_dirs(&self, prefix: &str, cursor: Option<String>, limit: u32) -> Result<KeyPage, ObjectError> {
+        if prefix.len() > MAX_KEY {
+            return Err(ObjectError::Other(format!("a prefix over {MAX_KEY} bytes is longer than any key")));
+        }
+        let limit = if limit == 0 { MAX_PAGE } else { limit.min(MAX_PAGE) };
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .set_continuation_token(cursor)
+            .max_keys(limit as i32)
+            .send()
+            .await
+            .map_err(|e| self.failed("list-dirs", prefix, e))?;
+        let keys = out.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix).collect();
+        let next_cursor = if out.is_truncated == Some(true) { out.next_continuation_token } else { None };
         Ok(KeyPage { keys, next_cursor })
     }
 
@@ -431,8 +468,61 @@ impl Host for Scoped<'_, ObjectStore> {
         Ok(within(self.deadline, self.state.presign_get(&key, expires_in_secs)).await?)
     }
 
+    async fn list_dirs(&mut self, prefix: String, cursor: Option<String>, limit: u32) -> Result<KeyPage, ObjectFailure> {
+        Ok(within(self.deadline, self.state.list_dirs(&prefix, cursor, limit)).await?)
+    }
+
+    async fn get_range(&mut self, key: String, offset: u64, len: Option<u64>) -> Result<Option<(ObjectMeta, Resource<ObjectReader>)>, ObjectFailure> {
+        let Some((meta, reader)) = within(self.deadline, self.state.get_range(&key, offset, len)).await? else { return Ok(None) };
+        Ok(Some((meta, self.table.push(reader).map_err(ObjectFailure::trap)?)))
+    }
+
     fn convert_object_error(&mut self, err: ObjectFailure) -> wasmtime::Result<ObjectError> {
         err.into_guest()
+    }
+}
+
+impl HostObjectReader for Scoped<'_, ObjectStore> {
+    async fn read(&mut self, reader: Resource<ObjectReader>, max_len: u32) -> Result<Option<Vec<u8>>, ObjectFailure> {
+        let deadline = self.deadline;
+        let reader = self.table.get_mut(&reader).map_err(ObjectFailure::trap)?;
+        Ok(within(deadline, reader.read(max_len)).await?)
+    }
+
+    async fn drop(&mut self, reader: Resource<ObjectReader>) -> wasmtime::Result<()> {
+        self.table.delete(reader)?;
+        Ok(())
+    }
+}
+
+impl HostObjectUpload for Scoped<'_, ObjectStore> {
+    async fn begin(
+        &mut self,
+        key: String,
+        content_type: Option<String>,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Resource<ObjectUpload>, ObjectFailure> {
+        let upload = ObjectUpload::begin(self.state, &key, content_type, metadata)?;
+        self.table.push(upload).map_err(ObjectFailure::trap)
+    }
+
+    async fn write(&mut self, upload: Resource<ObjectUpload>, chunk: Vec<u8>) -> Result<(), ObjectFailure> {
+        let deadline = self.deadline;
+        let upload = self.table.get_mut(&upload).map_err(ObjectFailure::trap)?;
+        Ok(within(deadline, upload.write(&chunk)).await?)
+    }
+
+    async fn finish(&mut self, upload: Resource<ObjectUpload>) -> Result<Uploaded, ObjectFailure> {
+        let deadline = self.deadline;
+        let upload = self.table.get_mut(&upload).map_err(ObjectFailure::trap)?;
+        Ok(within(deadline, upload.finish()).await?)
+    }
+
+    /// An unfinished upload is aborted before the guest goes on.
+    async fn drop(&mut self, upload: Resource<ObjectUpload>) -> wasmtime::Result<()> {
+        let mut upload = self.table.delete(upload)?;
+        upload.abort().await;
+        Ok(())
     }
 }
 

@@ -1,0 +1,61 @@
+//! What the streaming cases of artifacts and runner artifacts share: bodies with a pattern that
+//! shows where a wrong byte came from, the pieces a writer is fed in, and the ranges to read.
+
+use anyhow::{Result, ensure};
+use bytes::Bytes;
+
+use crate::domain::body::{ByteRange, CHUNK, collect};
+use crate::domain::{BodySink, BodyStream};
+
+/// `len` bytes in which no two nearby offsets hold the same byte.
+pub(crate) fn pattern(len: usize) -> Bytes {
+    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect::<Vec<u8>>().into()
+}
+
+/// Sizes around the chunk the host carries in one call.
+pub(crate) const BOUNDARIES: [usize; 3] = [CHUNK - 1, CHUNK, CHUNK + 1];
+
+/// Writes `body` into `sink` in uneven pieces (1 byte, a chunk less one, a chunk and one, and
+/// the rest), so that pieces cross the chunk boundaries at odd places.
+pub(crate) async fn feed<Done>(sink: &mut Box<dyn BodySink<Done>>, body: &Bytes) -> Result<()> {
+    let mut at = 0;
+    for piece in [1, CHUNK - 1, CHUNK + 1, usize::MAX].into_iter().cycle() {
+        if at >= body.len() {
+            break;
+        }
+        let end = at.saturating_add(piece).min(body.len());
+        sink.write(&super::ctx(), body.slice(at..end)).await.map_err(|e| anyhow::anyhow!("write at {at}: {e}"))?;
+        at = end;
+    }
+    Ok(())
+}
+
+/// The ranges the range cases read of a body of `size` bytes: the first and the last byte, a
+/// middle range across a chunk boundary, a suffix, an open range, one running past the end,
+/// and empty ones at and past the end.
+pub(crate) fn ranges(size: u64) -> Vec<ByteRange> {
+    let c = CHUNK as u64;
+    vec![
+        ByteRange::new(0, Some(1)),
+        ByteRange::new(size - 1, Some(1)),
+        ByteRange::new(c - 7, Some(14)),
+        ByteRange::new(c - 1, Some(c + 2)),
+        ByteRange::new(size - 100, None),
+        ByteRange::new(17, None),
+        ByteRange::new(size - 5, Some(50)),
+        ByteRange::new(size, Some(1)),
+        ByteRange::new(size + 10, None),
+        ByteRange::ALL,
+    ]
+}
+
+/// Reads `body` (of `size` bytes) whole and checks it is `expected[range]`.
+pub(crate) async fn check_range(what: &str, range: ByteRange, got: std::ops::Range<u64>, body: BodyStream, expected: &Bytes) -> Result<()> {
+    let want = range.within(expected.len() as u64);
+    ensure!(got == want, "{what} {range:?}: the reader covers {got:?}, expected {want:?}");
+    let bytes = collect(body).await.map_err(|e| anyhow::anyhow!("{what} {range:?}: {e}"))?;
+    let want = &expected[want.start as usize..want.end as usize];
+    ensure!(bytes.len() == want.len(), "{what} {range:?}: read {} bytes, expected {}", bytes.len(), want.len());
+    ensure!(bytes == want, "{what} {range:?}: the bytes differ from what was written");
+    Ok(())
+}
