@@ -48,6 +48,8 @@ pub struct PluginIdentity<'a> {
     pub config: &'a BTreeMap<String, String>,
     /// The longest a call may run (the plugin's `timeout`).
     pub timeout: Duration,
+    /// The directories it preopens.
+    pub dirs: &'a [files::DirGrant],
 }
 
 /// A capability's view of one plugin instance while its host functions run: the plugin's state
@@ -164,6 +166,7 @@ macro_rules! capability_table {
             always {
                 log: $crate::capabilities::log::Log,
                 config: $crate::capabilities::config::Config,
+                files: $crate::capabilities::files::Files,
             }
             granted {
                 /// Grants `storehost:host/sql`: a database.

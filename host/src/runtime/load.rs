@@ -32,7 +32,7 @@ impl Plugin {
         check_imports(&spec, &compiled.imports)?;
         let exports = Exports::read(&plugin, compiled.exports.iter().map(String::as_str))?;
 
-        let identity = PluginIdentity { name: &spec.name, config: &spec.config, timeout: spec.settings.timeout };
+        let identity = PluginIdentity { name: &spec.name, config: &spec.config, timeout: spec.settings.timeout, dirs: &spec.dirs };
         let capabilities = PluginCapabilities::open(&spec.grants, &identity).await.map_err(|e| LoadError::Grant {
             plugin: plugin.clone(),
             key: e.key,

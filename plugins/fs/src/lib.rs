@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::PluginInfo;
+use storehost_plugin_kit::bindings::storehost::host::files as host_files;
 use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table, ValueReader, ValueWriter};
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
@@ -234,14 +235,11 @@ impl Files {
         }
     }
 
-    /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist.
+    /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist. One
+    /// host call (`storehost:host/files`) instead of WASI's open, stat, read and close.
     fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
-        let Some(file) = self.open(path, OpenFlags::empty(), DescriptorFlags::READ)? else { return Ok(None) };
-        let fail = |e: ErrorCode| StoreError::Internal(format!("reading {}: {e}", path.display()));
-        // Files are replaced by rename, never changed in place: the size from `stat` is the
-        // size of what this descriptor reads.
-        let size = file.stat().map_err(fail)?.size.min(limit as u64) as usize;
-        read_at(&file, 0, size).map_err(fail).map(Some)
+        let Some(guest) = path.to_str() else { return Err(StoreError::Internal(format!("{} is not UTF-8", path.display()))) };
+        host_files::read(guest, limit as u64).map_err(StoreError::Internal)
     }
 
     /// Removes temporary files untouched for [`STALE_TEMP`]: what instances that trapped in the
