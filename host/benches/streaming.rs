@@ -129,26 +129,9 @@ fn fs(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
     report.add("fs 1 MiB range of 1 GiB", "fs plugin", "tokio::fs seek + read", ours, anchor);
 }
 
-/// An S3 server on 127.0.0.1 over `root`, for the life of the runtime.
-async fn start_s3(root: &Path) -> ObjectStoreGrant {
-    std::fs::create_dir(root.join(BUCKET)).unwrap();
-    let (access, secret) = ("bench-key".to_string(), "bench-secret".to_string());
-    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(access.clone(), secret.clone()));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let _ = stream.set_nodelay(true);
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
+/// A grant of the bucket of an S3 server started over `root`.
+async fn s3_grant(root: &Path) -> ObjectStoreGrant {
+    let (endpoint, access, secret) = support::start_s3(root, BUCKET).await;
     ObjectStoreGrant {
         endpoint: Some(endpoint),
         region: Some("us-east-1".into()),
@@ -209,7 +192,7 @@ async fn native_s3_get(client: &aws_sdk_s3::Client, key: &str, range: ByteRange)
 
 fn s3(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
     let root = tempfile::tempdir().unwrap();
-    let grant = rt.block_on(start_s3(root.path()));
+    let grant = rt.block_on(s3_grant(root.path()));
     let mut spec = PluginSpec::new("s3", "builtin:s3", storehost::builtin("s3").unwrap());
     spec.grants.object_store = Some(grant.clone());
     spec.settings.timeout = std::time::Duration::from_secs(120);

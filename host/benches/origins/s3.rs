@@ -18,34 +18,9 @@ use storehost::domain::{ArtifactMeta, ArtifactStore, Ctx};
 use storehost::origin::PluginArtifactStore;
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 
-use crate::support::{Report, compare, time_async};
+use crate::support::{Report, compare, start_s3, time_async};
 
 const BUCKET: &str = "bench";
-
-/// An S3 server on 127.0.0.1 over a temporary directory; stops when the runtime does.
-async fn start_server(root: &std::path::Path) -> (String, String, String) {
-    std::fs::create_dir(root.join(BUCKET)).unwrap();
-    let (access, secret) = ("bench-key".to_string(), "bench-secret".to_string());
-    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(access.clone(), secret.clone()));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            // As S3 servers do: without it, a response written in two parts waits for the
-            // client's delayed ACK (tens of milliseconds).
-            let _ = stream.set_nodelay(true);
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    (endpoint, access, secret)
-}
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -82,7 +57,7 @@ async fn native_get(client: &aws_sdk_s3::Client, key: &str) -> (ArtifactMeta, By
 
 pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
     let root = tempfile::tempdir().unwrap();
-    let (endpoint, access_key_id, secret_access_key) = rt.block_on(start_server(root.path()));
+    let (endpoint, access_key_id, secret_access_key) = rt.block_on(start_s3(root.path(), BUCKET));
     let grant = ObjectStoreGrant {
         endpoint: Some(endpoint),
         region: Some("us-east-1".into()),

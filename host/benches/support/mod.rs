@@ -160,3 +160,29 @@ impl BenchDatabase {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await.unwrap();
     }
 }
+
+/// An S3 server (s3s over s3s-fs) on 127.0.0.1 over `root` with the bucket `bucket`: its
+/// endpoint, access key and secret. It stops when the runtime does.
+pub async fn start_s3(root: &std::path::Path, bucket: &str) -> (String, String, String) {
+    std::fs::create_dir(root.join(bucket)).unwrap();
+    let (access, secret) = ("bench-key".to_string(), "bench-secret".to_string());
+    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(access.clone(), secret.clone()));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            // As S3 servers do: without it, a response written in two parts waits for the
+            // client's delayed ACK (tens of milliseconds).
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (endpoint, access, secret)
+}
