@@ -88,7 +88,12 @@ fn decode_segment(name: &str) -> Option<String> {
 
 /// At most `len` bytes of `file` from `offset` (fewer only at its end).
 fn read_at(file: &Descriptor, offset: u64, len: usize) -> std::result::Result<Vec<u8>, ErrorCode> {
-    let mut out = Vec::with_capacity(len);
+    // Usually one read returns it all: hand that buffer on instead of copying it into another.
+    let (mut out, end) = file.read(len as u64, offset)?;
+    if end || out.is_empty() || out.len() >= len {
+        return Ok(out);
+    }
+    out.reserve(len - out.len());
     while out.len() < len {
         let (data, end) = file.read((len - out.len()) as u64, offset + out.len() as u64)?;
         out.extend_from_slice(&data);

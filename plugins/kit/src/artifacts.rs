@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::bindings::exports::storehost::origin::artifacts::{
     Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
 };
+use crate::stream::RangeReader;
 use crate::{Backend, Origin, Result, StoreError, Table, ValueReader, ValueWriter, decode, internal, now_ms, page_limit, validate_artifact_key};
 
 /// Largest body the whole-body calls accept, and the memory backends keep.
@@ -84,27 +85,14 @@ fn not_found(key: &str) -> StoreError {
 /// A range of an artifact's body being read.
 pub struct KitBodyReader<B> {
     key: String,
-    value: RefCell<Box<dyn ValueReader>>,
-    /// Where the next read starts, and where the range ends, as offsets into the value.
-    next: Cell<u64>,
-    end: u64,
+    range: RangeReader,
     backend: PhantomData<B>,
 }
 
 impl<B: Backend> GuestBodyReader for KitBodyReader<B> {
     fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
         B::with(|b| b.before_call("artifacts.body-reader.read", &self.key))?;
-        let next = self.next.get();
-        if next >= self.end || max_len == 0 {
-            return Ok(None);
-        }
-        let len = (self.end - next).min(u64::from(max_len)) as usize;
-        let chunk = self.value.borrow_mut().read_at(next, len)?;
-        if chunk.is_empty() {
-            return Err(internal("artifact record ended early", &self.key));
-        }
-        self.next.set(next + chunk.len() as u64);
-        Ok(Some(chunk))
+        self.range.next_chunk(max_len, || internal("artifact record ended early", &self.key))
     }
 }
 
@@ -242,13 +230,8 @@ impl<B: Backend> Guest for Origin<B> {
             let Layout { meta, body_start } = layout(&key, value.as_mut())?;
             let start = offset.min(meta.size);
             let end = len.map_or(meta.size, |len| start.saturating_add(len).min(meta.size));
-            let reader = KitBodyReader::<B> {
-                key: key.clone(),
-                value: RefCell::new(value),
-                next: Cell::new(body_start + start),
-                end: body_start + end,
-                backend: PhantomData,
-            };
+            let reader =
+                KitBodyReader::<B> { key: key.clone(), range: RangeReader::new(value, body_start + start, body_start + end), backend: PhantomData };
             Ok((meta, BodyReader::new(reader)))
         })
     }

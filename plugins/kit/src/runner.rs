@@ -5,9 +5,8 @@ use std::marker::PhantomData;
 
 use crate::artifacts::MAX_BODY;
 use crate::bindings::exports::storehost::origin::runner_artifacts::{FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, RunPage};
-use crate::{
-    Backend, Origin, Result, StoreError, Table, ValueReader, ValueWriter, page_limit, prefix_successor, validate_artifact_key, validate_run,
-};
+use crate::stream::RangeReader;
+use crate::{Backend, Origin, Result, StoreError, Table, ValueWriter, page_limit, prefix_successor, validate_artifact_key, validate_run};
 
 fn not_found(run: &str, name: &str) -> StoreError {
     StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}"))
@@ -16,26 +15,14 @@ fn not_found(run: &str, name: &str) -> StoreError {
 /// A range of a file being read.
 pub struct KitFileReader<B> {
     run: String,
-    value: RefCell<Box<dyn ValueReader>>,
-    next: Cell<u64>,
-    end: u64,
+    range: RangeReader,
     backend: PhantomData<B>,
 }
 
 impl<B: Backend> GuestFileReader for KitFileReader<B> {
     fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
         B::with(|b| b.before_call("runner-artifacts.file-reader.read", &self.run))?;
-        let next = self.next.get();
-        if next >= self.end || max_len == 0 {
-            return Ok(None);
-        }
-        let len = (self.end - next).min(u64::from(max_len)) as usize;
-        let chunk = self.value.borrow_mut().read_at(next, len)?;
-        if chunk.is_empty() {
-            return Err(StoreError::Internal(format!("a file of run {:?} ended early", self.run)));
-        }
-        self.next.set(next + chunk.len() as u64);
-        Ok(Some(chunk))
+        self.range.next_chunk(max_len, || StoreError::Internal(format!("a file of run {:?} ended early", self.run)))
     }
 }
 
@@ -133,7 +120,7 @@ impl<B: Backend> Guest for Origin<B> {
             let size = value.size();
             let start = offset.min(size);
             let end = len.map_or(size, |len| start.saturating_add(len).min(size));
-            let reader = KitFileReader::<B> { run, value: RefCell::new(value), next: Cell::new(start), end, backend: PhantomData };
+            let reader = KitFileReader::<B> { run, range: RangeReader::new(value, start, end), backend: PhantomData };
             Ok((size, FileReader::new(reader)))
         })
     }

@@ -1,6 +1,7 @@
 //! Values read and written in pieces: what the streaming calls (`open-read`, `open-write`) are
 //! built on.
 
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 
 use crate::{Backend, Result, StoreError, Table};
@@ -22,6 +23,38 @@ pub trait ValueWriter {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
     /// Makes the value visible, replacing the old one at once.
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A range of an opened value, handed out chunk by chunk: what the streaming readers of
+/// artifacts and runner files share.
+pub(crate) struct RangeReader {
+    value: RefCell<Box<dyn ValueReader>>,
+    /// Where the next read starts, and where the range ends, as offsets into the value.
+    next: Cell<u64>,
+    end: u64,
+}
+
+impl RangeReader {
+    /// Bytes `start..end` of `value`.
+    pub(crate) fn new(value: Box<dyn ValueReader>, start: u64, end: u64) -> Self {
+        Self { value: RefCell::new(value), next: Cell::new(start), end }
+    }
+
+    /// The next chunk of at most `max_len` bytes; `None` at the end of the range. A value that
+    /// ends before the range does is `ended_early()`.
+    pub(crate) fn next_chunk(&self, max_len: u32, ended_early: impl FnOnce() -> StoreError) -> Result<Option<Vec<u8>>> {
+        let next = self.next.get();
+        if next >= self.end || max_len == 0 {
+            return Ok(None);
+        }
+        let len = (self.end - next).min(u64::from(max_len)) as usize;
+        let chunk = self.value.borrow_mut().read_at(next, len)?;
+        if chunk.is_empty() {
+            return Err(ended_early());
+        }
+        self.next.set(next + chunk.len() as u64);
+        Ok(Some(chunk))
+    }
 }
 
 /// A whole value in memory.
