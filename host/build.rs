@@ -6,7 +6,7 @@ use std::process::Command;
 
 const PLUGINS: &[&str] = &["memory", "fs", "mock", "postgres", "s3"];
 /// Components built for the tests only; their paths are recorded, not embedded.
-const FIXTURES: &[&str] = &["sql-user", "other-world", "broken-list", "lost-overwrite"];
+const FIXTURES: &[&str] = &["sql-user", "other-world", "broken-list", "lost-overwrite", "fs-next"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

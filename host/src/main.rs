@@ -38,6 +38,10 @@ enum Command {
         /// Overrides [server] listen, e.g. 127.0.0.1:0 for any free port.
         #[arg(long)]
         listen: Option<String>,
+        /// Reload when the manifest or a plugin's .wasm file changes (SIGHUP and
+        /// POST /v1/admin/reload reload without it).
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate a manifest and load its plugins (exit 1 with the errors).
     Check {
@@ -184,9 +188,9 @@ fn load_manifest(path: Option<&PathBuf>) -> Result<Manifest> {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { manifest, listen } => {
+        Command::Serve { manifest, listen, watch } => {
             let app = App::build(load_manifest(manifest.as_ref())?).await?;
-            storehost::http::serve(app, listen).await
+            storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,

@@ -36,6 +36,7 @@
 //!     max_bytes: 256 << 20,
 //!     max_entries: None,
 //!     clock: Some(SharedClock(Arc::new(clock.clone()))),
+//!     keep_stale: None,
 //! };
 //! let memory: ReadThrough<String, Bytes, OriginError> =
 //!     ReadThrough::new(&tier, |key: &String, value: &Bytes| key.len() + value.len());

@@ -79,6 +79,15 @@ impl<K: Hash + Eq, T> LruTable<K, T> {
         self.link_front(idx);
     }
 
+    /// Moves the entry at `idx` to the least recently used end: the next to be evicted.
+    pub(crate) fn demote(&mut self, idx: u32) {
+        if self.tail == idx {
+            return;
+        }
+        self.unlink(idx);
+        self.link_back(idx);
+    }
+
     /// Inserts a key that is not in the table as the most recently used entry.
     ///
     /// # Panics
@@ -194,6 +203,21 @@ impl<K: Hash + Eq, T> LruTable<K, T> {
         }
         self.head = idx;
     }
+
+    fn link_back(&mut self, idx: u32) {
+        let old_tail = self.tail;
+        {
+            let slot = &mut self.slots[idx as usize];
+            slot.older = NIL;
+            slot.newer = old_tail;
+        }
+        if old_tail == NIL {
+            self.head = idx;
+        } else {
+            self.slots[old_tail as usize].older = idx;
+        }
+        self.tail = idx;
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +255,14 @@ mod tests {
         let lru = t.lru().unwrap();
         assert_eq!(t.slot(lru).key, 1);
         assert_eq!(t.slot(t.newer(lru).unwrap()).key, 4);
+        // Demoting moves an entry to the LRU end, from the front or the middle.
+        t.demote(t.find(s.hash_one(0), &0).unwrap());
+        assert_eq!(keys_lru_first(&t), [0, 1, 4, 5, 2]);
+        t.demote(t.find(s.hash_one(5), &5).unwrap());
+        assert_eq!(keys_lru_first(&t), [5, 0, 1, 4, 2]);
+        t.demote(t.find(s.hash_one(5), &5).unwrap());
+        assert_eq!(keys_lru_first(&t), [5, 0, 1, 4, 2]);
+        assert_eq!(t.slot(t.lru().unwrap()).key, 5);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct MemoryCacheConfig {
     /// The number of shards (rounded up to a power of two); by default derived from the CPU
     /// count and the budgets.
     pub shards: Option<usize>,
+    /// How long an expired entry is kept for [`MemoryCache::get_stale`] (RFC 5861's
+    /// `stale-if-error`). Kept entries stay inside the budgets and go first when room is needed.
+    pub keep_stale: Option<Duration>,
 }
 
 impl MemoryCacheConfig {
@@ -57,6 +60,12 @@ impl MemoryCacheConfig {
     /// Sets [`MemoryCacheConfig::shards`].
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
+        self
+    }
+
+    /// Sets [`MemoryCacheConfig::keep_stale`].
+    pub fn keep_stale(mut self, keep: Duration) -> Self {
+        self.keep_stale = Some(keep);
         self
     }
 
@@ -111,6 +120,8 @@ pub struct CacheStats {
     pub refusals: u64,
     /// Entries removed by `delete`, `clear` or invalidation.
     pub invalidations: u64,
+    /// Expired entries returned by [`MemoryCache::get_stale`].
+    pub stale_hits: u64,
     /// Entries held now.
     pub entries: u64,
     /// Weight held now.
@@ -155,6 +166,12 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         self
     }
 
+    /// Keeps expired entries this long for [`MemoryCache::get_stale`].
+    pub fn keep_stale(mut self, keep: Duration) -> Self {
+        self.config.keep_stale = Some(keep);
+        self
+    }
+
     /// How much an entry weighs against `max_bytes`, typically `key.len() + value.len()`.
     /// Called once per insert, outside any lock.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> usize + Send + Sync + 'static) -> Self {
@@ -193,6 +210,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
             hasher: foldhash::fast::RandomState::default(),
             weigher: self.weigher,
             default_ttl: self.config.default_ttl,
+            keep_stale: self.config.keep_stale.unwrap_or(Duration::ZERO),
             clock: self.clock,
         }
     }
@@ -258,13 +276,18 @@ fn share(budget: Option<u64>, n: usize, i: usize) -> u64 {
 ///
 /// An entry expires at `insert time + ttl`: at exactly that instant it is already a miss. Expired
 /// entries are dropped when they are read (a miss and an expiration), when they reach the LRU end,
-/// or by [`MemoryCache::purge_expired`]; until then they count in `entries` and `bytes`.
+/// or by [`MemoryCache::purge_expired`]; until then they count in `entries` and `bytes`. With
+/// [`keep_stale`](MemoryCacheConfig::keep_stale), a read that finds an entry expired less than
+/// that long ago leaves it for [`MemoryCache::get_stale`] and moves it to the LRU end, so the
+/// budgets make room from kept entries before fresh ones.
 pub struct MemoryCache<K, V> {
     shards: Box<[LockedShard<K, V>]>,
     shard_mask: usize,
     hasher: foldhash::fast::RandomState,
     weigher: Option<Weigher<K, V>>,
     default_ttl: Option<Duration>,
+    /// How long past its expiry an entry stays for [`MemoryCache::get_stale`].
+    keep_stale: Duration,
     clock: ClockSource,
 }
 
@@ -278,6 +301,7 @@ type LockedShard<K, V> = CachePadded<Mutex<Shard<K, V>>>;
 struct Entry<V> {
     value: V,
     expires_at: Timestamp,
+    inserted_at: Timestamp,
     weight: u32,
     /// The shard's `tick` when the entry last moved to the most recently used end.
     promoted_at: u32,
@@ -294,6 +318,7 @@ struct Counters {
     expirations: u64,
     refusals: u64,
     invalidations: u64,
+    stale_hits: u64,
 }
 
 /// `repr(C)` so that the fields a read writes (the hit and miss counters) sit right after the
@@ -340,17 +365,47 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             return None;
         };
         let expires_at = shard.table.slot(idx).item.expires_at;
-        if expires_at != Timestamp::NEVER && self.clock.now() >= expires_at {
-            shard.remove(idx, &self.hasher);
-            shard.counters.expirations += 1;
-            shard.counters.misses += 1;
-            return None;
+        if expires_at != Timestamp::NEVER {
+            let now = self.clock.now();
+            if now >= expires_at {
+                if now < expires_at + self.keep_stale {
+                    // Kept for `get_stale`, and the first to go when room is needed.
+                    shard.table.demote(idx);
+                } else {
+                    shard.remove(idx, &self.hasher);
+                    shard.counters.expirations += 1;
+                }
+                shard.counters.misses += 1;
+                return None;
+            }
         }
         if !shard.is_recent(idx) {
             shard.promote(idx);
         }
         shard.counters.hits += 1;
         Some(shard.table.slot(idx).item.value.clone())
+    }
+
+    /// The value under `key` even if it has expired, as long as it expired less than
+    /// [`keep_stale`](MemoryCacheConfig::keep_stale) ago, with its age (the time since it was
+    /// inserted). For answering when the origin cannot: an entry removed by `delete`, `clear` or
+    /// an invalidation is gone, and is never returned. Does not touch recency.
+    pub fn get_stale<Q>(&self, key: &Q) -> Option<(V, Duration)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.shard(hash).lock();
+        let idx = shard.table.find(hash, key)?;
+        let entry = &shard.table.slot(idx).item;
+        let now = self.clock.now();
+        if entry.expires_at != Timestamp::NEVER && now >= entry.expires_at + self.keep_stale {
+            return None;
+        }
+        let answer = (entry.value.clone(), now.saturating_duration_since(entry.inserted_at));
+        shard.counters.stale_hits += 1;
+        Some(answer)
     }
 
     /// Whether `key` is present and not expired, without counting a read or touching recency.
@@ -374,10 +429,11 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
 
     fn insert_expiring(&self, key: K, value: V, ttl: Option<Duration>) -> InsertOutcome {
         let weight = self.weigher.as_ref().map_or(0, |w| w(&key, &value));
-        let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| self.clock.now() + ttl);
+        let now = self.clock.now();
+        let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| now + ttl);
         let hash = self.hasher.hash_one(&key);
         let mut shard = self.shard(hash).lock();
-        let entry = Entry { value, expires_at, weight: 0, promoted_at: 0 };
+        let entry = Entry { value, expires_at, inserted_at: now, weight: 0, promoted_at: 0 };
         shard.insert(hash, key, entry, weight, &self.hasher, &self.clock)
     }
 
@@ -444,10 +500,12 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         self.invalidate_if(|k, _| k.as_ref().starts_with(prefix))
     }
 
-    /// Removes every expired entry now rather than when it is next read or evicted; returns how
-    /// many were removed.
+    /// Removes every expired entry now rather than when it is next read or evicted (those kept
+    /// for [`get_stale`](Self::get_stale) stay until their time is up); returns how many were
+    /// removed.
     pub fn purge_expired(&self) -> u64 {
         let now = self.clock.now();
+        let keep = self.keep_stale;
         let mut count = 0;
         for shard in self.shards.iter() {
             let mut guard = shard.0.lock();
@@ -456,7 +514,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             let mut removed = 0u64;
             shard.table.retain(
                 &self.hasher,
-                |_, e| now < e.expires_at,
+                |_, e| now < e.expires_at + keep,
                 |_, e| {
                     bytes += u64::from(e.weight);
                     removed += 1;
@@ -483,6 +541,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             s.expirations += c.expirations;
             s.refusals += c.refusals;
             s.invalidations += c.invalidations;
+            s.stale_hits += c.stale_hits;
             s.entries += shard.table.len() as u64;
             s.bytes += shard.bytes;
         }
@@ -834,6 +893,55 @@ mod tests {
     }
 
     #[test]
+    fn expired_entries_are_kept_for_get_stale_and_evicted_first() {
+        let clock = MockClock::new();
+        let cache = single(&clock).max_entries(3).keep_stale(Duration::from_secs(10)).build();
+        cache.insert_with_ttl(k("a"), v("1"), Duration::from_secs(1));
+        cache.insert_with_ttl(k("b"), v("2"), Duration::from_secs(60));
+        // `a` is now the most recently used.
+        assert!(cache.get("a").is_some());
+        clock.advance(Duration::from_secs(2));
+        // Expired: a miss for `get`, still there for `get_stale`, with its age.
+        assert_eq!(cache.get("a"), None);
+        assert_eq!(cache.get_stale("a"), Some((v("1"), Duration::from_secs(2))));
+        assert_eq!(cache.get_stale("b"), Some((v("2"), Duration::from_secs(2))));
+        assert_eq!(cache.stats().stale_hits, 2);
+        // The expired entry went to the LRU end: room is made from it, not from `b`, even
+        // though `b` was used less recently.
+        cache.insert(k("c"), v("3"));
+        cache.insert(k("d"), v("4"));
+        assert_eq!(cache.get_stale("a"), None);
+        assert!(cache.get("b").is_some() && cache.get("c").is_some() && cache.get("d").is_some());
+        // Past the keep time, and after a delete, nothing is returned.
+        cache.insert_with_ttl(k("e"), v("5"), Duration::from_secs(1));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(cache.get("e"), None);
+        assert!(cache.get_stale("e").is_some());
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(cache.get_stale("e"), None);
+        cache.delete("b");
+        assert_eq!(cache.get_stale("b"), None);
+        // Without `keep_stale`, an expired entry is gone at its first read.
+        let plain = single(&clock).build();
+        plain.insert_with_ttl(k("a"), v("1"), Duration::from_secs(1));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(plain.get_stale("a"), None);
+    }
+
+    #[test]
+    fn purge_expired_keeps_entries_kept_for_get_stale() {
+        let clock = MockClock::new();
+        let cache = single(&clock).keep_stale(Duration::from_secs(5)).build();
+        cache.insert_with_ttl(k("a"), v("1"), Duration::from_secs(1));
+        cache.insert_with_ttl(k("b"), v("1"), Duration::from_secs(10));
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(cache.purge_expired(), 0);
+        clock.advance(Duration::from_secs(4));
+        assert_eq!(cache.purge_expired(), 1);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn prefix_and_predicate_invalidation() {
         let cache = weighed(&MockClock::new()).shards(4).build();
         for key in ["list/a/", "list/a/b/", "list/b/", "blob/a", "list"] {
@@ -890,6 +998,7 @@ mod tests {
                 expirations: 1,
                 refusals: 1,
                 invalidations: 1,
+                stale_hits: 0,
                 entries: 0,
                 bytes: 0,
             }

@@ -41,6 +41,8 @@ pub struct TierConfig {
     pub max_bytes: u64,
     pub max_entries: Option<u64>,
     pub clock: Option<SharedClock>,
+    /// How long expired entries are kept for [`ReadThrough::get_stale`] (`None`: not at all).
+    pub keep_stale: Option<Duration>,
 }
 
 /// Where a key's generation stood when a fill began; see [`ReadThrough::ticket`].
@@ -78,6 +80,9 @@ where
         if let Some(clock) = &config.clock {
             builder = builder.clock(clock.clone());
         }
+        if let Some(keep) = config.keep_stale {
+            builder = builder.keep_stale(keep);
+        }
         Self {
             cache: builder.build(),
             coalescer: Coalescer::new(),
@@ -100,6 +105,13 @@ where
     /// The cached value, if any.
     pub fn get(&self, key: &K) -> Option<V> {
         self.cache.get(key)
+    }
+
+    /// The cached value even if expired, while it is kept (see [`TierConfig::keep_stale`]), and
+    /// its age: for answering when the origin cannot. Written and invalidated keys are never
+    /// returned older than the write.
+    pub fn get_stale(&self, key: &K) -> Option<(V, Duration)> {
+        self.cache.get_stale(key)
     }
 
     /// The cached value, or the result of `load` (one load per key at a time), which is then
@@ -227,7 +239,13 @@ mod tests {
     use crate::MockClock;
 
     fn tier(clock: &MockClock, max_bytes: u64) -> TierConfig {
-        TierConfig { ttl: Duration::from_secs(60), max_bytes, max_entries: None, clock: Some(SharedClock(Arc::new(clock.clone()))) }
+        TierConfig {
+            ttl: Duration::from_secs(60),
+            max_bytes,
+            max_entries: None,
+            clock: Some(SharedClock(Arc::new(clock.clone()))),
+            keep_stale: None,
+        }
     }
 
     fn cache(clock: &MockClock) -> ReadThrough<String, Arc<str>, Arc<str>> {
@@ -303,6 +321,29 @@ mod tests {
             let ok = cache.get_or_load(&k("doc"), async { Ok(v("fresh")) }).await;
             assert_eq!(ok.as_deref(), Ok("fresh"));
             assert!(cache.get(&k("doc")).is_some());
+        });
+    }
+
+    #[test]
+    fn kept_stale_values_are_the_last_written_and_never_an_invalidated_one() {
+        rt().block_on(async {
+            let clock = MockClock::new();
+            let config = TierConfig { keep_stale: Some(Duration::from_secs(600)), ..tier(&clock, 1 << 20) };
+            let cache: ReadThrough<String, Arc<str>, Arc<str>> = ReadThrough::new(&config, |k: &String, v: &Arc<str>| k.len() + v.len());
+            cache.get_or_load(&k("a"), async { Ok(v("loaded")) }).await.unwrap();
+            cache.store(k("b"), v("old"));
+            cache.store(k("b"), v("written"));
+            clock.advance(Duration::from_secs(61));
+            assert_eq!(cache.get(&k("a")), None);
+            assert_eq!(cache.get_stale(&k("a")), Some((v("loaded"), Duration::from_secs(61))));
+            assert_eq!(cache.get_stale(&k("b")).map(|(value, _)| value), Some(v("written")));
+            cache.invalidate(&k("a"));
+            cache.invalidate_if(|key, _| key == "b");
+            assert_eq!((cache.get_stale(&k("a")), cache.get_stale(&k("b"))), (None, None));
+            // Kept only for the configured time past expiry.
+            cache.store(k("c"), v("c"));
+            clock.advance(Duration::from_secs(60 + 600));
+            assert_eq!(cache.get_stale(&k("c")), None);
         });
     }
 

@@ -53,6 +53,17 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The address (`host:port`) of a PostgreSQL URL.
+pub fn address_of(url: &str) -> String {
+    let rest = url.split_once('@').map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap().to_string()
+}
+
+/// `url` with its address replaced (to reach the server through a proxy).
+pub fn with_address(url: &str, address: &str) -> String {
+    url.replacen(&address_of(url), address, 1)
+}
+
 /// A grant of the database at `url`: 8 connections, a 5 s connect timeout.
 pub fn grant(url: &str) -> SqlGrant {
     SqlGrant { url: url.into(), max_connections: 8, connect_timeout: Duration::from_secs(5) }

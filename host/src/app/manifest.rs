@@ -42,7 +42,7 @@ workspace = { origin = "files" }
 runner = { origin = "files" }
 "#;
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     #[serde(default)]
@@ -64,9 +64,13 @@ pub struct Manifest {
     /// Where the manifest came from, for messages.
     #[serde(skip)]
     pub origin: String,
+    /// The file it was read from (a reload reads it again); `None` for text and the embedded
+    /// default.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
@@ -86,7 +90,7 @@ pub struct ServerConfig {
 }
 
 /// A bearer token of the HTTP API.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub token: String,
@@ -112,7 +116,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSection {
     /// Directory of the compiled-code cache; unset: compile at every start.
@@ -123,14 +127,14 @@ pub struct RuntimeSection {
     pub max_instances: Option<u32>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
     pub memory: Option<MemorySection>,
     pub disk: Option<DiskSection>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 /// `[cache.memory]`: the memory tier's budget, shared by the domains.
 pub struct MemorySection {
@@ -142,7 +146,7 @@ pub struct MemorySection {
     pub ttl: Option<Dur>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 /// `[cache.disk]`: the disk tier (artifact blobs).
 pub struct DiskSection {
@@ -159,7 +163,7 @@ macro_rules! plugin_config {
         granted { $($(#[$doc:meta])* $key:ident: $capability:ty),* $(,)? }
     ) => {
         /// `[plugins.NAME]`: a component, its limits, its config, its directories and its grants.
-        #[derive(Clone, Debug, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct PluginConfig {
             /// `builtin:NAME`, or a path to a `.wasm` component (relative to the manifest).
@@ -210,7 +214,7 @@ impl fmt::Display for ConfigValue {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirConfig {
     pub host: PathBuf,
@@ -232,7 +236,7 @@ impl<'de> Deserialize<'de> for DirMode {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Domains {
     pub artifact: Option<DomainConfig>,
@@ -254,6 +258,16 @@ impl Domains {
         }
     }
 
+    pub fn get_mut(&mut self, domain: Domain) -> Option<&mut DomainConfig> {
+        match domain {
+            Domain::Artifact => self.artifact.as_mut(),
+            Domain::Project => self.project.as_mut(),
+            Domain::Ui => self.ui.as_mut(),
+            Domain::Workspace => self.workspace.as_mut(),
+            Domain::Runner => self.runner.as_mut(),
+        }
+    }
+
     /// Every bound domain with its binding.
     pub fn iter(&self) -> impl Iterator<Item = (Domain, &DomainConfig)> {
         Domain::ALL.into_iter().filter_map(|d| self.get(d).map(|c| (d, c)))
@@ -261,7 +275,7 @@ impl Domains {
 }
 
 /// Which plugin is a domain's origin, and the domain's cache settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainConfig {
     pub origin: String,
@@ -279,6 +293,9 @@ pub struct DomainConfig {
     /// Largest request body of the domain (default: 5TiB for artifact and runner bodies, which
     /// stream, 16MiB for the JSON domains); larger ones get 413.
     pub max_body: Option<Size>,
+    /// How long past its TTL a cached entry may answer a read whose origin is unavailable or
+    /// timed out (`X-Cache: stale`); entries dropped by a write never are. Default: never.
+    pub stale_if_error: Option<Dur>,
 }
 
 /// A manifest that could not be loaded: the file, the key, and what was expected.
@@ -298,12 +315,17 @@ impl Manifest {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read { file: file.clone(), error })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::parse(&text, &file, base, |name| std::env::var(name).ok())
+        let mut manifest = Self::parse(&text, &file, base, |name| std::env::var(name).ok())?;
+        manifest.path = Some(path.to_path_buf());
+        Ok(manifest)
     }
+
+    /// The `origin` of the embedded default.
+    pub const EMBEDDED_ORIGIN: &str = "<embedded default>";
 
     /// The embedded default, relative to the working directory.
     pub fn embedded_default() -> Manifest {
-        Self::parse(EMBEDDED_DEFAULT, "<embedded default>", PathBuf::from("."), |_| None).expect("the embedded default manifest is valid")
+        Self::parse(EMBEDDED_DEFAULT, Self::EMBEDDED_ORIGIN, PathBuf::from("."), |_| None).expect("the embedded default manifest is valid")
     }
 
     /// Parses manifest text; `env` resolves `${VAR}`.
@@ -347,6 +369,12 @@ impl Manifest {
                     return Err(self.key_error(format!("domains.{name}.artifacts"), "only the project domain has an `artifacts` origin"));
                 }
                 refs.push(("artifacts", artifacts));
+            }
+            if domain.stale_if_error.is_some() && (name == Domain::Runner || domain.cache == Some(false)) {
+                return Err(self.key_error(
+                    format!("domains.{name}.stale_if_error"),
+                    "needs a cache to keep entries in, and this domain is not cached",
+                ));
             }
             for (field, plugin) in refs {
                 if !self.plugins.contains_key(plugin) {

@@ -72,8 +72,8 @@ pub fn render_prometheus(out: &mut String, domains: &[DomainMetrics]) {
     family(
         "storehost_cache_requests_total",
         "counter",
-        "Cache lookups by result.",
-        per_cache(&|c| vec![("result=\"hit\"", c.stats.hits), ("result=\"miss\"", c.stats.misses)]),
+        "Cache lookups by result; stale counts misses then answered from an expired entry because the origin could not answer.",
+        per_cache(&|c| vec![("result=\"hit\"", c.stats.hits), ("result=\"miss\"", c.stats.misses), ("result=\"stale\"", c.stats.stale_hits)]),
     );
     family("storehost_cache_evictions_total", "counter", "Entries evicted to make room.", per_cache(&|c| vec![("", c.stats.evictions)]));
     family("storehost_cache_expirations_total", "counter", "Entries dropped at their TTL.", per_cache(&|c| vec![("", c.stats.expirations)]));

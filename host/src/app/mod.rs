@@ -10,11 +10,13 @@
 pub mod manifest;
 pub mod metrics;
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use sha2::Digest as _;
 
 pub use manifest::{Manifest, ManifestError};
 pub use metrics::{DomainMetrics, render_cluster, render_prometheus};
@@ -34,11 +36,36 @@ use crate::runtime::{Plugin, PluginSettings, PluginSpec, Runtime, RuntimeConfig}
 /// Something that can report an [`OriginStats`] snapshot: any domain's meter.
 trait Meter: Send + Sync {
     fn snapshot(&self) -> OriginStats;
+    /// The meter itself, for a reload to carry it over to the domain's new origin.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl<O: Operation> Meter for OriginMeter<O> {
     fn snapshot(&self) -> OriginStats {
         OriginMeter::snapshot(self)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// When and from what a plugin was loaded: what `/v1/admin/plugins` shows of each.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PluginLoad {
+    /// 1 at start-up; each reload that loads the plugin anew adds one.
+    pub generation: u64,
+    /// Lower-case hex SHA-256 of the component's bytes.
+    pub sha256: String,
+    /// Unix milliseconds.
+    pub loaded_at_ms: u64,
+}
+
+impl PluginLoad {
+    fn of(plugin: &Plugin, generation: u64) -> Self {
+        let sha256 = hex::encode(sha2::Sha256::digest(&plugin.spec().wasm));
+        let loaded_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Self { generation, sha256, loaded_at_ms }
     }
 }
 
@@ -47,14 +74,58 @@ pub struct App {
     pub manifest: Manifest,
     pub runtime: Runtime,
     pub plugins: BTreeMap<String, Plugin>,
+    /// Each plugin's generation, source hash and load time.
+    pub loads: BTreeMap<String, PluginLoad>,
     /// What services use: each domain's outermost layer.
     pub stores: Stores,
     /// The plugin-backed origins alone (no meter, no cache), for probes.
     pub origins: Stores,
     pub caches: Caches,
     /// This host's part in a cluster (`[cluster]`).
-    pub cluster: Option<Node>,
-    meters: Vec<Arc<dyn Meter>>,
+    pub cluster: Option<Arc<Node>>,
+    /// The layers under the replication layer, which a reload keeps where nothing they rest on
+    /// changed.
+    layers: Layers,
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReloadReport {
+    /// Plugins loaded anew (their component or their settings changed, or they are new).
+    pub loaded: Vec<String>,
+    /// Plugins kept as they were, with their instances and connections.
+    pub kept: Vec<String>,
+    /// Plugins no longer in the manifest.
+    pub removed: Vec<String>,
+    /// Domains whose caches start empty (their origin or their cache settings changed).
+    pub cleared: Vec<Domain>,
+    /// Manifest keys that changed but take effect only at a restart; until then the old values
+    /// stay in force.
+    pub restart_required: Vec<String>,
+}
+
+/// Why a reload changed nothing: the manifest key at fault (when there is one) and the reason.
+#[derive(Debug, Clone, serde::Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ReloadError {
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ReloadError {
+    fn new(key: Option<String>, error: impl std::fmt::Display) -> Self {
+        Self { key, message: error.to_string() }
+    }
+}
+
+impl From<ManifestError> for ReloadError {
+    fn from(error: ManifestError) -> Self {
+        let key = match &error {
+            ManifestError::Key { key, .. } => Some(key.clone()),
+            ManifestError::Read { .. } | ManifestError::Syntax { .. } => None,
+        };
+        Self::new(key, error)
+    }
 }
 
 impl App {
@@ -66,31 +137,147 @@ impl App {
     pub async fn build(manifest: Manifest) -> Result<App> {
         let runtime = Runtime::new(runtime_config(&manifest))?;
         let mut plugins = BTreeMap::new();
+        let mut loads = BTreeMap::new();
         for name in manifest.plugins.keys() {
             let spec = plugin_spec(&manifest, name)?;
             let plugin = Plugin::load(&runtime, spec).await?;
+            loads.insert(name.clone(), PluginLoad::of(&plugin, 1));
             plugins.insert(name.clone(), plugin);
         }
         let origins = bind_domains(&manifest, &plugins)?;
-        let mut layers = Layers::over(&manifest, &origins)?;
+        let layers = Layers::over(&manifest, &origins, None)?;
         let cluster = match &manifest.cluster {
             Some(config) => {
                 let position = layers.caches.artifact.as_ref().and_then(|c| c.disk_dir()).map(|d| d.with_extension("position"));
                 let node =
                     Node::start(config.clone(), layers.caches.clone(), position).await.with_context(|| format!("{}: cluster", manifest.origin))?;
-                layers.replicate(&node);
-                Some(node)
+                Some(Arc::new(node))
             }
             None => None,
         };
-        Ok(App { manifest, runtime, plugins, stores: layers.stores, origins, caches: layers.caches, cluster, meters: layers.meters })
+        Ok(App::assemble(manifest, runtime, plugins, loads, origins, layers, cluster))
+    }
+
+    fn assemble(
+        manifest: Manifest,
+        runtime: Runtime,
+        plugins: BTreeMap<String, Plugin>,
+        loads: BTreeMap<String, PluginLoad>,
+        origins: Stores,
+        layers: Layers,
+        cluster: Option<Arc<Node>>,
+    ) -> App {
+        let stores = match &cluster {
+            Some(node) => layers.replicated(node),
+            None => layers.stores.clone(),
+        };
+        App { manifest, runtime, plugins, loads, stores, origins, caches: layers.caches.clone(), cluster, layers }
+    }
+
+    /// The configuration `manifest` describes, built beside this one: plugins whose component
+    /// and settings are unchanged are shared (instances, connections), the others are loaded
+    /// and initialised anew; domains whose origins and cache settings are unchanged keep their
+    /// caches, the others start with empty ones. Sections that need a restart (`[server]`,
+    /// `[runtime]`, `[cluster]`, `[cache.disk]`, a domain's `max_body`) keep their old values
+    /// and are reported.
+    ///
+    /// Nothing of this configuration changes until the result is put in its place, except that
+    /// a rebuilt artifact cache takes over the disk tier (emptied) from the old one. Calls in
+    /// flight finish on the old plugins, which are dropped with their last user.
+    ///
+    /// # Errors
+    /// The first problem (a plugin that does not load, a binding to a missing export), naming
+    /// the manifest key; this configuration is left as it was.
+    pub async fn reload(&self, mut manifest: Manifest) -> Result<(App, ReloadReport), ReloadError> {
+        let mut report = ReloadReport::default();
+        let old = &self.manifest;
+        if manifest.server != old.server {
+            report.restart_required.push("server".into());
+            manifest.server = old.server.clone();
+        }
+        if manifest.runtime != old.runtime {
+            report.restart_required.push("runtime".into());
+            manifest.runtime = old.runtime.clone();
+        }
+        if manifest.cluster != old.cluster {
+            report.restart_required.push("cluster".into());
+            manifest.cluster = old.cluster.clone();
+        }
+        if manifest.cache.disk != old.cache.disk {
+            report.restart_required.push("cache.disk".into());
+            manifest.cache.disk = old.cache.disk.clone();
+        }
+        for domain in Domain::ALL {
+            let before = old.domains.get(domain).and_then(|d| d.max_body);
+            if let Some(config) = manifest.domains.get_mut(domain)
+                && config.max_body != before
+            {
+                report.restart_required.push(format!("domains.{domain}.max_body"));
+                config.max_body = before;
+            }
+        }
+
+        let mut plugins = BTreeMap::new();
+        let mut loads = BTreeMap::new();
+        for name in manifest.plugins.keys() {
+            let key = Some(format!("plugins.{name}"));
+            let spec = plugin_spec(&manifest, name).map_err(|e| ReloadError::new(key.clone(), format!("{e:#}")))?;
+            let plugin = match self.plugins.get(name) {
+                Some(current) if *current.spec() == spec => {
+                    report.kept.push(name.clone());
+                    loads.insert(name.clone(), self.loads[name].clone());
+                    current.clone()
+                }
+                current => {
+                    let plugin = Plugin::load(&self.runtime, spec).await.map_err(|e| ReloadError::new(key.clone(), e))?;
+                    let generation = current.map_or(0, |_| self.loads[name].generation) + 1;
+                    loads.insert(name.clone(), PluginLoad::of(&plugin, generation));
+                    report.loaded.push(name.clone());
+                    plugin
+                }
+            };
+            plugins.insert(name.clone(), plugin);
+        }
+        report.removed = self.plugins.keys().filter(|name| !plugins.contains_key(*name)).cloned().collect();
+
+        let origins = bind_domains(&manifest, &plugins).map_err(|e| {
+            let message = format!("{e:#}");
+            let key = message.split(": ").find(|part| part.starts_with("domains.")).map(String::from);
+            ReloadError::new(key, message)
+        })?;
+        // A domain keeps its layers when it is bound to the same plugins and cached the same way.
+        let same_plugin = |name: &String| match (plugins.get(name), self.plugins.get(name)) {
+            (Some(new), Some(current)) => new.is(current),
+            _ => false,
+        };
+        let unchanged: BTreeSet<Domain> = Domain::ALL
+            .into_iter()
+            .filter(|&domain| match (manifest.domains.get(domain), old.domains.get(domain)) {
+                (Some(new), Some(current)) => {
+                    new == current && manifest.cache == old.cache && same_plugin(&new.origin) && new.artifacts.as_ref().is_none_or(same_plugin)
+                }
+                _ => false,
+            })
+            .collect();
+        let previous = Previous { layers: &self.layers, unchanged: &unchanged };
+        let layers = Layers::over(&manifest, &origins, Some(previous)).map_err(|e| ReloadError::new(Some("cache".into()), format!("{e:#}")))?;
+        report.cleared = Domain::ALL
+            .into_iter()
+            .filter(|&d| layers.caches.is_cached(d) && !unchanged.contains(&d))
+            .collect();
+        if let Some(node) = &self.cluster {
+            node.set_caches(layers.caches.clone());
+        }
+        let app = App::assemble(manifest, self.runtime.clone(), plugins, loads, origins, layers, self.cluster.clone());
+        Ok((app, report))
     }
 
     /// The metrics of every bound domain: its origin calls and, when it is cached, its caches.
     pub fn metrics(&self) -> Vec<DomainMetrics> {
-        self.meters
+        self.layers
+            .meters
             .iter()
-            .map(|meter| {
+            .map(|(_, meter)| {
                 let origin = meter.snapshot();
                 let cache = self.caches.metrics_of(origin.domain);
                 DomainMetrics::new(origin, cache)
@@ -113,6 +300,20 @@ impl App {
     }
 }
 
+/// What a reload builds on: the layers of the configuration it replaces, and the domains whose
+/// layers it keeps.
+#[derive(Clone, Copy)]
+struct Previous<'a> {
+    layers: &'a Layers,
+    unchanged: &'a BTreeSet<Domain>,
+}
+
+impl Previous<'_> {
+    fn keeps(&self, domain: Domain) -> bool {
+        self.unchanged.contains(&domain)
+    }
+}
+
 /// The layers over the origins: what services use, the caches, the meters.
 #[derive(Default)]
 struct Layers {
@@ -120,114 +321,177 @@ struct Layers {
     /// The metered origins, under the caches.
     metered: Stores,
     caches: Caches,
-    meters: Vec<Arc<dyn Meter>>,
+    meters: Vec<(Domain, Arc<dyn Meter>)>,
 }
 
 impl Layers {
     /// Puts a meter over each origin and, where the domain is cached, a cache over the meter.
-    fn over(manifest: &Manifest, origins: &Stores) -> Result<Layers> {
+    /// With `previous`, the domains it keeps take its layers as they are, and the others keep
+    /// their meters (the counts go on) over new origins and empty caches.
+    fn over(manifest: &Manifest, origins: &Stores, previous: Option<Previous<'_>>) -> Result<Layers> {
         let mut layers = Layers::default();
         let origins = origins.clone();
-        if let Some(origin) = origins.artifact {
-            let metered: Arc<dyn ArtifactStore> = Arc::new(Metered::new(origin, layers.meter::<ArtifactOperation>()));
-            layers.metered.artifact = Some(metered.clone());
-            layers.stores.artifact = Some(match cache_config(manifest, Domain::Artifact) {
-                Some(config) => {
-                    let cached = Arc::new(
-                        CachedArtifactStore::new(metered, config)
-                            .with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
-                    );
-                    layers.caches.artifact = Some(cached.clone());
-                    cached
-                }
-                None => metered,
-            });
-        }
-        if let (Some(origin), Some(meta)) = (origins.project, origins.project_artifacts) {
-            let meter = layers.meter::<ProjectOperation>();
-            let origin: Arc<dyn ProjectStore> = Arc::new(Metered::new(origin, meter.clone()));
-            let meta: Arc<dyn ProjectArtifactStore> = Arc::new(Metered::new(meta, meter));
-            layers.metered.project = Some(origin.clone());
-            layers.metered.project_artifacts = Some(meta.clone());
-            match cache_config(manifest, Domain::Project) {
-                Some(config) => {
-                    let cached = Arc::new(CachedProjectStore::new(origin, meta, config));
-                    layers.stores.project = Some(cached.clone());
-                    layers.stores.project_artifacts = Some(cached.clone());
-                    layers.caches.project = Some(cached);
-                }
-                None => {
-                    layers.stores.project = Some(origin);
-                    layers.stores.project_artifacts = Some(meta);
+        let kept = |domain: Domain| previous.filter(|p| p.keeps(domain)).map(|p| p.layers);
+        if let Some(origin) = origins.project.clone().zip(origins.project_artifacts.clone()) {
+            if let Some(prev) = kept(Domain::Project) {
+                layers.keep(prev, Domain::Project);
+            } else {
+                let (origin, meta) = origin;
+                let meter = layers.meter::<ProjectOperation>(Domain::Project, previous);
+                let origin: Arc<dyn ProjectStore> = Arc::new(Metered::new(origin, meter.clone()));
+                let meta: Arc<dyn ProjectArtifactStore> = Arc::new(Metered::new(meta, meter));
+                layers.metered.project = Some(origin.clone());
+                layers.metered.project_artifacts = Some(meta.clone());
+                match cache_config(manifest, Domain::Project) {
+                    Some(config) => {
+                        let cached = Arc::new(CachedProjectStore::new(origin, meta, config));
+                        layers.stores.project = Some(cached.clone());
+                        layers.stores.project_artifacts = Some(cached.clone());
+                        layers.caches.project = Some(cached);
+                    }
+                    None => {
+                        layers.stores.project = Some(origin);
+                        layers.stores.project_artifacts = Some(meta);
+                    }
                 }
             }
         }
-        if let Some(origin) = origins.ui {
-            let metered: Arc<dyn UiStore> = Arc::new(Metered::new(origin, layers.meter::<UiOperation>()));
-            layers.metered.ui = Some(metered.clone());
-            layers.stores.ui = Some(match cache_config(manifest, Domain::Ui) {
-                Some(config) => {
-                    let cached = Arc::new(CachedUiStore::new(metered, config));
-                    layers.caches.ui = Some(cached.clone());
-                    cached
-                }
-                None => metered,
-            });
+        if let Some(origin) = origins.ui.clone() {
+            if let Some(prev) = kept(Domain::Ui) {
+                layers.keep(prev, Domain::Ui);
+            } else {
+                let metered: Arc<dyn UiStore> = Arc::new(Metered::new(origin, layers.meter::<UiOperation>(Domain::Ui, previous)));
+                layers.metered.ui = Some(metered.clone());
+                layers.stores.ui = Some(match cache_config(manifest, Domain::Ui) {
+                    Some(config) => {
+                        let cached = Arc::new(CachedUiStore::new(metered, config));
+                        layers.caches.ui = Some(cached.clone());
+                        cached
+                    }
+                    None => metered,
+                });
+            }
         }
-        if let Some(origin) = origins.workspace {
-            let metered: Arc<dyn WorkspaceStore> = Arc::new(Metered::new(origin, layers.meter::<WorkspaceOperation>()));
-            layers.metered.workspace = Some(metered.clone());
-            layers.stores.workspace = Some(match cache_config(manifest, Domain::Workspace) {
-                Some(config) => {
-                    let cached = Arc::new(CachedWorkspaceStore::new(metered, config));
-                    layers.caches.workspace = Some(cached.clone());
-                    cached
-                }
-                None => metered,
-            });
+        if let Some(origin) = origins.workspace.clone() {
+            if let Some(prev) = kept(Domain::Workspace) {
+                layers.keep(prev, Domain::Workspace);
+            } else {
+                let meter = layers.meter::<WorkspaceOperation>(Domain::Workspace, previous);
+                let metered: Arc<dyn WorkspaceStore> = Arc::new(Metered::new(origin, meter));
+                layers.metered.workspace = Some(metered.clone());
+                layers.stores.workspace = Some(match cache_config(manifest, Domain::Workspace) {
+                    Some(config) => {
+                        let cached = Arc::new(CachedWorkspaceStore::new(metered, config));
+                        layers.caches.workspace = Some(cached.clone());
+                        cached
+                    }
+                    None => metered,
+                });
+            }
         }
         // Runner files are never cached (the seed keeps them apart), only metered.
-        if let Some(origin) = origins.runner {
-            layers.stores.runner = Some(Arc::new(Metered::new(origin, layers.meter::<RunnerOperation>())));
+        if let Some(origin) = origins.runner.clone() {
+            if let Some(prev) = kept(Domain::Runner) {
+                layers.keep(prev, Domain::Runner);
+            } else {
+                layers.stores.runner = Some(Arc::new(Metered::new(origin, layers.meter::<RunnerOperation>(Domain::Runner, previous))));
+            }
         }
+        // Last, as only it may change the configuration being replaced: a rebuilt artifact
+        // cache takes over the old one's disk tier.
+        if let Some(origin) = origins.artifact.clone() {
+            if let Some(prev) = kept(Domain::Artifact) {
+                layers.keep(prev, Domain::Artifact);
+            } else {
+                let meter = layers.meter::<ArtifactOperation>(Domain::Artifact, previous);
+                let metered: Arc<dyn ArtifactStore> = Arc::new(Metered::new(origin, meter));
+                layers.metered.artifact = Some(metered.clone());
+                layers.stores.artifact = Some(match cache_config(manifest, Domain::Artifact) {
+                    Some(config) => {
+                        let old = previous.and_then(|p| p.layers.caches.artifact.as_ref());
+                        let disk = old.and_then(|old| old.hand_over_disk(config.disk.as_ref()));
+                        let cached = Arc::new(
+                            CachedArtifactStore::with_disk(metered, config, disk)
+                                .with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
+                        );
+                        layers.caches.artifact = Some(cached.clone());
+                        cached
+                    }
+                    None => metered,
+                });
+            }
+        }
+        layers.meters.sort_by_key(|(domain, _)| *domain as usize);
         Ok(layers)
     }
 
-    /// Puts the replication layer over every cacheable domain: its writes publish their
+    /// Takes `domain`'s layers from `previous` as they are.
+    fn keep(&mut self, previous: &Layers, domain: Domain) {
+        let (to, from) = (self, previous);
+        match domain {
+            Domain::Artifact => {
+                to.stores.artifact = from.stores.artifact.clone();
+                to.metered.artifact = from.metered.artifact.clone();
+                to.caches.artifact = from.caches.artifact.clone();
+            }
+            Domain::Project => {
+                to.stores.project = from.stores.project.clone();
+                to.stores.project_artifacts = from.stores.project_artifacts.clone();
+                to.metered.project = from.metered.project.clone();
+                to.metered.project_artifacts = from.metered.project_artifacts.clone();
+                to.caches.project = from.caches.project.clone();
+            }
+            Domain::Ui => {
+                to.stores.ui = from.stores.ui.clone();
+                to.metered.ui = from.metered.ui.clone();
+                to.caches.ui = from.caches.ui.clone();
+            }
+            Domain::Workspace => {
+                to.stores.workspace = from.stores.workspace.clone();
+                to.metered.workspace = from.metered.workspace.clone();
+                to.caches.workspace = from.caches.workspace.clone();
+            }
+            Domain::Runner => to.stores.runner = from.stores.runner.clone(),
+        }
+        to.meters.extend(from.meters.iter().filter(|(d, _)| *d == domain).cloned());
+    }
+
+    /// The replication layer over every cacheable domain: its writes publish their
     /// invalidations, and its reads leave the cache while the host is not synced. Runner files
     /// are never cached, so they need none.
-    fn replicate(&mut self, node: &Node) {
+    fn replicated(&self, node: &Node) -> Stores {
         /// The origin under a domain's cache, or `None` where the front store is the origin.
         fn under<S: ?Sized>(front: &Arc<S>, metered: &Option<Arc<S>>) -> Option<Arc<S>> {
             metered.clone().filter(|m| !Arc::ptr_eq(m, front))
         }
-        let (stores, metered) = (&mut self.stores, &self.metered);
-        if let Some(front) = stores.artifact.take() {
-            let origin = under(&front, &metered.artifact);
-            stores.artifact = Some(Arc::new(Replicated::new(front, origin, node)));
+        let (stores, metered) = (&self.stores, &self.metered);
+        let mut out = stores.clone();
+        if let Some(front) = &stores.artifact {
+            out.artifact = Some(Arc::new(Replicated::new(front.clone(), under(front, &metered.artifact), node)));
         }
-        if let Some(front) = stores.project.take() {
-            let origin = under(&front, &metered.project);
-            stores.project = Some(Arc::new(Replicated::new(front, origin, node)));
+        if let Some(front) = &stores.project {
+            out.project = Some(Arc::new(Replicated::new(front.clone(), under(front, &metered.project), node)));
         }
-        if let Some(front) = stores.project_artifacts.take() {
-            let origin = under(&front, &metered.project_artifacts);
-            stores.project_artifacts = Some(Arc::new(Replicated::new(front, origin, node)));
+        if let Some(front) = &stores.project_artifacts {
+            out.project_artifacts = Some(Arc::new(Replicated::new(front.clone(), under(front, &metered.project_artifacts), node)));
         }
-        if let Some(front) = stores.ui.take() {
-            let origin = under(&front, &metered.ui);
-            stores.ui = Some(Arc::new(Replicated::new(front, origin, node)));
+        if let Some(front) = &stores.ui {
+            out.ui = Some(Arc::new(Replicated::new(front.clone(), under(front, &metered.ui), node)));
         }
-        if let Some(front) = stores.workspace.take() {
-            let origin = under(&front, &metered.workspace);
-            stores.workspace = Some(Arc::new(Replicated::new(front, origin, node)));
+        if let Some(front) = &stores.workspace {
+            out.workspace = Some(Arc::new(Replicated::new(front.clone(), under(front, &metered.workspace), node)));
         }
+        out
     }
 
-    /// A new meter of a domain's operations, reported by [`App::metrics`].
-    fn meter<O: Operation>(&mut self) -> Arc<OriginMeter<O>> {
-        let meter = Arc::new(OriginMeter::<O>::new());
-        self.meters.push(meter.clone());
+    /// The meter of a domain's operations, reported by [`App::metrics`]: `previous`'s, so its
+    /// counts go on, or a new one.
+    fn meter<O: Operation>(&mut self, domain: Domain, previous: Option<Previous<'_>>) -> Arc<OriginMeter<O>> {
+        let carried = previous
+            .and_then(|p| p.layers.meters.iter().find(|(d, _)| *d == domain).cloned())
+            .and_then(|(_, meter)| meter.as_any().downcast::<OriginMeter<O>>().ok());
+        let meter = carried.unwrap_or_else(|| Arc::new(OriginMeter::<O>::new()));
+        self.meters.push((domain, meter.clone()));
         meter
     }
 }
@@ -260,6 +524,7 @@ pub fn cache_config(manifest: &Manifest, domain: Domain) -> Option<CacheConfig> 
         max_bytes: config.max_bytes.map(|s| s.0).or(total.map(|t| (t as f64 * memory_share(domain)) as u64)).unwrap_or(defaults.max_bytes),
         max_entries: memory.and_then(|m| m.max_entries),
         memory_max_body: memory.and_then(|m| m.max_body).map_or(defaults.memory_max_body, |s| s.0),
+        stale_if_error: config.stale_if_error.map(|d| d.0),
         ..defaults
     };
     // The disk tier holds artifact blobs, unless the domain turns it off.

@@ -15,6 +15,7 @@ pub struct Ctx {
     cancel: CancellationToken,
     min_log_seq: Option<u64>,
     written: Option<Arc<AtomicU64>>,
+    stale: Option<Arc<AtomicU64>>,
 }
 
 impl Ctx {
@@ -52,6 +53,20 @@ impl Ctx {
     pub fn record_writes_in(mut self, slot: Arc<AtomicU64>) -> Self {
         self.written = Some(slot);
         self
+    }
+
+    /// The same context, recording in `slot` that a read was answered from a cache entry past its
+    /// TTL (`stale_if_error`): the oldest such answer's age, in milliseconds plus one.
+    pub fn record_stale_in(mut self, slot: Arc<AtomicU64>) -> Self {
+        self.stale = Some(slot);
+        self
+    }
+
+    /// Records that a read made with this context was answered by an expired entry of this age.
+    pub fn record_stale(&self, age: Duration) {
+        if let Some(slot) = &self.stale {
+            slot.fetch_max(u64::try_from(age.as_millis()).unwrap_or(u64::MAX - 1) + 1, Ordering::AcqRel);
+        }
     }
 
     /// The log position the caller's reads must see, if it gave one.

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use storehost_primitives::DiskStore;
 
 use super::stream::{self, CachingSink, OnWritten};
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, stale, weight_str, written};
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Ctx, Result, Served, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +34,9 @@ pub struct CachedArtifactStore {
     lists: ReadThrough<ListKey, ArtifactPage>,
     urls: ReadThrough<(String, u32), Option<String>>,
     disk: Option<Arc<DiskStore>>,
+    /// Set once a reload handed the disk tier to the store that replaces this one: from then on
+    /// this one neither reads nor writes it.
+    retired: AtomicBool,
     ttl: Duration,
     memory_max_body: u64,
 }
@@ -59,9 +62,16 @@ fn decode(bytes: Bytes) -> Option<Artifact> {
 impl CachedArtifactStore {
     /// Wraps `origin`. Fails only when the disk tier cannot be opened.
     pub fn new(origin: Arc<dyn ArtifactStore>, config: CacheConfig) -> anyhow::Result<Self> {
-        let disk = match &config.disk {
-            Some(disk) => Some(Arc::new(DiskStore::open(disk.clone())?)),
-            None => None,
+        Self::with_disk(origin, config, None)
+    }
+
+    /// [`new`](Self::new), on `disk` (a tier handed over by [`hand_over_disk`](Self::hand_over_disk))
+    /// instead of opening `config.disk`, when given.
+    pub fn with_disk(origin: Arc<dyn ArtifactStore>, config: CacheConfig, disk: Option<Arc<DiskStore>>) -> anyhow::Result<Self> {
+        let disk = match (disk, &config.disk) {
+            (Some(disk), _) => Some(disk),
+            (None, Some(disk)) => Some(Arc::new(DiskStore::open(disk.clone())?)),
+            (None, None) => None,
         };
         Ok(Self {
             origin,
@@ -73,6 +83,7 @@ impl CachedArtifactStore {
                 weight_str(&k.0) + u.as_deref().map_or(0, weight_str) + 16
             }),
             disk,
+            retired: AtomicBool::new(false),
             ttl: config.ttl,
             memory_max_body: config.memory_max_body,
         })
@@ -99,7 +110,7 @@ impl CachedArtifactStore {
         self.blobs.invalidate_if(|k, _| k.starts_with(prefix));
         self.lists.invalidate_if(|k, _| k.prefix.starts_with(prefix) || prefix.starts_with(&k.prefix));
         self.urls.invalidate_if(|(k, _), _| k.starts_with(prefix));
-        if let Some(disk) = &self.disk {
+        if let Some(disk) = self.disk_tier() {
             for key in disk.keys().into_iter().filter(|k| k.starts_with(prefix)) {
                 let _ = disk.delete(&key);
             }
@@ -111,7 +122,7 @@ impl CachedArtifactStore {
         self.blobs.invalidate_if(|_, _| true);
         self.lists.invalidate_if(|_, _| true);
         self.urls.invalidate_if(|_, _| true);
-        if let Some(disk) = &self.disk
+        if let Some(disk) = self.disk_tier()
             && let Err(err) = disk.clear()
         {
             tracing::warn!(%err, "disk cache clear failed");
@@ -119,12 +130,32 @@ impl CachedArtifactStore {
     }
 
     /// The disk tier's directory, if there is one.
+    /// For a store replacing this one over another origin (a reload): this store's disk tier,
+    /// emptied, if it is the one `wanted` describes. This store stops using it and drops what it
+    /// holds in memory, so no load of the old origin still running can fill either tier.
+    pub fn hand_over_disk(&self, wanted: Option<&storehost_primitives::DiskStoreConfig>) -> Option<Arc<DiskStore>> {
+        let disk = self.disk.as_ref().filter(|d| wanted.is_some_and(|w| w.dir == d.dir()))?;
+        self.retired.store(true, Ordering::Release);
+        self.blobs.invalidate_if(|_, _| true);
+        self.lists.invalidate_if(|_, _| true);
+        self.urls.invalidate_if(|_, _| true);
+        if let Err(err) = disk.clear() {
+            tracing::warn!(%err, "disk cache clear failed");
+        }
+        Some(disk.clone())
+    }
+
+    /// The disk tier, unless it was handed over.
+    fn disk_tier(&self) -> Option<&Arc<DiskStore>> {
+        self.disk.as_ref().filter(|_| !self.retired.load(Ordering::Acquire))
+    }
+
     pub fn disk_dir(&self) -> Option<&std::path::Path> {
         self.disk.as_deref().map(DiskStore::dir)
     }
 
     fn disk_get(&self, key: &str) -> Option<Artifact> {
-        let disk = self.disk.as_ref()?;
+        let disk = self.disk_tier()?;
         match disk.get(key) {
             Ok(Some(bytes)) => decode(bytes),
             Ok(None) => None,
@@ -136,7 +167,7 @@ impl CachedArtifactStore {
     }
 
     fn disk_put(&self, artifact: &Artifact) {
-        if let Some(disk) = &self.disk
+        if let Some(disk) = self.disk_tier()
             && let Err(err) = disk.put(&artifact.meta.key, &encode(artifact))
         {
             tracing::warn!(%err, key = %artifact.meta.key, "disk cache write failed");
@@ -144,7 +175,7 @@ impl CachedArtifactStore {
     }
 
     fn disk_delete(&self, key: &str) {
-        if let Some(disk) = &self.disk
+        if let Some(disk) = self.disk_tier()
             && let Err(err) = disk.delete(key)
         {
             tracing::warn!(%err, key, "disk cache delete failed");
@@ -156,6 +187,48 @@ impl CachedArtifactStore {
     pub fn forget(&self, key: &str) {
         self.invalidate_key(key);
         self.invalidate_lists_for(key);
+    }
+
+    /// `open_read` without the stale answer: memory, disk, then the origin.
+    async fn open_read_fresh(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
+        let owned = key.to_string();
+        if let Some(artifact) = self.blobs.get(&owned) {
+            return Ok(ArtifactReader::sliced(Artifact { served: Served::Memory, ..artifact }, range));
+        }
+        if let Some(disk) = self.disk_tier()
+            && let Some(entry) = stream::open_entry(disk, key)
+        {
+            if entry.meta.size <= self.memory_max_body {
+                return Ok(ArtifactReader::sliced(self.get(ctx, key).await?, range));
+            }
+            return Ok(stream::read_entry(disk.clone(), entry, range));
+        }
+        if !range.is_all() {
+            return self.origin.open_read(ctx, key, range).await;
+        }
+        // The whole body: gathered into the memory tier when small, in one coalesced load.
+        let large = parking_lot::Mutex::new(None);
+        let ticket = self.blobs.ticket(&owned);
+        let load = async {
+            let reader = self.origin.open_read(ctx, key, range).await?;
+            if reader.meta.size <= self.memory_max_body {
+                return stream::gather(reader).await;
+            }
+            *large.lock() = Some(reader);
+            Err(StoreError::Unavailable(LARGE.into()))
+        };
+        let filled = self.blobs.fill(&owned, None, load, |artifact| self.disk_put(artifact)).await;
+        let reader = match filled {
+            Ok(artifact) => return Ok(ArtifactReader::sliced(artifact, range)),
+            Err(_) if large.lock().is_some() => large.into_inner().expect("checked"),
+            // A coalesced caller of a load that found the body large: read it itself.
+            Err(StoreError::Unavailable(why)) if why == LARGE => self.origin.open_read(ctx, key, range).await?,
+            Err(e) => return Err(e),
+        };
+        Ok(match self.disk_tier() {
+            Some(disk) => stream::tee_to_disk(disk, self.blobs.clone(), ticket, reader),
+            None => reader,
+        })
     }
 }
 
@@ -190,25 +263,28 @@ impl ArtifactStore for CachedArtifactStore {
             }
             self.origin.get(ctx, key).await
         };
-        self.blobs
-            .fill(&owned, None, load, |artifact| {
-                if !from_disk.load(Ordering::Relaxed) {
-                    self.disk_put(artifact)
-                }
-            })
-            .await
+        let filled = self.blobs.fill(&owned, None, load, |artifact| {
+            if !from_disk.load(Ordering::Relaxed) {
+                self.disk_put(artifact)
+            }
+        });
+        or_stale(&self.blobs, ctx, &owned, filled).await
     }
 
     async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {
-        if let Some(artifact) = self.blobs.get(&key.to_string()) {
+        let owned = key.to_string();
+        if let Some(artifact) = self.blobs.get(&owned) {
             return Ok(artifact.meta);
         }
-        self.origin.head(ctx, key).await
+        match self.origin.head(ctx, key).await {
+            Err(e) => stale(&self.blobs, ctx, &owned, &e).map(|a| a.meta).ok_or(e),
+            result => result,
+        }
     }
 
     async fn list(&self, ctx: &Ctx, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ArtifactPage> {
         let key = ListKey { prefix: prefix.to_string(), cursor: cursor.map(String::from), limit };
-        self.lists.get_or_load(&key, self.origin.list(ctx, prefix, cursor, limit)).await
+        or_stale(&self.lists, ctx, &key, self.lists.get_or_load(&key, self.origin.list(ctx, prefix, cursor, limit))).await
     }
 
     async fn get_url(&self, ctx: &Ctx, key: &str, expires_in_secs: u32) -> Result<Option<String>> {
@@ -232,46 +308,14 @@ impl ArtifactStore for CachedArtifactStore {
     /// as `get` does (coalesced); a large whole one is teed into the disk tier; a range of one
     /// not cached goes straight to the origin.
     async fn open_read(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
-        let owned = key.to_string();
-        if let Some(artifact) = self.blobs.get(&owned) {
-            return Ok(ArtifactReader::sliced(Artifact { served: Served::Memory, ..artifact }, range));
+        match self.open_read_fresh(ctx, key, range).await {
+            Err(e) => match stale(&self.blobs, ctx, &key.to_string(), &e) {
+                Some(artifact) => Ok(ArtifactReader::sliced(artifact, range)),
+                None => Err(e),
+            },
+            result => result,
         }
-        if let Some(disk) = &self.disk
-            && let Some(entry) = stream::open_entry(disk, key)
-        {
-            if entry.meta.size <= self.memory_max_body {
-                return Ok(ArtifactReader::sliced(self.get(ctx, key).await?, range));
-            }
-            return Ok(stream::read_entry(disk.clone(), entry, range));
-        }
-        if !range.is_all() {
-            return self.origin.open_read(ctx, key, range).await;
-        }
-        // The whole body: gathered into the memory tier when small, in one coalesced load.
-        let large = parking_lot::Mutex::new(None);
-        let ticket = self.blobs.ticket(&owned);
-        let load = async {
-            let reader = self.origin.open_read(ctx, key, range).await?;
-            if reader.meta.size <= self.memory_max_body {
-                return stream::gather(reader).await;
-            }
-            *large.lock() = Some(reader);
-            Err(StoreError::Unavailable(LARGE.into()))
-        };
-        let filled = self.blobs.fill(&owned, None, load, |artifact| self.disk_put(artifact)).await;
-        let reader = match filled {
-            Ok(artifact) => return Ok(ArtifactReader::sliced(artifact, range)),
-            Err(_) if large.lock().is_some() => large.into_inner().expect("checked"),
-            // A coalesced caller of a load that found the body large: read it itself.
-            Err(StoreError::Unavailable(why)) if why == LARGE => self.origin.open_read(ctx, key, range).await?,
-            Err(e) => return Err(e),
-        };
-        Ok(match &self.disk {
-            Some(disk) => stream::tee_to_disk(disk, self.blobs.clone(), ticket, reader),
-            None => reader,
-        })
     }
-
     async fn open_write(self: Arc<Self>, ctx: &Ctx, key: &str, content_type: Option<String>, size_hint: Option<u64>) -> Result<ArtifactSink> {
         let inner = self.origin.clone().open_write(ctx, key, content_type, size_hint).await?;
         let small = size_hint.is_none_or(|size| size <= self.memory_max_body).then(bytes::BytesMut::new);

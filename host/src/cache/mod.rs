@@ -25,7 +25,7 @@ pub use storehost_primitives::{CacheStats, CoalescerStats, DiskStats, DiskStoreC
 pub use ui::CachedUiStore;
 pub use workspace::CachedWorkspaceStore;
 
-use crate::base::{ErrorKind, Result, StoreError};
+use crate::base::{Ctx, ErrorKind, Result, StoreError};
 
 /// The memory tier of a cached store.
 pub(crate) type ReadThrough<K, V> = storehost_primitives::ReadThrough<K, V, StoreError>;
@@ -46,6 +46,9 @@ pub struct CacheConfig {
     pub memory_max_body: u64,
     /// The clock TTLs are measured with (the system clock by default).
     pub clock: Option<SharedClock>,
+    /// How long past its TTL an entry may still answer a read whose origin is unavailable or
+    /// timed out (`None`: never). Such entries stay inside the memory budget and go first.
+    pub stale_if_error: Option<Duration>,
 }
 
 impl Default for CacheConfig {
@@ -57,6 +60,7 @@ impl Default for CacheConfig {
             disk: None,
             memory_max_body: Self::DEFAULT_MEMORY_MAX_BODY,
             clock: None,
+            stale_if_error: None,
         }
     }
 }
@@ -85,6 +89,11 @@ impl CacheConfig {
         self
     }
 
+    pub fn stale_if_error(mut self, keep: Duration) -> Self {
+        self.stale_if_error = Some(keep);
+        self
+    }
+
     pub fn clock(mut self, clock: impl storehost_primitives::Clock + 'static) -> Self {
         self.clock = Some(SharedClock(std::sync::Arc::new(clock)));
         self
@@ -97,6 +106,7 @@ impl CacheConfig {
             max_bytes: ((self.max_bytes as f64) * share).max(1.0) as u64,
             max_entries: self.max_entries,
             clock: self.clock.clone(),
+            keep_stale: self.stale_if_error,
         }
     }
 }
@@ -153,6 +163,36 @@ pub fn written<T>(result: &Result<T>) -> Written<'_, T> {
         Err(e) if e.kind() == ErrorKind::Conflict || e.outcome_unknown() => Written::Stale,
         Err(_) => Written::Refused,
     }
+}
+
+/// A read's result; or, when the origin could not answer (it is unavailable or timed out), what
+/// `tier` keeps of `key` past its TTL under `stale_if_error`, recorded in `ctx` as a stale
+/// answer of that age. Invalidated entries are gone, so a write is never answered around.
+pub(crate) async fn or_stale<K, V>(tier: &ReadThrough<K, V>, ctx: &Ctx, key: &K, read: impl Future<Output = Result<V>>) -> Result<V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    match read.await {
+        Err(e) => stale(tier, ctx, key, &e).ok_or(e),
+        result => result,
+    }
+}
+
+/// What `tier` keeps of `key` past its TTL, when `error` says the origin could not answer; see
+/// [`or_stale`].
+pub(crate) fn stale<K, V>(tier: &ReadThrough<K, V>, ctx: &Ctx, key: &K, error: &StoreError) -> Option<V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    if !matches!(error.kind(), ErrorKind::Unavailable | ErrorKind::PluginTimeout) {
+        return None;
+    }
+    let (value, age) = tier.get_stale(key)?;
+    tracing::debug!(%error, age_ms = age.as_millis() as u64, "the origin could not answer; answering from an expired entry");
+    ctx.record_stale(age);
+    Some(value)
 }
 
 /// Approximate bytes of a string held in a cache entry.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
 use crate::domain::{Ctx, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Result};
 
 pub struct CachedProjectStore {
@@ -60,7 +60,8 @@ impl CachedProjectStore {
 #[async_trait]
 impl ProjectStore for CachedProjectStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Project> {
-        self.projects.get_or_load(&id.to_string(), self.origin.get(ctx, id)).await
+        let key = id.to_string();
+        or_stale(&self.projects, ctx, &key, self.projects.get_or_load(&key, self.origin.get(ctx, id))).await
     }
 
     async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<ProjectPage> {
@@ -99,7 +100,8 @@ impl ProjectArtifactStore for CachedProjectStore {
 
     async fn list(&self, ctx: &Ctx, project_id: &str) -> Result<Vec<ProjectArtifact>> {
         let load = async { self.meta.list(ctx, project_id).await.map(Arc::new) };
-        self.artifacts.get_or_load(&project_id.to_string(), load).await.map(|list| (*list).clone())
+        let key = project_id.to_string();
+        or_stale(&self.artifacts, ctx, &key, self.artifacts.get_or_load(&key, load)).await.map(|list| (*list).clone())
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, weight_str, written};
+use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
 use crate::domain::{Ctx, Result, UiDocument, UiOp, UiStore};
 
 pub struct CachedUiStore {
@@ -46,7 +46,8 @@ impl CachedUiStore {
 #[async_trait]
 impl UiStore for CachedUiStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
-        self.documents.get_or_load(&id.to_string(), self.origin.get(ctx, id)).await
+        let key = id.to_string();
+        or_stale(&self.documents, ctx, &key, self.documents.get_or_load(&key, self.origin.get(ctx, id))).await
     }
 
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {

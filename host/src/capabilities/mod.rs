@@ -193,7 +193,7 @@ macro_rules! capabilities {
         ];
 
         /// The capabilities a plugin's manifest table grants, one key each.
-        #[derive(Clone, Debug, Default)]
+        #[derive(Clone, Debug, Default, PartialEq)]
         pub struct Grants {
             $($(#[$doc])* pub $granted: Option<<$granted_ty as Capability>::Grant>,)*
         }

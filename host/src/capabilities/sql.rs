@@ -35,7 +35,7 @@ use bindings::storehost::host::sql::{self as wit, Host, HostTransaction, SqlColu
 pub type SqlFailure = Failure<SqlError>;
 
 /// The manifest's `sql` grant: `sql = { url = "postgres://…", max_connections = 8, connect_timeout = "5s" }`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlGrant {
     pub url: String,

@@ -12,7 +12,7 @@ use crate::base::units;
 /// log = { url = "${DATABASE_URL}", schema = "storehost_cluster" }
 /// max_staleness = "1s"
 /// ```
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// The database of the log, owned by the host (not a plugin grant).
@@ -34,7 +34,7 @@ pub struct ClusterConfig {
 }
 
 /// Where the log lives.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub url: String,

@@ -50,7 +50,8 @@ pub struct Node {
 pub(crate) struct NodeInner {
     config: ClusterConfig,
     log: InvalidationLog,
-    caches: Caches,
+    /// Replaced when a reload rebuilds a domain's cache.
+    caches: parking_lot::RwLock<Caches>,
     started: Instant,
     /// Every event up to here has been applied (or was this host's own).
     applied: watch::Sender<u64>,
@@ -104,7 +105,7 @@ impl Node {
         let inner = Arc::new(NodeInner {
             config,
             log,
-            caches,
+            caches: parking_lot::RwLock::new(caches),
             started,
             applied: watch::Sender::new(from),
             synced_ns: AtomicU64::new(0),
@@ -128,6 +129,11 @@ impl Node {
         tokio::spawn(inner.clone().prune_loop(stop.clone()));
         tracing::info!(host = %inner.config.host_id, position = from, "joined the cluster");
         Ok(Node { inner, _stop: stop.drop_guard() })
+    }
+
+    /// The caches other hosts' invalidations reach from now on (a reload rebuilt some).
+    pub fn set_caches(&self, caches: Caches) {
+        *self.inner.caches.write() = caches;
     }
 
     pub(crate) fn inner(&self) -> &Arc<NodeInner> {
@@ -315,7 +321,7 @@ impl NodeInner {
                 if read.pruned_through > applied {
                     // Events this host never applied were pruned: nothing cached can be trusted.
                     tracing::warn!(applied, pruned_through = read.pruned_through, "the log was pruned past this host's position; caches dropped");
-                    self.caches.clear();
+                    self.caches.read().clear();
                     self.metrics.full_flushes.fetch_add(1, Ordering::Relaxed);
                     position = read.pruned_through;
                 }
@@ -347,10 +353,10 @@ impl NodeInner {
             return;
         }
         match invalidation {
-            Some(invalidation) => self.caches.apply(invalidation),
+            Some(invalidation) => self.caches.read().apply(invalidation),
             None => {
                 tracing::warn!("an invalidation of a kind this host does not know; caches dropped");
-                self.caches.clear();
+                self.caches.read().clear();
                 self.metrics.full_flushes.fetch_add(1, Ordering::Relaxed);
             }
         }

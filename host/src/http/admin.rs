@@ -1,21 +1,27 @@
 //! Health, readiness, Prometheus metrics and the admin views.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::extract::NoQuery;
 use crate::app::{DomainMetrics, render_cluster, render_prometheus};
 use crate::base::{Ctx, ErrorKind, StoreError};
 
 pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new().route("/metrics", get(metrics)).route("/v1/admin/plugins", get(plugins)).route("/v1/admin/cache", get(cache))
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/v1/admin/plugins", get(plugins))
+        .route("/v1/admin/cache", get(cache))
+        .route("/v1/admin/reload", post(reload))
 }
 
 pub async fn healthz() -> Json<Value> {
@@ -33,7 +39,8 @@ fn reachable<T>(result: Result<T, StoreError>) -> Result<(), String> {
 /// Ready when every plugin is loaded (it is, once serving) and every domain's origin answers
 /// a cheap read within a second.
 pub async fn readyz(State(state): State<Shared>) -> Response {
-    let origins = &state.app.origins;
+    let app = state.app();
+    let origins = &app.origins;
     let ctx = || Ctx::with_timeout(Duration::from_secs(1));
     let probe = "storehost-readyz";
     let mut checks = serde_json::Map::new();
@@ -66,8 +73,8 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut body = json!({ "ready": ready, "plugins": state.app.plugins.len(), "origins": checks });
-    if let Some(node) = &state.app.cluster {
+    let mut body = json!({ "ready": ready, "plugins": app.plugins.len(), "origins": checks });
+    if let Some(node) = &app.cluster {
         // A host that is not synced still answers correctly (from its origins), so it stays ready.
         let s = node.stats();
         body["cluster"] = json!({
@@ -89,10 +96,22 @@ type KindFamily = (&'static str, &'static str, fn(&crate::runtime::PluginStats) 
 type PluginFamily = (&'static str, &'static str, &'static str, fn(&crate::runtime::PluginStats) -> u64);
 
 async fn metrics(State(state): State<Shared>) -> Response {
+    let app = state.app();
     let mut out = String::new();
-    render_prometheus(&mut out, &state.app.metrics());
-    if let Some(node) = &state.app.cluster {
+    render_prometheus(&mut out, &app.metrics());
+    if let Some(node) = &app.cluster {
         render_cluster(&mut out, &node.stats());
+    }
+    let reloads = [
+        ("storehost_reloads_total", "Reloads that put a new configuration in place.", state.reloads.load(Ordering::Relaxed)),
+        ("storehost_reload_failures_total", "Reloads refused (the running configuration stayed).", state.failed_reloads.load(Ordering::Relaxed)),
+    ];
+    for (name, help, value) in reloads {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    let _ = writeln!(out, "# HELP storehost_plugin_generation Loads of a plugin so far (1 at start-up).\n# TYPE storehost_plugin_generation gauge");
+    for (name, load) in &app.loads {
+        let _ = writeln!(out, "storehost_plugin_generation{{plugin=\"{name}\"}} {}", load.generation);
     }
     let families: [PluginFamily; 9] = [
         ("storehost_plugin_calls_total", "counter", "Calls into a plugin.", |s| s.calls),
@@ -105,7 +124,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
         ("storehost_plugin_pool_idle", "gauge", "Warm instances waiting for a call.", |s| s.pool_idle.into()),
         ("storehost_plugin_pool_waiting", "gauge", "Calls waiting for an instance.", |s| s.pool_waiting.into()),
     ];
-    let stats: Vec<_> = state.app.plugins.iter().map(|(name, p)| (name, p.stats())).collect();
+    let stats: Vec<_> = app.plugins.iter().map(|(name, p)| (name, p.stats())).collect();
     for (name, kind, help, value) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (plugin, s) in &stats {
@@ -130,15 +149,19 @@ async fn metrics(State(state): State<Shared>) -> Response {
 }
 
 async fn plugins(State(state): State<Shared>) -> Json<Value> {
-    let plugins: Vec<Value> = state
-        .app
+    let app = state.app();
+    let plugins: Vec<Value> = app
         .plugins
         .iter()
         .map(|(name, p)| {
             let (compile_source, compile_time) = p.compile_source();
+            let load = &app.loads[name];
             json!({
                 "name": name,
                 "source": p.source(),
+                "generation": load.generation,
+                "sha256": load.sha256,
+                "loaded_at_ms": load.loaded_at_ms,
                 "describe": p.info(),
                 "exports": p.exports(),
                 "imports": p.imports(),
@@ -160,7 +183,7 @@ fn domain_json(d: &DomainMetrics) -> Value {
             json!({
                 "name": c.name, "hits": s.hits, "misses": s.misses, "inserts": s.inserts, "updates": s.updates,
                 "evictions": s.evictions, "expirations": s.expirations, "refusals": s.refusals,
-                "invalidations": s.invalidations, "entries": s.entries, "bytes": s.bytes,
+                "invalidations": s.invalidations, "stale": s.stale_hits, "entries": s.entries, "bytes": s.bytes,
                 "coalesced": c.coalescing.coalesced,
             })
         })
@@ -184,5 +207,20 @@ fn domain_json(d: &DomainMetrics) -> Value {
 }
 
 async fn cache(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({ "domains": state.app.metrics().iter().map(domain_json).collect::<Vec<_>>() }))
+    Json(json!({ "domains": state.app().metrics().iter().map(domain_json).collect::<Vec<_>>() }))
+}
+
+/// `POST /v1/admin/reload`: reads the manifest again and swaps in what changed. 200 with what
+/// it did; 422 with the manifest key and the reason when it is refused (nothing changed then).
+async fn reload(State(state): State<Shared>, _: NoQuery) -> Response {
+    match state.reload().await {
+        Ok(report) => Json(json!({ "reloaded": true, "report": report })).into_response(),
+        Err(error) => {
+            let mut body = json!({ "error": { "kind": "reload-refused", "message": error.message } });
+            if let Some(key) = &error.key {
+                body["error"]["key"] = json!(key);
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+        }
+    }
 }

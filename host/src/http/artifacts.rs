@@ -62,7 +62,7 @@ fn if_range_holds(request: &HeaderMap, meta: &ArtifactMeta) -> bool {
 
 /// `X-Cache`, with a cache in front of the origin: whether memory answered.
 fn cache_header(state: &Shared, served: Served) -> Option<&'static str> {
-    state.app.caches.is_cached(Domain::Artifact).then_some(if served == Served::Memory { "hit" } else { "miss" })
+    state.app().caches.is_cached(Domain::Artifact).then_some(if served == Served::Memory { "hit" } else { "miss" })
 }
 
 /// Reads what a `GET` asks for: the whole artifact, or the range of its `Range` header. A

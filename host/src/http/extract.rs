@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::log_seq::LogPositions;
 use super::{ApiError, Shared};
+use super::stale::StaleSlot;
 use crate::base::{Ctx, Domain};
 use crate::domain::{ArtifactStore, ProjectArtifactStore, ProjectStore, RunnerStore, Stores, UiStore, WorkspaceStore};
 
@@ -46,7 +47,7 @@ impl<S: Bound + ?Sized> FromRequestParts<Shared> for Store<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        S::of(&state.app.stores)
+        S::of(&state.app().stores)
             .cloned()
             .map(Store)
             .ok_or_else(|| ApiError::not_found(format!("the {} domain is not configured in the manifest", S::DOMAIN)))
@@ -60,6 +61,9 @@ impl FromRequestParts<Shared> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
         let mut ctx = state.ctx();
+        if let Some(stale) = parts.extensions.get::<StaleSlot>() {
+            ctx = ctx.record_stale_in(stale.0.clone());
+        }
         if let Some(positions) = parts.extensions.get::<LogPositions>() {
             ctx = ctx.record_writes_in(positions.written.clone());
             if let Some(seq) = positions.min_seq {

@@ -12,13 +12,18 @@ mod extract;
 mod guard;
 pub mod log_seq;
 mod projects;
+mod reload;
 mod runs;
 pub mod signing;
+mod stale;
 mod ui;
 mod workspaces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -30,7 +35,7 @@ use axum::routing::get;
 
 pub use error::{ApiError, ApiResult};
 
-use crate::app::App;
+use crate::app::{App, Manifest, ReloadError, ReloadReport};
 use crate::app::manifest::TokenConfig;
 use crate::base::{Ctx, Domain};
 use crate::domain::body::WHOLE_BODY_LIMIT;
@@ -93,10 +98,16 @@ fn domain_of(path: &str) -> Option<Domain> {
 
 /// What every handler shares.
 pub struct ServerState {
-    pub app: App,
+    /// The configuration serving now; a reload puts another in its place. A request holds the
+    /// one it started with until it ends.
+    app: RwLock<Arc<App>>,
     pub signer: UrlSigner,
     pub limits: Limits,
     pub tokens: Vec<TokenConfig>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    pub(crate) reloads: AtomicU64,
+    pub(crate) failed_reloads: AtomicU64,
 }
 
 pub type Shared = Arc<ServerState>;
@@ -110,7 +121,52 @@ impl ServerState {
         };
         let limits = Limits::new(&app);
         let tokens = server.tokens.clone();
-        Self { app, signer, limits, tokens }
+        Self {
+            app: RwLock::new(Arc::new(app)),
+            signer,
+            limits,
+            tokens,
+            reloading: tokio::sync::Mutex::new(()),
+            reloads: AtomicU64::new(0),
+            failed_reloads: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration serving now.
+    pub fn app(&self) -> Arc<App> {
+        self.app.read().clone()
+    }
+
+    /// Reads the manifest again (from its file; the embedded default stays itself) and puts the
+    /// configuration it describes in place of the current one ([`App::reload`]). A reload that
+    /// fails changes nothing.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let current = self.app();
+        let manifest = match &current.manifest.path {
+            Some(path) => Manifest::load(path).map_err(ReloadError::from),
+            None if current.manifest.origin == Manifest::EMBEDDED_ORIGIN => Ok(Manifest::embedded_default()),
+            None => Err(ReloadError { key: None, message: "this configuration was not read from a file: there is nothing to read again".into() }),
+        };
+        self.reload_to(manifest?).await
+    }
+
+    /// Puts the configuration `manifest` describes in place of the current one.
+    pub async fn reload_to(&self, manifest: Manifest) -> Result<ReloadReport, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let result = self.app().reload(manifest).await;
+        match result {
+            Ok((app, report)) => {
+                *self.app.write() = Arc::new(app);
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(loaded = ?report.loaded, kept = ?report.kept, cleared = ?report.cleared, restart_required = ?report.restart_required, "reloaded");
+                Ok(report)
+            }
+            Err(error) => {
+                self.failed_reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(key = error.key.as_deref().unwrap_or(""), %error, "reload refused; the running configuration is unchanged");
+                Err(error)
+            }
+        }
     }
 
     /// The context of one request: the request timeout as its deadline.
@@ -139,6 +195,7 @@ pub fn router(state: Shared) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(Limits::DEFAULT_JSON_MAX_BODY as usize))
         .layer(middleware::from_fn(log_seq::log_positions))
+        .layer(middleware::from_fn(stale::stale_answers))
         .layer(middleware::from_fn_with_state(state.clone(), guard::check_request))
         .layer(middleware::from_fn(guard::json_errors))
         .layer(middleware::from_fn(log_request))
@@ -162,9 +219,19 @@ pub fn check_exposure(addr: &SocketAddr, tokens: &[TokenConfig]) -> Result<()> {
     Ok(())
 }
 
+/// How `serve` runs, besides its configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// The listen address instead of `[server] listen`.
+    pub listen: Option<String>,
+    /// Reload when the manifest file or a plugin's component file changes.
+    pub watch: bool,
+}
+
 /// Serves until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests and
-/// flushes the disk cache index.
-pub async fn serve(app: App, listen: Option<String>) -> Result<()> {
+/// flushes the disk cache index. SIGHUP reloads the manifest ([`ServerState::reload`]).
+pub async fn serve(app: App, options: ServeOptions) -> Result<()> {
+    let ServeOptions { listen, watch } = options;
     let listen = listen.unwrap_or_else(|| app.manifest.server.listen.clone());
     let addr: SocketAddr = tokio::net::lookup_host(&listen)
         .await
@@ -178,9 +245,15 @@ pub async fn serve(app: App, listen: Option<String>) -> Result<()> {
     // The first line on stdout, for scripts and tests.
     println!("storehost listening on http://{local}");
     tracing::info!(%local, "serving");
+    let hangups = tokio::spawn(reload::on_hangup(state.clone()));
+    let watcher = watch.then(|| tokio::spawn(reload::watch(state.clone())));
     axum::serve(connection::Listener(listener), router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    hangups.abort();
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     tracing::info!("shutting down: flushing caches");
-    state.app.flush()?;
+    state.app().flush()?;
     Ok(())
 }
 

@@ -59,6 +59,16 @@ impl Plugin {
         &self.inner.spec.name
     }
 
+    /// Whether `other` is this very load (a clone of it), not merely the same component.
+    pub fn is(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// What it was loaded from.
+    pub fn spec(&self) -> &PluginSpec {
+        &self.inner.spec
+    }
+
     pub fn source(&self) -> &str {
         &self.inner.spec.source
     }

@@ -63,6 +63,21 @@ pub struct PluginSpec {
     pub(crate) skip_init: bool,
 }
 
+/// Two specs are equal when they would load the same plugin: the same component bytes, limits,
+/// config, directories and grants.
+impl PartialEq for PluginSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.source == other.source
+            && (Arc::ptr_eq(&self.wasm, &other.wasm) || self.wasm == other.wasm)
+            && self.settings == other.settings
+            && self.config == other.config
+            && self.dirs == other.dirs
+            && self.grants == other.grants
+            && self.skip_init == other.skip_init
+    }
+}
+
 impl PluginSpec {
     pub fn new(name: impl Into<String>, source: impl Into<String>, wasm: impl Into<Arc<[u8]>>) -> Self {
         Self {

@@ -30,8 +30,13 @@ pub fn binary() -> PathBuf {
 impl Server {
     /// `storehost serve` in `dir` (its working directory), with `manifest` text if given.
     pub fn start(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> Server {
+        Self::start_with(dir, manifest, env, &[])
+    }
+
+    /// [`start`](Self::start) with more arguments to `serve` (`--watch`).
+    pub fn start_with(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut cmd = Command::new(binary());
-        cmd.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]);
+        cmd.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]).args(args);
         if let Some(text) = manifest {
             let path = dir.join("storehost.toml");
             std::fs::write(&path, text).unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::Server;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use storehost_tests::pg::TestDatabase;
+use storehost_tests::pg::{TestDatabase, address_of, with_address};
 use storehost_tests::proxy::Proxy;
 
 const MAX_STALENESS: Duration = Duration::from_secs(1);
@@ -138,16 +138,6 @@ impl Hosts {
     }
 }
 
-/// The address (`host:port`) of a PostgreSQL URL.
-fn address_of(url: &str) -> String {
-    let rest = url.split_once('@').map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap().to_string()
-}
-
-/// `url` with its address replaced.
-fn with_address(url: &str, address: &str) -> String {
-    url.replacen(&address_of(url), address, 1)
-}
 
 /// One write of the mix, and how to tell that a host serves its value.
 #[derive(Clone, Debug)]

@@ -7,9 +7,11 @@ mod conformance;
 mod faults;
 mod persistence;
 mod postgres;
+mod reload;
 mod s3;
 mod sandbox;
 mod sql;
+mod stale;
 mod streaming;
 
 /// Starts the real `storehost` binary (shared with the host's own tests).

@@ -64,7 +64,7 @@ const LIST_HEADS_IN_FLIGHT: usize = 16;
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The manifest's `object_store` grant: one bucket and how to reach it.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectStoreGrant {
     pub bucket: String,
