@@ -147,26 +147,27 @@ impl ServerState {
             None if current.manifest.origin == Manifest::EMBEDDED_ORIGIN => Ok(Manifest::embedded_default()),
             None => Err(ReloadError { key: None, message: "this configuration was not read from a file: there is nothing to read again".into() }),
         };
-        self.reload_to(manifest?).await
+        match manifest {
+            Ok(manifest) => self.reload_to(manifest).await,
+            Err(error) => Err(self.refused(error)),
+        }
     }
 
     /// Puts the configuration `manifest` describes in place of the current one.
     pub async fn reload_to(&self, manifest: Manifest) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let result = self.app().reload(manifest).await;
-        match result {
-            Ok((app, report)) => {
-                *self.app.write() = Arc::new(app);
-                self.reloads.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(loaded = ?report.loaded, kept = ?report.kept, cleared = ?report.cleared, restart_required = ?report.restart_required, "reloaded");
-                Ok(report)
-            }
-            Err(error) => {
-                self.failed_reloads.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(key = error.key.as_deref().unwrap_or(""), %error, "reload refused; the running configuration is unchanged");
-                Err(error)
-            }
-        }
+        let (app, report) = self.app().reload(manifest).await.map_err(|error| self.refused(error))?;
+        *self.app.write() = Arc::new(app);
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(loaded = ?report.loaded, kept = ?report.kept, cleared = ?report.cleared, restart_required = ?report.restart_required, "reloaded");
+        Ok(report)
+    }
+
+    /// Counts and logs a refused reload.
+    fn refused(&self, error: ReloadError) -> ReloadError {
+        self.failed_reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(key = error.key.as_deref().unwrap_or(""), %error, "reload refused; the running configuration is unchanged");
+        error
     }
 
     /// The context of one request: the request timeout as its deadline.
