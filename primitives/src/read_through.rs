@@ -239,13 +239,7 @@ mod tests {
     use crate::MockClock;
 
     fn tier(clock: &MockClock, max_bytes: u64) -> TierConfig {
-        TierConfig {
-            ttl: Duration::from_secs(60),
-            max_bytes,
-            max_entries: None,
-            clock: Some(SharedClock(Arc::new(clock.clone()))),
-            keep_stale: None,
-        }
+        TierConfig { ttl: Duration::from_secs(60), max_bytes, max_entries: None, clock: Some(SharedClock(Arc::new(clock.clone()))), keep_stale: None }
     }
 
     fn cache(clock: &MockClock) -> ReadThrough<String, Arc<str>, Arc<str>> {

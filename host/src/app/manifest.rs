@@ -371,10 +371,9 @@ impl Manifest {
                 refs.push(("artifacts", artifacts));
             }
             if domain.stale_if_error.is_some() && (name == Domain::Runner || domain.cache == Some(false)) {
-                return Err(self.key_error(
-                    format!("domains.{name}.stale_if_error"),
-                    "needs a cache to keep entries in, and this domain is not cached",
-                ));
+                return Err(
+                    self.key_error(format!("domains.{name}.stale_if_error"), "needs a cache to keep entries in, and this domain is not cached")
+                );
             }
             for (field, plugin) in refs {
                 if !self.plugins.contains_key(plugin) {

@@ -261,10 +261,7 @@ impl App {
             .collect();
         let previous = Previous { layers: &self.layers, unchanged: &unchanged };
         let layers = Layers::over(&manifest, &origins, Some(previous)).map_err(|e| ReloadError::new(Some("cache".into()), format!("{e:#}")))?;
-        report.cleared = Domain::ALL
-            .into_iter()
-            .filter(|&d| layers.caches.is_cached(d) && !unchanged.contains(&d))
-            .collect();
+        report.cleared = Domain::ALL.into_iter().filter(|&d| layers.caches.is_cached(d) && !unchanged.contains(&d)).collect();
         if let Some(node) = &self.cluster {
             node.set_caches(layers.caches.clone());
         }

@@ -9,8 +9,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::log_seq::LogPositions;
-use super::{ApiError, Shared};
 use super::stale::StaleSlot;
+use super::{ApiError, Shared};
 use crate::base::{Ctx, Domain};
 use crate::domain::{ArtifactStore, ProjectArtifactStore, ProjectStore, RunnerStore, Stores, UiStore, WorkspaceStore};
 

@@ -35,8 +35,8 @@ use axum::routing::get;
 
 pub use error::{ApiError, ApiResult};
 
-use crate::app::{App, Manifest, ReloadError, ReloadReport};
 use crate::app::manifest::TokenConfig;
+use crate::app::{App, Manifest, ReloadError, ReloadReport};
 use crate::base::{Ctx, Domain};
 use crate::domain::body::WHOLE_BODY_LIMIT;
 use signing::UrlSigner;

@@ -138,7 +138,6 @@ impl Hosts {
     }
 }
 
-
 /// One write of the mix, and how to tell that a host serves its value.
 #[derive(Clone, Debug)]
 enum Write {

@@ -101,7 +101,7 @@ impl Load {
                         n += 1;
                         let key = (c * 7 + n as usize * 13) % keys;
                         let url = format!("{base}/v1/artifacts/load/{key}");
-                        let outcome = if n % 4 == 0 {
+                        let outcome = if n.is_multiple_of(4) {
                             match http.put(&url).body(format!("value {key} {c}-{n}")).send().await {
                                 Ok(r) if r.status() == StatusCode::OK => Ok(()),
                                 Ok(r) => Err(format!("PUT {key}: {} {}", r.status(), r.text().await.unwrap_or_default())),
@@ -227,13 +227,21 @@ async fn a_changed_setting_reloads_and_a_listen_change_is_reported() {
     // The same component with another queue length: loaded anew, so the caches of both domains
     // bound to it start empty.
     std::fs::write(&manifest_path, manifest("queue = 16")).unwrap();
+    let x_cache = |key: &'static str| {
+        let (http, url) = (http.clone(), server.url(&format!("/v1/artifacts/load/{key}")));
+        async move { http.get(url).send().await.unwrap().headers()["x-cache"].to_str().unwrap().to_string() }
+    };
+    assert_eq!(x_cache("1").await, "hit", "written through");
     let report: Value = http.post(server.url("/v1/admin/reload")).send().await.unwrap().json().await.unwrap();
     assert_eq!(report["report"]["loaded"], serde_json::json!(["store"]), "{report}");
     assert_eq!(plugin(&http, &server).await["settings"]["queue"], 16);
-    // Nothing changed: everything is kept.
+    assert_eq!(x_cache("1").await, "miss", "the reloaded origin's cache starts empty");
+    assert_eq!(x_cache("1").await, "hit");
+    // Nothing changed: everything is kept, the caches' entries too.
     let report: Value = http.post(server.url("/v1/admin/reload")).send().await.unwrap().json().await.unwrap();
     assert_eq!((&report["report"]["loaded"], &report["report"]["kept"]), (&serde_json::json!([]), &serde_json::json!(["store"])), "{report}");
     assert_eq!(report["report"]["cleared"], serde_json::json!([]), "{report}");
+    assert_eq!(x_cache("1").await, "hit", "an unchanged domain keeps its cache");
     // A new listen address needs a restart: reported, and the server stays where it is.
     let text = format!("[server]\nlisten = \"127.0.0.1:1\"\n{}", manifest("queue = 16"));
     std::fs::write(&manifest_path, text).unwrap();

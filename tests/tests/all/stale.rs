@@ -147,7 +147,7 @@ project = {{ origin = "pg", ttl = "500ms", stale_if_error = "1m" }}
         assert_eq!(put.status(), StatusCode::OK);
     }
     let (stop, sent, failed) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let readers: Vec<_> = (0..8)
+    let readers: Vec<_> = (0..8usize)
         .map(|c| {
             let (http, base, stop, sent, failed) = (http.clone(), server.base.clone(), stop.clone(), sent.clone(), failed.clone());
             tokio::spawn(async move {
@@ -156,7 +156,7 @@ project = {{ origin = "pg", ttl = "500ms", stale_if_error = "1m" }}
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let i = (n * 7) % keys;
-                    let (path, want) = if n % 2 == 0 {
+                    let (path, want) = if n.is_multiple_of(2) {
                         (format!("/v1/artifacts/a{i}"), format!("artifact {i}"))
                     } else {
                         (format!("/v1/projects/p{i}"), format!("\"i\":{i}"))
