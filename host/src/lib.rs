@@ -4,7 +4,8 @@
 //! `domain` (types and traits) · `capabilities` (what plugins may import) · `runtime` (engine,
 //! loading, pools, limits) · `origin` (the domains over plugins) · `metering` and `cache`
 //! (decorators over any store) · `cluster` (the replication layer and the invalidation log) ·
-//! `conformance` (the origin behaviour suite) · `app` (manifest and wiring) · `http` (the API).
+//! `conformance` (the origin behaviour suite) · `app` (manifest and wiring) · `copy` (moving
+//! data between origins) · `http` (the API).
 //!
 //! ```
 //! use storehost::domain::{ArtifactStore, Ctx};
@@ -28,6 +29,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod cluster;
 pub mod conformance;
+pub mod copy;
 pub mod domain;
 pub mod http;
 pub mod metering;

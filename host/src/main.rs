@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod client;
+mod copy_cli;
 
 use client::Client;
 use storehost::app::{App, Manifest};
@@ -43,6 +44,9 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Copy every record of the chosen domains from one plugin to another, or to and from an
+    /// export directory: verified, resumable (a second run skips what is already identical).
+    Copy(copy_cli::CopyArgs),
     /// Validate a manifest and load its plugins (exit 1 with the errors).
     Check {
         /// The manifest; without it, the embedded default.
@@ -193,6 +197,10 @@ async fn run(command: Command) -> Result<()> {
             storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
+        Command::Copy(args) => {
+            let manifest = load_manifest(args.manifest())?;
+            copy_cli::run(args, manifest).await
+        }
         Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
         Command::Plugin { command: PluginCommand::Test { component, manifest, allow_writes, json } } => {
             plugin_test(&component, manifest.as_ref(), allow_writes, json).await

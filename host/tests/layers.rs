@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cluster", &["base", "domain", "metering", "cache"]),
     ("conformance", &["base", "domain", "runtime", "origin"]),
     ("app", &["base", "domain", "capabilities", "runtime", "origin", "metering", "cache", "cluster"]),
+    ("copy", &["base", "domain", "runtime", "origin"]),
     ("http", &["base", "domain", "capabilities", "runtime", "origin", "metering", "cache", "cluster", "app"]),
 ];
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use parking_lot::Mutex;
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
     CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
     GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
     ListObjectsV2Input, ListObjectsV2Output, MultipartUpload, Object, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
@@ -170,16 +170,36 @@ impl S3 for KeyedFs {
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = [input.start_after.clone(), input.continuation_token.clone()].into_iter().flatten().max();
         let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let (page, truncated) = {
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        // With a delimiter, keys with it past the prefix roll up into one common prefix each;
+        // both count toward `max_keys`, and a common prefix given as the token is resumed after.
+        let (page, prefixes, truncated) = {
             let keys = self.keys.lock();
-            let mut matching = keys
+            let matching = keys
                 .range((input.bucket.clone(), prefix.clone())..)
                 .take_while(|(bucket, key)| *bucket == input.bucket && key.starts_with(&prefix))
                 .map(|(_, key)| key)
-                .filter(|key| after.as_ref().is_none_or(|a| key.as_str() > a.as_str()));
-            let page: Vec<String> = matching.by_ref().take(max_keys).cloned().collect();
-            (page, matching.next().is_some())
+                .filter(|key| after.as_ref().is_none_or(|a| key.as_str() > a.as_str() && !(a.ends_with('/') && key.starts_with(a.as_str()))));
+            let (mut page, mut prefixes, mut truncated) = (Vec::new(), Vec::<String>::new(), false);
+            for key in matching {
+                let rolled = delimiter.as_ref().and_then(|d| key[prefix.len()..].find(d.as_str()).map(|i| key[..prefix.len() + i + d.len()].to_string()));
+                if let Some(common) = &rolled
+                    && prefixes.last() == Some(common)
+                {
+                    continue;
+                }
+                if page.len() + prefixes.len() == max_keys {
+                    truncated = true;
+                    break;
+                }
+                match rolled {
+                    Some(common) => prefixes.push(common),
+                    None => page.push(key.clone()),
+                }
+            }
+            (page, prefixes, truncated)
         };
+        let last = page.last().into_iter().chain(prefixes.last()).max().cloned();
         let mut contents = Vec::with_capacity(page.len());
         for key in &page {
             let head = HeadObjectInput { bucket: input.bucket.clone(), key: stored(key), ..Default::default() };
@@ -198,10 +218,12 @@ impl S3 for KeyedFs {
             start_after: input.start_after,
             continuation_token: input.continuation_token,
             max_keys: Some(max_keys as i32),
-            key_count: Some(contents.len() as i32),
+            key_count: Some((contents.len() + prefixes.len()) as i32),
             is_truncated: Some(truncated),
-            next_continuation_token: if truncated { page.last().cloned() } else { None },
+            next_continuation_token: if truncated { last } else { None },
             contents: Some(contents),
+            common_prefixes: Some(prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            delimiter: input.delimiter,
             ..Default::default()
         }))
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
-use crate::domain::{Ctx, Result, UiDocument, UiOp, UiStore};
+use crate::domain::{Ctx, DocumentPage, Result, UiDocument, UiOp, UiStore};
 
 pub struct CachedUiStore {
     origin: Arc<dyn UiStore>,
@@ -48,6 +48,11 @@ impl UiStore for CachedUiStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
         let key = id.to_string();
         or_stale(&self.documents, ctx, &key, self.documents.get_or_load(&key, self.origin.get(ctx, id))).await
+    }
+
+    /// Not cached: a listing is for walking every document (a copy), not for serving.
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<DocumentPage> {
+        self.origin.list(ctx, cursor, limit).await
     }
 
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
-use crate::domain::{Ctx, Result, Tab, TabInput, Workspace, WorkspaceInput, WorkspaceStore};
+use crate::domain::{Ctx, Result, Tab, TabInput, Workspace, WorkspaceInput, WorkspacePage, WorkspaceStore};
 
 pub struct CachedWorkspaceStore {
     origin: Arc<dyn WorkspaceStore>,
@@ -63,6 +63,11 @@ impl WorkspaceStore for CachedWorkspaceStore {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace> {
         let key = workspace_id.to_string();
         or_stale(&self.workspaces, ctx, &key, self.workspaces.get_or_load(&key, self.origin.get(ctx, workspace_id))).await
+    }
+
+    /// Not cached: a listing is for walking every workspace (a copy), not for serving.
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<WorkspacePage> {
+        self.origin.list(ctx, cursor, limit).await
     }
 
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>> {

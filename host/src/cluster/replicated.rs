@@ -13,7 +13,7 @@ use super::node::{Node, NodeInner};
 use crate::base::{Ctx, Result, StoreError};
 use crate::cache::{Invalidation, Written, written};
 use crate::domain::{
-    Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, Project, ProjectArtifact,
+    Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, DocumentPage, Project, ProjectArtifact, WorkspacePage,
     ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Tab, TabInput, UiDocument, UiOp, UiStore, Workspace, WorkspaceInput,
     WorkspaceStore,
 };
@@ -172,6 +172,10 @@ impl UiStore for Replicated<dyn UiStore> {
         self.reader(ctx).await.get(ctx, id).await
     }
 
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<DocumentPage> {
+        self.front.list(ctx, cursor, limit).await
+    }
+
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
         let result = self.front.apply_ops(ctx, id, expected_version, ops).await;
         self.publish(ctx, result, || vec![Invalidation::Document { id: id.to_string() }]).await
@@ -182,6 +186,10 @@ impl UiStore for Replicated<dyn UiStore> {
 impl WorkspaceStore for Replicated<dyn WorkspaceStore> {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace> {
         self.reader(ctx).await.get(ctx, workspace_id).await
+    }
+
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<WorkspacePage> {
+        self.front.list(ctx, cursor, limit).await
     }
 
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>> {

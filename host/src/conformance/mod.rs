@@ -71,6 +71,7 @@ impl Case {
         }
         match tokio::spawn((self.run)(stores.clone())).await {
             Ok(Ok(())) => Outcome::Passed,
+            Ok(Err(err)) if err.downcast_ref::<Skip>().is_some() => Outcome::Skipped(err.to_string()),
             Ok(Err(err)) => Outcome::Failed(format!("{err:#}")),
             Err(panic) => Outcome::Failed(format!("panicked: {panic}")),
         }
@@ -164,6 +165,43 @@ pub async fn run(stores: &Stores, filter: impl Fn(&Case) -> bool) -> Report {
 }
 
 // ---- helpers shared by the cases ----
+
+/// What a case returns when the target cannot be asked what it tests (a listing a 0.1.0
+/// component does not have): the case is skipped, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Skip(pub(crate) String);
+
+/// Every page of a listing from `first` on, following `next` until it gives no cursor; `Skip`
+/// when the target's contract cannot list.
+pub(crate) async fn all_pages<P, T, F: Future<Output = crate::domain::Result<P>>>(
+    what: &str,
+    mut page: impl FnMut(Option<String>) -> F,
+    split: impl Fn(P) -> (Vec<T>, Option<String>),
+) -> Result<Vec<T>> {
+    let (mut all, mut cursor) = (Vec::new(), None);
+    for _ in 0..100_000 {
+        let (items, next) = match page(cursor.clone()).await {
+            Err(e) if e.kind() == ErrorKind::Invalid && e.message().contains("0.1.0") => return Err(Skip(e.message()).into()),
+            result => split(result.step(what)?),
+        };
+        all.extend(items);
+        match next {
+            Some(next) if Some(&next) == cursor.as_ref() => anyhow::bail!("{what}: the cursor {next:?} came back unchanged"),
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+    anyhow::bail!("{what}: no last page after 100000 pages")
+}
+
+/// Checks that a listing is in strictly ascending byte order and holds every one of `ours`.
+pub(crate) fn ordered_and_holding(what: &str, listed: &[String], ours: &[String]) -> Result<()> {
+    anyhow::ensure!(listed.windows(2).all(|w| w[0] < w[1]), "{what} is not in strictly ascending byte order: {listed:?}");
+    let missing: Vec<_> = ours.iter().filter(|id| !listed.contains(id)).collect();
+    anyhow::ensure!(missing.is_empty(), "{what} lacks {missing:?}");
+    Ok(())
+}
 
 /// A name no other case or run uses.
 pub(crate) fn unique(prefix: &str) -> String {

@@ -17,10 +17,10 @@ pub use body::{BodySink, BodyStream, ByteRange};
 pub use operation::Operation;
 pub(crate) use operation::operations;
 pub use project::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation, ProjectPage, ProjectStore};
-pub use runner::{RunnerOperation, RunnerReader, RunnerSink, RunnerStore};
+pub use runner::{RunPage, RunnerOperation, RunnerReader, RunnerSink, RunnerStore};
 pub use stores::Stores;
-pub use ui::{UiDocument, UiNode, UiOp, UiOperation, UiStore};
+pub use ui::{DocumentPage, UiDocument, UiNode, UiOp, UiOperation, UiStore};
 pub use validate::{validate_id, validate_key, validate_run};
-pub use workspace::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceOperation, WorkspaceStore};
+pub use workspace::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceOperation, WorkspacePage, WorkspaceStore};
 
 pub use crate::base::{Ctx, Domain, ErrorKind, Result, StoreError};

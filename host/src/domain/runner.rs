@@ -19,6 +19,7 @@ operations!(
         Write = "write" [write],
         Remove = "remove" [write],
         List = "list",
+        ListRuns = "list-runs",
         OpenRead = "open-read",
         OpenWrite = "open-write" [write],
         FinishWrite = "finish-write" [write],
@@ -39,6 +40,13 @@ impl RunnerReader {
         let range = range.within(size);
         Self { size, body: body::once(data.slice(range.start as usize..range.end as usize)), range }
     }
+}
+
+/// A page of the runs that have files, in byte order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunPage {
+    pub runs: Vec<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// Where a streamed write of a run's file goes; [`finish`](BodySink::finish) gives its size.
@@ -69,6 +77,8 @@ pub trait RunnerStore: Send + Sync + 'static {
     async fn remove(&self, ctx: &Ctx, run: &str, name: &str) -> Result<()>;
     /// Names starting with `prefix`, in byte order.
     async fn list(&self, ctx: &Ctx, run: &str, prefix: &str) -> Result<Vec<String>>;
+    /// The runs that have files, in byte order, after `cursor`, at most `limit` (0: the default).
+    async fn list_runs(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<RunPage>;
 
     /// Reads `range` of a file as a stream. By default, the whole file is read and sliced.
     async fn open_read(&self, ctx: &Ctx, run: &str, name: &str, range: ByteRange) -> Result<RunnerReader> {

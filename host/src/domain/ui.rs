@@ -55,10 +55,18 @@ pub enum UiOp {
     },
 }
 
+/// A page of the ids of documents that were written, in byte order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentPage {
+    pub ids: Vec<String>,
+    pub next_cursor: Option<String>,
+}
+
 operations!(
     /// The operations of [`UiStore`].
     UiOperation for Ui {
         Get = "get",
+        List = "list",
         ApplyOps = "apply-ops" [write],
     }
 );
@@ -67,6 +75,9 @@ operations!(
 #[async_trait]
 pub trait UiStore: Send + Sync {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>>;
+    /// Ids of the documents that were written, in byte order, after `cursor`, at most `limit`
+    /// (0: the default).
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<DocumentPage>;
     /// Applies `ops` atomically; returns the new document, or `None` when the origin does not
     /// return it.
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>>;

@@ -41,10 +41,18 @@ pub struct TabInput {
     pub kind: String,
 }
 
+/// A page of workspaces, in byte order of their ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspacePage {
+    pub items: Vec<Workspace>,
+    pub next_cursor: Option<String>,
+}
+
 operations!(
     /// The operations of [`WorkspaceStore`].
     WorkspaceOperation for Workspace {
         Get = "get",
+        List = "list",
         ListTabs = "list-tabs",
         GetTab = "get-tab",
         Create = "create" [write],
@@ -58,6 +66,8 @@ operations!(
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace>;
+    /// Workspaces in byte order of their ids, after `cursor`, at most `limit` (0: the default).
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<WorkspacePage>;
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>>;
     async fn get_tab(&self, ctx: &Ctx, workspace_id: &str, tab_id: &str) -> Result<Tab>;
     async fn create(&self, ctx: &Ctx, input: WorkspaceInput) -> Result<Workspace>;

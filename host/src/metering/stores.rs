@@ -6,7 +6,8 @@ use bytes::Bytes;
 use super::OriginMeter;
 use crate::base::{Ctx, Result};
 use crate::domain::{
-    Artifact, ArtifactMeta, ArtifactOperation as A, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, Operation,
+    Artifact, ArtifactMeta, ArtifactOperation as A, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, DocumentPage,
+    Operation, RunPage, WorkspacePage,
     Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation as P, ProjectPage, ProjectStore, RunnerOperation as R,
     RunnerReader, RunnerSink, RunnerStore, Tab, TabInput, UiDocument, UiOp, UiOperation as U, UiStore, Workspace, WorkspaceInput,
     WorkspaceOperation as W, WorkspaceStore,
@@ -129,6 +130,10 @@ impl<S: UiStore + ?Sized> UiStore for Metered<S, U> {
         self.meter.call(U::Get, self.inner.get(ctx, id)).await
     }
 
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<DocumentPage> {
+        self.meter.call(U::List, self.inner.list(ctx, cursor, limit)).await
+    }
+
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
         self.meter.call(U::ApplyOps, self.inner.apply_ops(ctx, id, expected_version, ops)).await
     }
@@ -138,6 +143,10 @@ impl<S: UiStore + ?Sized> UiStore for Metered<S, U> {
 impl<S: WorkspaceStore + ?Sized> WorkspaceStore for Metered<S, W> {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace> {
         self.meter.call(W::Get, self.inner.get(ctx, workspace_id)).await
+    }
+
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<WorkspacePage> {
+        self.meter.call(W::List, self.inner.list(ctx, cursor, limit)).await
     }
 
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>> {
@@ -181,6 +190,10 @@ impl<S: RunnerStore + ?Sized> RunnerStore for Metered<S, R> {
 
     async fn list(&self, ctx: &Ctx, run: &str, prefix: &str) -> Result<Vec<String>> {
         self.meter.call(R::List, self.inner.list(ctx, run, prefix)).await
+    }
+
+    async fn list_runs(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<RunPage> {
+        self.meter.call(R::ListRuns, self.inner.list_runs(ctx, cursor, limit)).await
     }
 
     async fn open_read(&self, ctx: &Ctx, run: &str, name: &str, range: ByteRange) -> Result<RunnerReader> {

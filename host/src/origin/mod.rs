@@ -85,6 +85,33 @@ macro_rules! plugin_call {
 }
 use plugin_call;
 
+/// [`plugin_call!`] for a call only the 0.2.0 contract has; the store checks
+/// [`require_listing`] first, so a 0.1.0 plugin is refused with a reason.
+macro_rules! plugin_call_v2 {
+    ($plugin:expr, $ctx:expr, $method:literal, $guest:ident, |$g:ident, $store:ident| $body:expr) => {
+        $plugin.call($ctx, $method, move |guests, $store| match guests {
+            crate::runtime::Guests::V1(_) => None,
+            crate::runtime::Guests::V2(guests) => {
+                let $g = guests.$guest.as_ref()?;
+                Some(Box::pin(async move { Ok($body.await?.map(Into::into).map_err(Into::into)) }) as crate::runtime::CallFuture<'_, _>)
+            }
+        })
+    };
+}
+use plugin_call_v2;
+
+/// Refuses a listing the plugin's contract does not have (0.1.0 lists artifacts, projects,
+/// project records and a run's files, but not documents, workspaces or runs).
+fn require_listing(plugin: &Plugin, what: &str) -> crate::base::Result<()> {
+    if plugin.exports().version().streams() {
+        return Ok(());
+    }
+    Err(crate::base::StoreError::Invalid(format!(
+        "plugin {} speaks storehost:origin@0.1.0, which cannot list {what}; rebuild it against 0.2.0",
+        plugin.name()
+    )))
+}
+
 /// Opens a stream with a 0.2.0 call that returns a guest resource (with `$body`'s other value
 /// converted into ours); see [`Plugin::open_session`](crate::runtime::Plugin).
 macro_rules! open_session {

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::stream::{self, Writer};
-use super::{check_key_len, open_session, plugin_call, require_export, session_call, streams_through};
+use super::{check_key_len, open_session, plugin_call, plugin_call_v2, require_export, require_listing, session_call, streams_through};
 use crate::base::{Ctx, Result};
 use crate::domain::body::CHUNK;
 use crate::domain::runner;
-use crate::domain::{ByteRange, RunnerReader, RunnerSink, RunnerStore};
+use crate::domain::{ByteRange, RunPage, RunnerReader, RunnerSink, RunnerStore};
 use crate::runtime::{Interface, Plugin};
 
 /// [`RunnerStore`] over a plugin exporting `storehost:origin/runner-artifacts`. Files stream
@@ -52,6 +52,16 @@ impl RunnerStore for PluginRunnerStore {
     async fn list(&self, ctx: &Ctx, run: &str, prefix: &str) -> Result<Vec<String>> {
         let (run, prefix) = (run.to_string(), prefix.to_string());
         plugin_call!(self.plugin, ctx, "runner-artifacts.list", runner_artifacts, |g, s| g.call_list(s, &run, &prefix)).await
+    }
+
+    async fn list_runs(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<RunPage> {
+        require_listing(&self.plugin, "runs")?;
+        let cursor = cursor.map(String::from);
+        plugin_call_v2!(self.plugin, ctx, "runner-artifacts.list-runs", runner_artifacts, |g, s| async {
+            let page = g.call_list_runs(s, cursor.as_deref(), limit).await?;
+            Ok::<_, wasmtime::Error>(page.map(|p| RunPage { runs: p.runs, next_cursor: p.next_cursor }))
+        })
+        .await
     }
 
     async fn open_read(&self, ctx: &Ctx, run: &str, name: &str, range: ByteRange) -> Result<RunnerReader> {

@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{for_each_version, mirror, plugin_call, require_export};
+use super::{for_each_version, mirror, plugin_call, plugin_call_v2, require_export, require_listing};
 use crate::base::{Ctx, Result};
-use crate::domain::{UiDocument, UiNode, UiOp, UiStore};
+use crate::domain::{DocumentPage, UiDocument, UiNode, UiOp, UiStore};
 use crate::runtime::{Interface, Plugin};
 
 for_each_version!(ui_documents =>
@@ -53,6 +53,16 @@ impl UiStore for PluginUiStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
         let id = id.to_string();
         plugin_call!(self.plugin, ctx, "ui-documents.get", ui_documents, |g, s| g.call_get(s, &id)).await
+    }
+
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<DocumentPage> {
+        require_listing(&self.plugin, "documents")?;
+        let cursor = cursor.map(String::from);
+        plugin_call_v2!(self.plugin, ctx, "ui-documents.list", ui_documents, |g, s| async {
+            let page = g.call_list(s, cursor.as_deref(), limit).await?;
+            Ok::<_, wasmtime::Error>(page.map(|p| DocumentPage { ids: p.ids, next_cursor: p.next_cursor }))
+        })
+        .await
     }
 
     async fn apply_ops(&self, ctx: &Ctx, id: &str, expected_version: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {

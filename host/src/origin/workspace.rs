@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 
-use super::{for_each_version, mirror, plugin_call, require_export};
+use super::{for_each_version, mirror, plugin_call, plugin_call_v2, require_export, require_listing};
 use crate::base::{Ctx, Result};
-use crate::domain::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceStore};
+use crate::domain::{Tab, TabInput, Workspace, WorkspaceInput, WorkspacePage, WorkspaceStore};
 use crate::runtime::{Interface, Plugin};
 
 for_each_version!(workspaces =>
@@ -30,6 +30,16 @@ impl WorkspaceStore for PluginWorkspaceStore {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace> {
         let ws = workspace_id.to_string();
         plugin_call!(self.plugin, ctx, "workspaces.get", workspaces, |g, s| g.call_get(s, &ws)).await
+    }
+
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<WorkspacePage> {
+        require_listing(&self.plugin, "workspaces")?;
+        let cursor = cursor.map(String::from);
+        plugin_call_v2!(self.plugin, ctx, "workspaces.list", workspaces, |g, s| async {
+            let page = g.call_list(s, cursor.as_deref(), limit).await?;
+            Ok::<_, wasmtime::Error>(page.map(|p| WorkspacePage { items: p.items.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }))
+        })
+        .await
     }
 
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>> {

@@ -174,6 +174,9 @@ impl UiStore for Answering {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
         self.inner.get(ctx, id).await
     }
+    async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<DocumentPage> {
+        self.inner.list(ctx, cursor, limit).await
+    }
     async fn apply_ops(&self, ctx: &Ctx, id: &str, v: Option<u64>, ops: Vec<UiOp>) -> Result<Option<Arc<UiDocument>>> {
         let applied = self.inner.apply_ops(ctx, id, v, ops).await?;
         Ok(self.answer.lock().clone().unwrap_or(applied))

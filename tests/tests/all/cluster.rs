@@ -408,6 +408,14 @@ async fn a_host_back_after_the_log_was_pruned_past_it_drops_its_disk_tier() {
     let old = Write::Artifact { key: "pruned".into(), value: "old".into() };
     assert!(old.send(&hosts, 0).await.0.is_success());
     assert!(old.seen(&hosts, 2, None).await);
+    // A host that is not synced (a busy machine can delay its reads of the log) answers from its
+    // origin without filling its caches: read until the disk tier holds the value.
+    let started = Instant::now();
+    while !disk_holds_entries(&hosts, 2).await {
+        assert!(started.elapsed() < Duration::from_secs(20), "host 2 never cached the artifact");
+        assert!(old.seen(&hosts, 2, None).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     hosts.stop(2);
     let new = Write::Artifact { key: "pruned".into(), value: "new".into() };
     let (_, seq) = new.send(&hosts, 0).await;
@@ -427,6 +435,12 @@ async fn a_host_back_after_the_log_was_pruned_past_it_drops_its_disk_tier() {
     hosts.restart(2);
     assert!(new.seen(&hosts, 2, None).await, "the host served a value its log position could no longer vouch for");
     assert_eq!(hosts.metric(2, "storehost_cluster_full_flushes_total").await, 1.0);
+}
+
+/// Whether a host's artifact disk tier holds an entry.
+async fn disk_holds_entries(hosts: &Hosts, host: usize) -> bool {
+    let cache: Value = hosts.http.get(hosts.url(host, "/v1/admin/cache")).send().await.unwrap().json().await.unwrap();
+    cache["domains"].as_array().unwrap().iter().any(|d| d["domain"] == "artifact" && d["disk"]["entries"].as_u64().unwrap_or(0) > 0)
 }
 
 /// A fill that began before a remote invalidation does not cache its older value: the mock

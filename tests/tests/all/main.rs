@@ -4,6 +4,7 @@ mod bad_input;
 mod cache;
 mod cluster;
 mod conformance;
+mod copy;
 mod faults;
 mod persistence;
 mod postgres;

@@ -381,7 +381,9 @@ impl Bucket {
         Ok(KeyPage { keys, next_cursor })
     }
 
-    /// The common prefixes one `/` below `prefix`; the cursor is the store's continuation token.
+    /// The common prefixes one `/` below `prefix`, after `cursor` (the last common prefix of the
+    /// page before, whose keys are all passed over: S3 takes it as `start-after` with its final
+    /// `/` bumped to the next byte, `0`, since a continuation token is the store's own).
     pub(crate) async fn list_dirs(&self, prefix: &str, cursor: Option<String>, limit: u32) -> Result<KeyPage, ObjectError> {
         if prefix.len() > MAX_KEY {
             return Err(ObjectError::Other(format!("a prefix over {MAX_KEY} bytes is longer than any key")));
@@ -393,13 +395,19 @@ impl Bucket {
             .bucket(&self.bucket)
             .prefix(prefix)
             .delimiter("/")
-            .set_continuation_token(cursor)
+            .set_start_after(cursor.map(|c| match c.strip_suffix('/') {
+                Some(dir) => format!("{dir}0"),
+                None => c,
+            }))
             .max_keys(limit as i32)
             .send()
             .await
             .map_err(|e| self.failed("list-dirs", prefix, e))?;
-        let keys = out.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix).collect();
-        let next_cursor = if out.is_truncated == Some(true) { out.next_continuation_token } else { None };
+        let keys: Vec<String> = out.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix).collect();
+        // Keys directly under `prefix` count toward the page too: the next page starts after
+        // the greater of the last prefix and the last such key.
+        let last_key = out.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).next_back();
+        let next_cursor = if out.is_truncated == Some(true) { keys.last().cloned().into_iter().chain(last_key).max() } else { None };
         Ok(KeyPage { keys, next_cursor })
     }
 

@@ -1,5 +1,6 @@
 mod apply_ops;
 mod get;
+mod list;
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use crate::domain::Stores;
 use crate::domain::{UiDocument, UiNode, UiOp, UiStore};
 
 pub(super) fn cases() -> Vec<super::Case> {
-    [get::cases(), apply_ops::cases()].concat()
+    [get::cases(), apply_ops::cases(), list::cases()].concat()
 }
 
 fn store(s: &Stores) -> Arc<dyn UiStore> {

@@ -1,6 +1,7 @@
 mod create;
 mod create_tab;
 mod get;
+mod list;
 mod select_tab;
 mod tabs;
 mod update_tab_run;
@@ -11,7 +12,7 @@ use crate::domain::Stores;
 use crate::domain::{TabInput, WorkspaceInput, WorkspaceStore};
 
 pub(super) fn cases() -> Vec<super::Case> {
-    [create::cases(), get::cases(), create_tab::cases(), tabs::cases(), select_tab::cases(), update_tab_run::cases()].concat()
+    [create::cases(), get::cases(), create_tab::cases(), tabs::cases(), select_tab::cases(), update_tab_run::cases(), list::cases()].concat()
 }
 
 fn store(s: &Stores) -> Arc<dyn WorkspaceStore> {
