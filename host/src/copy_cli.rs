@@ -136,7 +136,12 @@ pub async fn run(args: CopyArgs, manifest: Manifest) -> Result<()> {
         })
     };
     let bars = Bars { multi: MultiProgress::new(), bars: Mutex::new(BTreeMap::new()) };
-    eprintln!("copying {} from {} to {}", options.domains.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "), from.describe(), to.describe());
+    eprintln!(
+        "copying {} from {} to {}",
+        options.domains.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+        from.describe(),
+        to.describe()
+    );
     let summaries = copy::copy(from.as_ref(), to.as_ref(), &options, &bars, &stop).await?;
     interrupt.abort();
     print_summary(&summaries, args.dry_run);

@@ -13,10 +13,11 @@ use std::net::SocketAddr;
 
 use parking_lot::Mutex;
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
-    CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
-    GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, MultipartUpload, Object, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
+    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output, MultipartUpload, Object, PutObjectInput, PutObjectOutput, UploadPartInput,
+    UploadPartOutput,
 };
 use s3s::{S3, S3Request, S3Response, S3Result};
 use sha2::{Digest, Sha256};
@@ -182,7 +183,8 @@ impl S3 for KeyedFs {
                 .filter(|key| after.as_ref().is_none_or(|a| key.as_str() > a.as_str() && !(a.ends_with('/') && key.starts_with(a.as_str()))));
             let (mut page, mut prefixes, mut truncated) = (Vec::new(), Vec::<String>::new(), false);
             for key in matching {
-                let rolled = delimiter.as_ref().and_then(|d| key[prefix.len()..].find(d.as_str()).map(|i| key[..prefix.len() + i + d.len()].to_string()));
+                let rolled =
+                    delimiter.as_ref().and_then(|d| key[prefix.len()..].find(d.as_str()).map(|i| key[..prefix.len() + i + d.len()].to_string()));
                 if let Some(common) = &rolled
                     && prefixes.last() == Some(common)
                 {

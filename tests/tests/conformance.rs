@@ -28,6 +28,9 @@ struct Target {
     name: &'static str,
     interfaces: &'static [Interface],
     make: fn() -> TargetFuture,
+    /// Built against storehost:origin@0.1.0, which lacks the listings of documents, workspaces
+    /// and runs: their cases must be refused with that reason (and only those).
+    speaks_0_1_0: bool,
 }
 
 const EVERY_DOMAIN: &[Interface] = &[
@@ -117,15 +120,15 @@ fn python_0_1_0() -> TargetFuture {
 }
 
 const TARGETS: &[Target] = &[
-    Target { name: "memory", interfaces: EVERY_DOMAIN, make: memory },
-    Target { name: "fs", interfaces: EVERY_DOMAIN, make: fs },
-    Target { name: "mock", interfaces: EVERY_DOMAIN, make: mock },
-    Target { name: "postgres", interfaces: EVERY_DOMAIN, make: postgres },
-    Target { name: "s3", interfaces: BLOBS, make: s3 },
-    Target { name: "rust_origin", interfaces: &[Interface::Artifacts], make: rust_origin },
-    Target { name: "javascript", interfaces: BLOBS, make: javascript },
-    Target { name: "python", interfaces: BLOBS, make: python },
-    Target { name: "python_0_1_0", interfaces: BLOBS, make: python_0_1_0 },
+    Target { name: "memory", interfaces: EVERY_DOMAIN, make: memory, speaks_0_1_0: false },
+    Target { name: "fs", interfaces: EVERY_DOMAIN, make: fs, speaks_0_1_0: false },
+    Target { name: "mock", interfaces: EVERY_DOMAIN, make: mock, speaks_0_1_0: false },
+    Target { name: "postgres", interfaces: EVERY_DOMAIN, make: postgres, speaks_0_1_0: false },
+    Target { name: "s3", interfaces: BLOBS, make: s3, speaks_0_1_0: false },
+    Target { name: "rust_origin", interfaces: &[Interface::Artifacts], make: rust_origin, speaks_0_1_0: false },
+    Target { name: "javascript", interfaces: BLOBS, make: javascript, speaks_0_1_0: false },
+    Target { name: "python", interfaces: BLOBS, make: python, speaks_0_1_0: false },
+    Target { name: "python_0_1_0", interfaces: BLOBS, make: python_0_1_0, speaks_0_1_0: true },
 ];
 
 /// Runs `case` on a fresh target: it must pass (a skip here means the target does not export
@@ -137,6 +140,8 @@ fn run(target: &'static Target, case: Case) -> Result<(), Failed> {
         match case.run(&stores).await {
             Outcome::Passed => Ok(()),
             Outcome::Failed(why) => Err(format!("{}: {}: {why}", target.name, case.path()).into()),
+            // What a 0.1.0 component cannot be asked: the case checks it is told so, plainly.
+            Outcome::Skipped(why) if target.speaks_0_1_0 && why.contains("speaks storehost:origin@0.1.0, which cannot list") => Ok(()),
             Outcome::Skipped(why) => Err(format!("{}: {}: skipped: {why}", target.name, case.path()).into()),
         }
     })

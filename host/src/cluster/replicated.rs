@@ -13,9 +13,9 @@ use super::node::{Node, NodeInner};
 use crate::base::{Ctx, Result, StoreError};
 use crate::cache::{Invalidation, Written, written};
 use crate::domain::{
-    Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, DocumentPage, Project, ProjectArtifact, WorkspacePage,
+    Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, DocumentPage, Project, ProjectArtifact,
     ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Tab, TabInput, UiDocument, UiOp, UiStore, Workspace, WorkspaceInput,
-    WorkspaceStore,
+    WorkspacePage, WorkspaceStore,
 };
 
 /// A domain store in a cluster: `front` is the cache (or the origin, where the domain is not

@@ -83,12 +83,36 @@ pub struct TabRecord {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Content {
     /// An artifact's metadata; its body travels as a stream.
-    Artifact { key: String, size: u64, content_type: Option<String>, sha256: String },
-    Project { id: String, name: String, state: String, artifacts: Vec<ProjectArtifact> },
-    Document { id: String, nodes: Vec<UiNode> },
-    Workspace { id: String, project_id: String, name: String, selected_tab: Option<String>, tabs: Vec<TabRecord> },
+    Artifact {
+        key: String,
+        size: u64,
+        content_type: Option<String>,
+        sha256: String,
+    },
+    Project {
+        id: String,
+        name: String,
+        state: String,
+        artifacts: Vec<ProjectArtifact>,
+    },
+    Document {
+        id: String,
+        nodes: Vec<UiNode>,
+    },
+    Workspace {
+        id: String,
+        project_id: String,
+        name: String,
+        selected_tab: Option<String>,
+        tabs: Vec<TabRecord>,
+    },
     /// A runner file's size and SHA-256 (computed by reading it); its body travels as a stream.
-    RunFile { run: String, name: String, size: u64, sha256: String },
+    RunFile {
+        run: String,
+        name: String,
+        size: u64,
+        sha256: String,
+    },
 }
 
 impl Content {
@@ -105,7 +129,9 @@ impl Content {
     fn same_as(&self, source: &Content) -> bool {
         match (self, source) {
             (Content::Project { id, name, state, artifacts }, Content::Project { id: i, name: n, state: s, artifacts: a }) => {
-                let strip = |list: &[ProjectArtifact]| list.iter().map(|r| (r.name.clone(), r.artifact_key.clone(), r.size, r.kind.clone())).collect::<Vec<_>>();
+                let strip = |list: &[ProjectArtifact]| {
+                    list.iter().map(|r| (r.name.clone(), r.artifact_key.clone(), r.size, r.kind.clone())).collect::<Vec<_>>()
+                };
                 id == i && name == n && same_json(state, s) && strip(artifacts) == strip(a)
             }
             _ => self == source,
@@ -206,7 +232,13 @@ impl Progress for Quiet {
 /// # Errors
 /// Only a listing that fails, or a domain a side does not hold; a record that fails is counted
 /// in its domain's summary and the copy goes on.
-pub async fn copy(from: &dyn Side, to: &dyn Side, options: &CopyOptions, progress: &dyn Progress, stop: &AtomicBool) -> anyhow::Result<Vec<DomainSummary>> {
+pub async fn copy(
+    from: &dyn Side,
+    to: &dyn Side,
+    options: &CopyOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<DomainSummary>> {
     for domain in &options.domains {
         for side in [from, to] {
             anyhow::ensure!(side.domains().contains(domain), "{} does not hold the {domain} domain", side.describe());
@@ -214,7 +246,8 @@ pub async fn copy(from: &dyn Side, to: &dyn Side, options: &CopyOptions, progres
     }
     let mut summaries = Vec::new();
     for &domain in &options.domains {
-        let listed = from.list(domain, &options.prefix).await.map_err(|e| anyhow::anyhow!("listing the {domain} domain of {}: {e}", from.describe()))?;
+        let listed =
+            from.list(domain, &options.prefix).await.map_err(|e| anyhow::anyhow!("listing the {domain} domain of {}: {e}", from.describe()))?;
         progress.start(domain, listed.len() as u64, listed.iter().map(|l| l.bytes).sum());
         let mut summary = DomainSummary { domain: Some(domain), records: listed.len() as u64, ..Default::default() };
         let results = futures_util::stream::iter(listed.into_iter().take_while(|_| !stop.load(Ordering::Relaxed)))
@@ -329,7 +362,10 @@ pub(crate) fn checked(body: BodyStream, expected_size: u64, expected_sha256: Str
                 if (s.size, &sha) == (s.expected.0, &s.expected.1) {
                     None
                 } else {
-                    let why = format!("the source body changed while it was copied ({} bytes, sha256 {sha}; listed as {} bytes, {})", s.size, s.expected.0, s.expected.1);
+                    let why = format!(
+                        "the source body changed while it was copied ({} bytes, sha256 {sha}; listed as {} bytes, {})",
+                        s.size, s.expected.0, s.expected.1
+                    );
                     Some((Err(StoreError::Conflict(why)), s))
                 }
             }

@@ -76,7 +76,10 @@ fn rebuild(existing: &[UiNode], nodes: &[UiNode]) -> Result<Vec<UiOp>> {
             !ready
         });
         if left.len() == before {
-            return Err(StoreError::Invalid(format!("the document's nodes {:?} have parents it does not hold", left.iter().map(|n| &n.id).collect::<Vec<_>>())));
+            return Err(StoreError::Invalid(format!(
+                "the document's nodes {:?} have parents it does not hold",
+                left.iter().map(|n| &n.id).collect::<Vec<_>>()
+            )));
         }
     }
     Ok(ops)
@@ -109,7 +112,10 @@ impl Side for PluginSide {
                     let (st, ctx, prefix) = (st.clone(), ctx.clone(), prefix.to_string());
                     async move {
                         let page = st.list(&ctx, &prefix, cursor.as_deref(), PAGE).await?;
-                        Ok((page.items.into_iter().map(|m| Listed { bytes: m.size, id: RecordId::Artifact { key: m.key } }).collect(), page.next_cursor))
+                        Ok((
+                            page.items.into_iter().map(|m| Listed { bytes: m.size, id: RecordId::Artifact { key: m.key } }).collect(),
+                            page.next_cursor,
+                        ))
                     }
                 })
                 .await?
@@ -174,8 +180,12 @@ impl Side for PluginSide {
         Ok(match id {
             RecordId::Artifact { key } => {
                 let st = s.artifact.as_ref().ok_or_else(|| missing(name, id.domain()))?;
-                found(st.head(&ctx, key).await)?
-                    .map(|m| Content::Artifact { key: m.key, size: m.size, content_type: m.content_type, sha256: m.sha256 })
+                found(st.head(&ctx, key).await)?.map(|m| Content::Artifact {
+                    key: m.key,
+                    size: m.size,
+                    content_type: m.content_type,
+                    sha256: m.sha256,
+                })
             }
             RecordId::Project { id: pid } => {
                 let (st, meta) = s.project.as_ref().zip(s.project_artifacts.as_ref()).ok_or_else(|| missing(name, id.domain()))?;
@@ -216,7 +226,9 @@ impl Side for PluginSide {
     async fn open_body(&self, id: &RecordId) -> Result<BodyStream> {
         let (s, ctx, name) = (&self.stores, Self::ctx(), self.name.as_str());
         match id {
-            RecordId::Artifact { key } => Ok(s.artifact.as_ref().ok_or_else(|| missing(name, id.domain()))?.open_read(&ctx, key, ByteRange::ALL).await?.body),
+            RecordId::Artifact { key } => {
+                Ok(s.artifact.as_ref().ok_or_else(|| missing(name, id.domain()))?.open_read(&ctx, key, ByteRange::ALL).await?.body)
+            }
             RecordId::RunFile { run, name: file } => {
                 Ok(s.runner.as_ref().ok_or_else(|| missing(name, id.domain()))?.open_read(&ctx, run, file, ByteRange::ALL).await?.body)
             }
@@ -257,7 +269,10 @@ impl Side for PluginSide {
                     )));
                 }
                 st.save(&ctx, ProjectInput { id: id.clone(), name: title.clone(), state: state.clone() }, None).await?;
-                for record in artifacts.iter().filter(|a| !have.iter().any(|h| h.name == a.name && h.artifact_key == a.artifact_key && h.size == a.size && h.kind == a.kind)) {
+                for record in artifacts
+                    .iter()
+                    .filter(|a| !have.iter().any(|h| h.name == a.name && h.artifact_key == a.artifact_key && h.size == a.size && h.kind == a.kind))
+                {
                     meta.add(&ctx, id, record.clone()).await?;
                 }
                 Ok(())
@@ -292,10 +307,15 @@ impl Side for PluginSide {
                     match have.get(i) {
                         Some(h) if h.id == tab.id && h.title == tab.title && h.kind == tab.kind => {}
                         Some(h) => {
-                            return Err(StoreError::Conflict(format!("the destination's tab {} is {:?}, the source's {:?} (tabs cannot be rewritten)", i, h.id, tab.id)));
+                            return Err(StoreError::Conflict(format!(
+                                "the destination's tab {} is {:?}, the source's {:?} (tabs cannot be rewritten)",
+                                i, h.id, tab.id
+                            )));
                         }
                         None => {
-                            st.create_tab(&ctx, id, TabInput { id: tab.id.clone(), title: tab.title.clone(), kind: tab.kind.clone() }).await.map(drop)?;
+                            st.create_tab(&ctx, id, TabInput { id: tab.id.clone(), title: tab.title.clone(), kind: tab.kind.clone() })
+                                .await
+                                .map(drop)?;
                         }
                     }
                     if have.get(i).and_then(|h| h.run_id.as_ref()) != tab.run_id.as_ref() {

@@ -7,10 +7,9 @@ use super::OriginMeter;
 use crate::base::{Ctx, Result};
 use crate::domain::{
     Artifact, ArtifactMeta, ArtifactOperation as A, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, BodySink, ByteRange, DocumentPage,
-    Operation, RunPage, WorkspacePage,
-    Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation as P, ProjectPage, ProjectStore, RunnerOperation as R,
-    RunnerReader, RunnerSink, RunnerStore, Tab, TabInput, UiDocument, UiOp, UiOperation as U, UiStore, Workspace, WorkspaceInput,
-    WorkspaceOperation as W, WorkspaceStore,
+    Operation, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation as P, ProjectPage, ProjectStore, RunPage,
+    RunnerOperation as R, RunnerReader, RunnerSink, RunnerStore, Tab, TabInput, UiDocument, UiOp, UiOperation as U, UiStore, Workspace,
+    WorkspaceInput, WorkspaceOperation as W, WorkspacePage, WorkspaceStore,
 };
 
 /// A domain store whose every call is counted by a meter of the domain's operations. It

@@ -78,12 +78,7 @@ fn row(output: &Output, domain: &str) -> (u64, u64, u64, u64) {
 }
 
 fn ok(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{what} failed: {}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
 }
 
 fn pattern(len: usize, seed: u8) -> Bytes {
@@ -91,14 +86,20 @@ fn pattern(len: usize, seed: u8) -> Bytes {
 }
 
 fn node(id: &str, parent: Option<&str>, props: &[(&str, &str)]) -> UiNode {
-    UiNode { id: id.into(), parent: parent.map(String::from), kind: "box".into(), props: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    UiNode {
+        id: id.into(),
+        parent: parent.map(String::from),
+        kind: "box".into(),
+        props: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
 }
 
 /// Every domain, with the keys that are hard to carry: spaces, unicode, the longest key, an
 /// empty body and a 50 MiB one.
 async fn fill(s: &Stores) -> Vec<(String, Bytes)> {
     let ctx = Ctx::background();
-    let long = format!("long/{}", "k".repeat(LONG_KEY_BYTES - 5));
+    // In segments: the fs plugin keeps each `/`-separated segment as a file name (≤ 250 bytes).
+    let long = format!("long/{}/{}", vec!["k".repeat(200); 4].join("/"), "z".repeat(LONG_KEY_BYTES - 5 - 4 * 201));
     let artifacts = vec![
         ("plain.txt".to_string(), Bytes::from_static(b"plain text")),
         ("with space/ünïcödé ✓ key.bin".to_string(), pattern(3000, 1)),
@@ -163,7 +164,10 @@ async fn holds_everything(s: &Stores, artifacts: &[(String, Bytes)], json_domain
         return;
     }
     let p1 = s.project.as_ref().unwrap().get(&ctx, "p1").await.unwrap();
-    assert_eq!((p1.name.as_str(), serde_json::from_str::<serde_json::Value>(&p1.state).unwrap()), ("Project one", serde_json::json!({"a": [1, 2], "b": "c"})));
+    assert_eq!(
+        (p1.name.as_str(), serde_json::from_str::<serde_json::Value>(&p1.state).unwrap()),
+        ("Project one", serde_json::json!({"a": [1, 2], "b": "c"}))
+    );
     let records: Vec<String> = s.project_artifacts.as_ref().unwrap().list(&ctx, "p1").await.unwrap().into_iter().map(|r| r.name).collect();
     assert_eq!(records, ["log", "report"]);
     assert_eq!(s.project.as_ref().unwrap().get(&ctx, "p-ünï").await.unwrap().name, "Zweites Projekt ✓");
