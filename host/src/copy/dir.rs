@@ -93,16 +93,6 @@ enum Contents<'a> {
     Bytes(&'a [u8]),
 }
 
-fn id_of(content: &Content) -> RecordId {
-    match content {
-        Content::Artifact { key, .. } => RecordId::Artifact { key: key.clone() },
-        Content::Project { id, .. } => RecordId::Project { id: id.clone() },
-        Content::Document { id, .. } => RecordId::Document { id: id.clone() },
-        Content::Workspace { id, .. } => RecordId::Workspace { id: id.clone() },
-        Content::RunFile { run, name, .. } => RecordId::RunFile { run: run.clone(), name: name.clone() },
-    }
-}
-
 #[async_trait]
 impl Side for DirSide {
     fn describe(&self) -> String {
@@ -128,9 +118,9 @@ impl Side for DirSide {
             }
             let text = tokio::fs::read(&path).await.map_err(|e| io("reading", &path, e))?;
             let content: Content = serde_json::from_slice(&text).map_err(|e| StoreError::Internal(format!("{}: {e}", path.display())))?;
-            let id = id_of(&content);
+            let id = content.id();
             if id.domain() == domain && id.path().starts_with(prefix) {
-                listed.push(Listed { bytes: content.bytes(), id });
+                listed.push(Listed::with(content));
             }
         }
         listed.sort_by(|a, b| a.id.cmp(&b.id));
@@ -146,22 +136,26 @@ impl Side for DirSide {
         }
     }
 
-    async fn open_body(&self, id: &RecordId) -> Result<BodyStream> {
+    async fn open_body(&self, content: &Content) -> Result<BodyStream> {
+        let id = content.id();
         if !matches!(id, RecordId::Artifact { .. } | RecordId::RunFile { .. }) {
-            return Err(wrong_kind(id));
+            return Err(wrong_kind(&id));
         }
-        let path = self.path(id, "body");
+        let path = self.path(&id, "body");
         let file = tokio::fs::File::open(&path).await.map_err(|e| io("opening", &path, e))?;
         let chunks = tokio_util::io::ReaderStream::with_capacity(file, CHUNK);
         Ok(Box::pin(chunks.map(move |chunk| chunk.map_err(|e| StoreError::Unavailable(format!("reading a body: {e}"))))))
     }
 
-    async fn write(&self, content: &Content, body: Option<BodyStream>, _existing: Option<&Content>) -> Result<()> {
-        let id = id_of(content);
+    /// What it holds after is what it wrote: the JSON as given, and a body whose bytes were
+    /// checked against the source's SHA-256 as they streamed in.
+    async fn write(&self, content: &Content, body: Option<BodyStream>, _existing: Option<&Content>) -> Result<Option<Content>> {
+        let id = content.id();
         if let Some(body) = body {
             self.replace(&self.path(&id, "body"), Contents::Stream(body)).await?;
         }
         let json = serde_json::to_vec_pretty(content).expect("contents serialize");
-        self.replace(&self.path(&id, "json"), Contents::Bytes(&json)).await
+        self.replace(&self.path(&id, "json"), Contents::Bytes(&json)).await?;
+        Ok(Some(content.clone()))
     }
 }

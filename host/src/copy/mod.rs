@@ -116,6 +116,17 @@ pub enum Content {
 }
 
 impl Content {
+    /// The record it is the content of.
+    pub fn id(&self) -> RecordId {
+        match self {
+            Content::Artifact { key, .. } => RecordId::Artifact { key: key.clone() },
+            Content::Project { id, .. } => RecordId::Project { id: id.clone() },
+            Content::Document { id, .. } => RecordId::Document { id: id.clone() },
+            Content::Workspace { id, .. } => RecordId::Workspace { id: id.clone() },
+            Content::RunFile { run, name, .. } => RecordId::RunFile { run: run.clone(), name: name.clone() },
+        }
+    }
+
     /// Bytes of body it carries.
     pub fn bytes(&self) -> u64 {
         match self {
@@ -144,11 +155,23 @@ fn same_json(a: &str, b: &str) -> bool {
     a == b || matches!((serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)), (Ok(x), Ok(y)) if x == y)
 }
 
-/// One record as a listing finds it, with the body bytes it carries when the listing says.
+/// One record as a listing finds it: the body bytes it carries, and its content when the
+/// listing gives it whole (an artifact page holds each artifact's metadata).
 #[derive(Clone, Debug)]
 pub struct Listed {
     pub id: RecordId,
     pub bytes: u64,
+    pub content: Option<Content>,
+}
+
+impl Listed {
+    pub fn id(id: RecordId) -> Self {
+        Self { id, bytes: 0, content: None }
+    }
+
+    pub fn with(content: Content) -> Self {
+        Self { id: content.id(), bytes: content.bytes(), content: Some(content) }
+    }
 }
 
 /// Where records are read from and written to.
@@ -162,11 +185,12 @@ pub trait Side: Send + Sync {
     async fn list(&self, domain: Domain, prefix: &str) -> Result<Vec<Listed>>;
     /// What the record holds, or `None` where it is missing.
     async fn content(&self, id: &RecordId) -> Result<Option<Content>>;
-    /// The whole body of an artifact or a runner file.
-    async fn open_body(&self, id: &RecordId) -> Result<BodyStream>;
+    /// The whole body of an artifact or a runner file, as `content` describes it.
+    async fn open_body(&self, content: &Content) -> Result<BodyStream>;
     /// Writes `content` (with `body` for artifacts and runner files) over `existing`, what the
-    /// destination holds of it now.
-    async fn write(&self, content: &Content, body: Option<BodyStream>, existing: Option<&Content>) -> Result<()>;
+    /// destination holds of it now. Returns what it holds after, when the write's answer says
+    /// (an artifact's new metadata); `None`: read it back.
+    async fn write(&self, content: &Content, body: Option<BodyStream>, existing: Option<&Content>) -> Result<Option<Content>>;
 }
 
 /// What to copy and how.
@@ -252,7 +276,7 @@ pub async fn copy(
         let mut summary = DomainSummary { domain: Some(domain), records: listed.len() as u64, ..Default::default() };
         let results = futures_util::stream::iter(listed.into_iter().take_while(|_| !stop.load(Ordering::Relaxed)))
             .map(|listed| async move {
-                let result = copy_one(from, to, &listed.id, options.dry_run).await;
+                let result = copy_one(from, to, &listed, options.dry_run).await;
                 let (outcome, bytes) = match &result {
                     Ok((outcome, bytes)) => (*outcome, *bytes),
                     Err(_) => (Outcome::Failed, 0),
@@ -291,8 +315,12 @@ pub async fn copy(
 }
 
 /// Copies one record unless the destination holds it identical; verifies what it wrote.
-async fn copy_one(from: &dyn Side, to: &dyn Side, id: &RecordId, dry_run: bool) -> std::result::Result<(Outcome, u64), String> {
-    let source = from.content(id).await.map_err(|e| format!("reading the source: {e}"))?.ok_or("gone from the source since it was listed")?;
+async fn copy_one(from: &dyn Side, to: &dyn Side, listed: &Listed, dry_run: bool) -> std::result::Result<(Outcome, u64), String> {
+    let id = &listed.id;
+    let source = match &listed.content {
+        Some(content) => content.clone(),
+        None => from.content(id).await.map_err(|e| format!("reading the source: {e}"))?.ok_or("gone from the source since it was listed")?,
+    };
     let existing = to.content(id).await.map_err(|e| format!("reading the destination: {e}"))?;
     if existing.as_ref().is_some_and(|e| e.same_as(&source)) {
         return Ok((Outcome::Skipped, 0));
@@ -302,13 +330,17 @@ async fn copy_one(from: &dyn Side, to: &dyn Side, id: &RecordId, dry_run: bool) 
     }
     let body = match &source {
         Content::Artifact { size, sha256, .. } | Content::RunFile { size, sha256, .. } => {
-            let body = from.open_body(id).await.map_err(|e| format!("reading the source's body: {e}"))?;
+            let body = from.open_body(&source).await.map_err(|e| format!("reading the source's body: {e}"))?;
             Some(checked(body, *size, sha256.clone()))
         }
         _ => None,
     };
-    to.write(&source, body, existing.as_ref()).await.map_err(|e| format!("writing: {e}"))?;
-    match to.content(id).await {
+    let answered = to.write(&source, body, existing.as_ref()).await.map_err(|e| format!("writing: {e}"))?;
+    let written = match answered {
+        Some(content) => Ok(Some(content)),
+        None => to.content(id).await,
+    };
+    match written {
         Ok(Some(written)) if written.same_as(&source) => Ok((Outcome::Copied, source.bytes())),
         Ok(Some(written)) => Err(format!("the destination holds {} after the copy, the source {}", brief(&written), brief(&source))),
         Ok(None) => Err("missing at the destination after the copy".into()),

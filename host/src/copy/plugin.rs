@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 
 use super::{Content, Listed, RecordId, Side, TabRecord, digest, wrong_kind};
 use crate::base::{Ctx, Domain, ErrorKind, Result, StoreError};
-use crate::domain::body::{BodyStream, ByteRange};
-use crate::domain::{ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput};
+use crate::domain::body::{self, BodyStream, ByteRange, CHUNK};
+use crate::domain::{ArtifactMeta, ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput};
 use crate::origin::stores_of;
 use crate::runtime::Plugin;
 
@@ -36,6 +36,10 @@ fn found<T>(result: Result<T>) -> Result<Option<T>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         other => other.map(Some),
     }
+}
+
+fn artifact_content(m: ArtifactMeta) -> Content {
+    Content::Artifact { key: m.key, size: m.size, content_type: m.content_type, sha256: m.sha256 }
 }
 
 fn missing(name: &str, domain: Domain) -> StoreError {
@@ -113,7 +117,7 @@ impl Side for PluginSide {
                     async move {
                         let page = st.list(&ctx, &prefix, cursor.as_deref(), PAGE).await?;
                         Ok((
-                            page.items.into_iter().map(|m| Listed { bytes: m.size, id: RecordId::Artifact { key: m.key } }).collect(),
+                            page.items.into_iter().map(|m| Listed::with(artifact_content(m))).collect(),
                             page.next_cursor,
                         ))
                     }
@@ -126,7 +130,7 @@ impl Side for PluginSide {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list(&ctx, cursor.as_deref(), PAGE).await?;
-                        Ok((page.items.into_iter().map(|p| Listed { bytes: 0, id: RecordId::Project { id: p.id } }).collect(), page.next_cursor))
+                        Ok((page.items.into_iter().map(|p| Listed::id(RecordId::Project { id: p.id })).collect(), page.next_cursor))
                     }
                 })
                 .await?
@@ -137,7 +141,7 @@ impl Side for PluginSide {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list(&ctx, cursor.as_deref(), PAGE).await?;
-                        Ok((page.ids.into_iter().map(|id| Listed { bytes: 0, id: RecordId::Document { id } }).collect(), page.next_cursor))
+                        Ok((page.ids.into_iter().map(|id| Listed::id(RecordId::Document { id })).collect(), page.next_cursor))
                     }
                 })
                 .await?
@@ -148,7 +152,7 @@ impl Side for PluginSide {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list(&ctx, cursor.as_deref(), PAGE).await?;
-                        Ok((page.items.into_iter().map(|w| Listed { bytes: 0, id: RecordId::Workspace { id: w.id } }).collect(), page.next_cursor))
+                        Ok((page.items.into_iter().map(|w| Listed::id(RecordId::Workspace { id: w.id })).collect(), page.next_cursor))
                     }
                 })
                 .await?
@@ -166,7 +170,7 @@ impl Side for PluginSide {
                 let mut files = Vec::new();
                 for run in runs {
                     for name in st.list(&ctx, &run, "").await? {
-                        files.push(Listed { bytes: 0, id: RecordId::RunFile { run: run.clone(), name } });
+                        files.push(Listed::id(RecordId::RunFile { run: run.clone(), name }));
                     }
                 }
                 files
@@ -180,12 +184,7 @@ impl Side for PluginSide {
         Ok(match id {
             RecordId::Artifact { key } => {
                 let st = s.artifact.as_ref().ok_or_else(|| missing(name, id.domain()))?;
-                found(st.head(&ctx, key).await)?.map(|m| Content::Artifact {
-                    key: m.key,
-                    size: m.size,
-                    content_type: m.content_type,
-                    sha256: m.sha256,
-                })
+                found(st.head(&ctx, key).await)?.map(artifact_content)
             }
             RecordId::Project { id: pid } => {
                 let (st, meta) = s.project.as_ref().zip(s.project_artifacts.as_ref()).ok_or_else(|| missing(name, id.domain()))?;
@@ -223,30 +222,40 @@ impl Side for PluginSide {
         })
     }
 
-    async fn open_body(&self, id: &RecordId) -> Result<BodyStream> {
+    async fn open_body(&self, content: &Content) -> Result<BodyStream> {
         let (s, ctx, name) = (&self.stores, Self::ctx(), self.name.as_str());
-        match id {
-            RecordId::Artifact { key } => {
-                Ok(s.artifact.as_ref().ok_or_else(|| missing(name, id.domain()))?.open_read(&ctx, key, ByteRange::ALL).await?.body)
+        match content {
+            Content::Artifact { key, size, .. } => {
+                let st = s.artifact.as_ref().ok_or_else(|| missing(name, Domain::Artifact))?;
+                // A body of one chunk in one call, without a stream's session.
+                if *size <= CHUNK as u64 {
+                    return Ok(body::once(st.get(&ctx, key).await?.body));
+                }
+                Ok(st.open_read(&ctx, key, ByteRange::ALL).await?.body)
             }
-            RecordId::RunFile { run, name: file } => {
-                Ok(s.runner.as_ref().ok_or_else(|| missing(name, id.domain()))?.open_read(&ctx, run, file, ByteRange::ALL).await?.body)
+            Content::RunFile { run, name: file, .. } => {
+                Ok(s.runner.as_ref().ok_or_else(|| missing(name, Domain::Runner))?.open_read(&ctx, run, file, ByteRange::ALL).await?.body)
             }
-            other => Err(wrong_kind(other)),
+            other => Err(wrong_kind(&other.id())),
         }
     }
 
-    async fn write(&self, content: &Content, body: Option<BodyStream>, existing: Option<&Content>) -> Result<()> {
+    async fn write(&self, content: &Content, body: Option<BodyStream>, existing: Option<&Content>) -> Result<Option<Content>> {
         let (s, ctx, name) = (&self.stores, Self::ctx(), self.name.as_str());
         let mut body = body.unwrap_or_else(|| Box::pin(futures_util::stream::empty()));
         match content {
             Content::Artifact { key, size, content_type, .. } => {
                 let st = s.artifact.clone().ok_or_else(|| missing(name, Domain::Artifact))?;
+                // A body of one chunk in one call; a larger one streamed.
+                if *size <= CHUNK as u64 {
+                    let whole = body::collect(body).await?;
+                    return st.put(&ctx, key, whole, content_type.clone()).await.map(|m| Some(artifact_content(m)));
+                }
                 let mut sink = st.open_write(&ctx, key, content_type.clone(), Some(*size)).await?;
                 while let Some(chunk) = body.next().await {
                     sink.write(&ctx, chunk?).await?;
                 }
-                sink.finish(&ctx).await.map(drop)
+                sink.finish(&ctx).await.map(|m| Some(artifact_content(m)))
             }
             Content::RunFile { run, name: file, size, .. } => {
                 let st = s.runner.clone().ok_or_else(|| missing(name, Domain::Runner))?;
@@ -254,7 +263,7 @@ impl Side for PluginSide {
                 while let Some(chunk) = body.next().await {
                     sink.write(&ctx, chunk?).await?;
                 }
-                sink.finish(&ctx).await.map(drop)
+                sink.finish(&ctx).await.map(|_| None)
             }
             Content::Project { id, name: title, state, artifacts } => {
                 let (st, meta) = s.project.as_ref().zip(s.project_artifacts.as_ref()).ok_or_else(|| missing(name, Domain::Project))?;
@@ -275,7 +284,7 @@ impl Side for PluginSide {
                 {
                     meta.add(&ctx, id, record.clone()).await?;
                 }
-                Ok(())
+                Ok(None)
             }
             Content::Document { id, nodes } => {
                 let st = s.ui.as_ref().ok_or_else(|| missing(name, Domain::Ui))?;
@@ -284,7 +293,7 @@ impl Side for PluginSide {
                     None => (Vec::new(), 0),
                 };
                 // One atomic batch, on the version read: a concurrent writer makes it a conflict.
-                st.apply_ops(&ctx, id, Some(version), rebuild(&current, nodes)?).await.map(drop)
+                st.apply_ops(&ctx, id, Some(version), rebuild(&current, nodes)?).await.map(|_| None)
             }
             Content::Workspace { id, project_id, name: title, selected_tab, tabs } => {
                 let st = s.workspace.as_ref().ok_or_else(|| missing(name, Domain::Workspace))?;
@@ -331,7 +340,7 @@ impl Side for PluginSide {
                 {
                     st.select_tab(&ctx, id, tab).await?;
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }

@@ -94,12 +94,13 @@ fn node(id: &str, parent: Option<&str>, props: &[(&str, &str)]) -> UiNode {
     }
 }
 
-/// Every domain, with the keys that are hard to carry: spaces, unicode, the longest key, an
-/// empty body and a 50 MiB one.
-async fn fill(s: &Stores) -> Vec<(String, Bytes)> {
+/// Every domain, with the keys that are hard to carry: spaces, unicode, a key of `long_key`
+/// bytes, an empty body and a 50 MiB one.
+async fn fill(s: &Stores, long_key: usize) -> Vec<(String, Bytes)> {
     let ctx = Ctx::background();
     // In segments: the fs plugin keeps each `/`-separated segment as a file name (≤ 250 bytes).
-    let long = format!("long/{}/{}", vec!["k".repeat(200); 4].join("/"), "z".repeat(LONG_KEY_BYTES - 5 - 4 * 201));
+    let long = format!("long/{}/{}", vec!["k".repeat(200); 4].join("/"), "z".repeat(long_key - 5 - 4 * 201));
+    assert_eq!(long.len(), long_key);
     let artifacts = vec![
         ("plain.txt".to_string(), Bytes::from_static(b"plain text")),
         ("with space/ünïcödé ✓ key.bin".to_string(), pattern(3000, 1)),
@@ -191,7 +192,7 @@ async fn fs_to_postgres_to_s3_and_back_to_fs_keeps_every_record() {
     let manifest = write_manifest(dir.path(), Some(&db), Some(&s3));
     let artifacts = {
         let (_plugin, src) = plugin_stores(&manifest, "src").await;
-        fill(&src).await
+        fill(&src, LONG_KEY_BYTES).await
     };
     let all = copy(&manifest, &["--from", "src", "--to", "pg", "--jobs", "4"]).await;
     ok(&all, "fs → postgres");
@@ -298,7 +299,7 @@ async fn an_export_imported_into_an_empty_database_is_identical() {
     let manifest = write_manifest(dir.path(), Some(&db), None);
     let artifacts = {
         let (_plugin, src) = plugin_stores(&manifest, "src").await;
-        fill(&src).await
+        fill(&src, LONG_KEY_BYTES).await
     };
     let export = dir.path().join("export");
     ok(&copy(&manifest, &["--from", "src", "--to-dir", export.to_str().unwrap()]).await, "export");
@@ -324,4 +325,58 @@ async fn an_export_imported_into_an_empty_database_is_identical() {
     std::fs::write(other.join("file.txt"), "x").unwrap();
     let refused = copy(&manifest, &["--from", "src", "--to-dir", other.to_str().unwrap()]).await;
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("is not empty"));
+}
+
+/// The README's way from the embedded default to PostgreSQL and S3: its two `storehost copy`
+/// lines as written (the environment the example manifest reads set to the test servers), then
+/// `storehost serve` on that manifest answers with what the default held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_moves_the_embedded_default_to_postgres_and_s3() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("## Moving data between origins").nth(1).unwrap().split("## ").next().unwrap();
+    let commands: Vec<&str> = section.lines().map(str::trim).filter(|l| l.starts_with("storehost ")).collect();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    assert!(commands[2].starts_with("storehost serve --manifest examples/manifests/postgres-s3.toml"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(".storehost/data");
+    let (db, s3) = (TestDatabase::create().await, S3Server::start().await);
+    s3.create_bucket("storehost");
+    let artifacts = {
+        let default = Manifest::parse(storehost::app::manifest::EMBEDDED_DEFAULT, "default", dir.path().to_path_buf(), |_| None).unwrap();
+        let plugin = Plugin::load(&runtime(), plugin_spec(&default, "files").unwrap()).await.unwrap();
+        // The example keeps artifacts under `artifacts/`, so its longest key is 1014 bytes.
+        fill(&stores_of(&plugin), 1014).await
+    };
+    let env = [
+        ("STOREHOST_DATA_DIR", data.display().to_string()),
+        ("DATABASE_URL", db.url.clone()),
+        ("S3_ENDPOINT", s3.endpoint.clone()),
+        ("S3_ACCESS_KEY_ID", s3.access_key.clone()),
+        ("S3_SECRET_ACCESS_KEY", s3.secret_key.clone()),
+    ];
+    for command in &commands[..2] {
+        let args: Vec<String> = command.split_whitespace().skip(1).map(String::from).collect();
+        let mut cmd = Command::new(crate::support::binary());
+        cmd.current_dir(&root).args(&args).envs(env.iter().cloned()).env("RUST_LOG", "warn");
+        let output = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+        ok(&output, command);
+    }
+    let text = std::fs::read_to_string(root.join("examples/manifests/postgres-s3.toml")).unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = crate::support::Server::start(dir.path(), Some(&text), &env);
+    let http = reqwest::Client::new();
+    for (key, body) in &artifacts {
+        let url = server.url(&format!("/v1/artifacts/{}", storehost::http::encode_path(key)));
+        let got = http.get(url).send().await.unwrap();
+        assert_eq!(got.status(), 200, "{key}");
+        assert_eq!(Sha256::digest(got.bytes().await.unwrap()), Sha256::digest(body), "{key}");
+    }
+    let project: serde_json::Value = http.get(server.url("/v1/projects/p1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(project["name"], "Project one");
+    let tabs: serde_json::Value = http.get(server.url("/v1/workspaces/w1/tabs")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(tabs.to_string().matches("\"id\":\"t").count(), 3, "{tabs}");
+    let file = http.get(server.url("/v1/runs/r1/artifacts/logs/out.txt")).send().await.unwrap();
+    assert_eq!(file.text().await.unwrap(), "line 1\nline 2\n");
 }
