@@ -116,10 +116,7 @@ impl Side for PluginSide {
                     let (st, ctx, prefix) = (st.clone(), ctx.clone(), prefix.to_string());
                     async move {
                         let page = st.list(&ctx, &prefix, cursor.as_deref(), PAGE).await?;
-                        Ok((
-                            page.items.into_iter().map(|m| Listed::with(artifact_content(m))).collect(),
-                            page.next_cursor,
-                        ))
+                        Ok((page.items.into_iter().map(|m| Listed::with(artifact_content(m))).collect(), page.next_cursor))
                     }
                 })
                 .await?
