@@ -18,10 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use storehost::base::Domain;
 use storehost::capabilities::files::{DirGrant, DirMode};
@@ -112,8 +110,6 @@ async fn s3_plugin(runtime: &Runtime, root: &Path) -> (Plugin, ObjectStoreGrant)
 
 /// One file uploaded as aws-sdk-s3 multipart, hashed as it is read.
 async fn native_upload(client: &aws_sdk_s3::Client, path: PathBuf, key: String) {
-    let upload = client.create_multipart_upload().bucket(BUCKET).key(&key).send().await.unwrap();
-    let id = upload.upload_id().unwrap().to_string();
     let mut file = tokio::fs::File::open(&path).await.unwrap();
     let mut hash = Sha256::new();
     let mut parts = Vec::new();
@@ -134,21 +130,7 @@ async fn native_upload(client: &aws_sdk_s3::Client, path: PathBuf, key: String) 
         hash.update(&part);
         parts.push(Bytes::from(part));
     }
-    let done: Vec<CompletedPart> = futures_util::stream::iter(parts.into_iter().enumerate())
-        .map(|(i, body)| {
-            let (id, key) = (id.clone(), key.clone());
-            async move {
-                let number = i as i32 + 1;
-                let out = client.upload_part().bucket(BUCKET).key(key).upload_id(id).part_number(number).body(ByteStream::from(body)).send().await?;
-                Ok::<_, aws_sdk_s3::Error>(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(String::from)).build())
-            }
-        })
-        .buffered(4)
-        .try_collect()
-        .await
-        .unwrap();
-    let parts = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
-    client.complete_multipart_upload().bucket(BUCKET).key(&key).upload_id(id).multipart_upload(parts).send().await.unwrap();
+    support::multipart_upload(client, BUCKET, &key, parts).await;
     std::hint::black_box(hash.finalize());
 }
 

@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use storehost::capabilities::files::{DirGrant, DirMode};
 use storehost::capabilities::object_store::ObjectStoreGrant;
@@ -143,8 +142,6 @@ async fn s3_grant(root: &Path) -> ObjectStoreGrant {
 }
 
 async fn native_s3_put(client: &aws_sdk_s3::Client, key: &str, piece: &Bytes) {
-    let upload = client.create_multipart_upload().bucket(BUCKET).key(key).send().await.unwrap();
-    let id = upload.upload_id().unwrap().to_string();
     let mut hash = Sha256::new();
     let parts: Vec<Bytes> = (0..SIZE / PART)
         .map(|_| {
@@ -156,21 +153,7 @@ async fn native_s3_put(client: &aws_sdk_s3::Client, key: &str, piece: &Bytes) {
             part.into()
         })
         .collect();
-    let done: Vec<CompletedPart> = futures_util::stream::iter(parts.into_iter().enumerate())
-        .map(|(i, body)| {
-            let id = id.clone();
-            async move {
-                let number = i as i32 + 1;
-                let out = client.upload_part().bucket(BUCKET).key(key).upload_id(id).part_number(number).body(ByteStream::from(body)).send().await?;
-                Ok::<_, aws_sdk_s3::Error>(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(String::from)).build())
-            }
-        })
-        .buffered(4)
-        .try_collect()
-        .await
-        .unwrap();
-    let parts = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
-    client.complete_multipart_upload().bucket(BUCKET).key(key).upload_id(id).multipart_upload(parts).send().await.unwrap();
+    support::multipart_upload(client, BUCKET, key, parts).await;
     let digest = hex::encode(hash.finalize());
     client.put_object().bucket(BUCKET).key(format!("{key}.sha256")).body(ByteStream::from(digest.into_bytes())).send().await.unwrap();
 }

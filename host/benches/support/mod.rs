@@ -186,3 +186,28 @@ pub async fn start_s3(root: &std::path::Path, bucket: &str) -> (String, String, 
     });
     (endpoint, access, secret)
 }
+
+/// Uploads `parts` as one multipart upload of `key`, four parts in flight: what native code
+/// does with a large body.
+pub async fn multipart_upload(client: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: Vec<bytes::Bytes>) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use futures_util::{StreamExt, TryStreamExt};
+    let upload = client.create_multipart_upload().bucket(bucket).key(key).send().await.unwrap();
+    let id = upload.upload_id().unwrap().to_string();
+    let done: Vec<CompletedPart> = futures_util::stream::iter(parts.into_iter().enumerate())
+        .map(|(i, body)| {
+            let id = id.clone();
+            async move {
+                let number = i as i32 + 1;
+                let body = aws_sdk_s3::primitives::ByteStream::from(body);
+                let out = client.upload_part().bucket(bucket).key(key).upload_id(id).part_number(number).body(body).send().await?;
+                Ok::<_, aws_sdk_s3::Error>(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(String::from)).build())
+            }
+        })
+        .buffered(4)
+        .try_collect()
+        .await
+        .unwrap();
+    let parts = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
+    client.complete_multipart_upload().bucket(bucket).key(key).upload_id(id).multipart_upload(parts).send().await.unwrap();
+}
