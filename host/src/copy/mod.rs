@@ -15,6 +15,7 @@
 mod dir;
 mod plugin;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -272,11 +273,21 @@ pub async fn copy(
     for &domain in &options.domains {
         let listed =
             from.list(domain, &options.prefix).await.map_err(|e| anyhow::anyhow!("listing the {domain} domain of {}: {e}", from.describe()))?;
+        // What the destination holds, from one listing: a record it lacks needs no read there,
+        // and an artifact it holds is compared with the metadata its listing gave.
+        let held: HashMap<RecordId, Option<Content>> = to
+            .list(domain, &options.prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("listing the {domain} domain of {}: {e}", to.describe()))?
+            .into_iter()
+            .map(|l| (l.id, l.content))
+            .collect();
+        let held = &held;
         progress.start(domain, listed.len() as u64, listed.iter().map(|l| l.bytes).sum());
         let mut summary = DomainSummary { domain: Some(domain), records: listed.len() as u64, ..Default::default() };
         let results = futures_util::stream::iter(listed.into_iter().take_while(|_| !stop.load(Ordering::Relaxed)))
             .map(|listed| async move {
-                let result = copy_one(from, to, &listed, options.dry_run).await;
+                let result = copy_one(from, to, &listed, held.get(&listed.id), options.dry_run).await;
                 let (outcome, bytes) = match &result {
                     Ok((outcome, bytes)) => (*outcome, *bytes),
                     Err(_) => (Outcome::Failed, 0),
@@ -314,14 +325,26 @@ pub async fn copy(
     Ok(summaries)
 }
 
-/// Copies one record unless the destination holds it identical; verifies what it wrote.
-async fn copy_one(from: &dyn Side, to: &dyn Side, listed: &Listed, dry_run: bool) -> std::result::Result<(Outcome, u64), String> {
+/// Copies one record unless the destination holds it identical; verifies what it wrote. `held`
+/// is what the destination's listing said of it: `None`, it lacks it; `Some(None)`, it holds it
+/// (read it to compare).
+async fn copy_one(
+    from: &dyn Side,
+    to: &dyn Side,
+    listed: &Listed,
+    held: Option<&Option<Content>>,
+    dry_run: bool,
+) -> std::result::Result<(Outcome, u64), String> {
     let id = &listed.id;
     let source = match &listed.content {
         Some(content) => content.clone(),
         None => from.content(id).await.map_err(|e| format!("reading the source: {e}"))?.ok_or("gone from the source since it was listed")?,
     };
-    let existing = to.content(id).await.map_err(|e| format!("reading the destination: {e}"))?;
+    let existing = match held {
+        None => None,
+        Some(Some(content)) => Some(content.clone()),
+        Some(None) => to.content(id).await.map_err(|e| format!("reading the destination: {e}"))?,
+    };
     if existing.as_ref().is_some_and(|e| e.same_as(&source)) {
         return Ok((Outcome::Skipped, 0));
     }

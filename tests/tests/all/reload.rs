@@ -251,6 +251,43 @@ async fn a_changed_setting_reloads_and_a_listen_change_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_domain_starts_empty_and_the_others_keep_their_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = start(dir.path(), &[], 1).await;
+    let put = http.put(server.url("/v1/projects/p")).json(&serde_json::json!({ "name": "P", "state": {} })).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let hit = http.get(server.url("/v1/artifacts/load/0")).send().await.unwrap();
+    assert_eq!(hit.headers()["x-cache"], "hit");
+    // The project domain moves to a new plugin; the artifact domain stays where it was.
+    let rebound = manifest("")
+        .replace("[domains]", "[plugins.mem]\nsource = \"builtin:memory\"\n\n[domains]")
+        .replace("project = { origin = \"store\" }", "project = { origin = \"mem\" }");
+    let manifest_path = dir.path().join("storehost.toml");
+    std::fs::write(&manifest_path, &rebound).unwrap();
+    let report: Value = http.post(server.url("/v1/admin/reload")).send().await.unwrap().json().await.unwrap();
+    let r = &report["report"];
+    assert_eq!(
+        (&r["loaded"], &r["kept"], &r["cleared"]),
+        (&serde_json::json!(["mem"]), &serde_json::json!(["store"]), &serde_json::json!(["project"])),
+        "{report}"
+    );
+    let kept = http.get(server.url("/v1/artifacts/load/0")).send().await.unwrap();
+    assert_eq!(kept.headers()["x-cache"], "hit", "the artifact cache was kept");
+    let moved = http.get(server.url("/v1/projects/p")).send().await.unwrap();
+    assert_eq!(moved.status(), StatusCode::NOT_FOUND, "the project domain reads its new origin");
+    // And back: the memory plugin is removed, the project domain reads the files again.
+    std::fs::write(&manifest_path, manifest("")).unwrap();
+    let report: Value = http.post(server.url("/v1/admin/reload")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (&report["report"]["removed"], &report["report"]["cleared"]),
+        (&serde_json::json!(["mem"]), &serde_json::json!(["project"])),
+        "{report}"
+    );
+    let back: Value = http.get(server.url("/v1/projects/p")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(back["name"], "P");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let (server, http) = start(dir.path(), &[], 1).await;
