@@ -93,15 +93,7 @@ fn small(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
 
 async fn s3_plugin(runtime: &Runtime, root: &Path) -> (Plugin, ObjectStoreGrant) {
     std::fs::create_dir_all(root).unwrap();
-    let (endpoint, access, secret) = support::start_s3(root, BUCKET).await;
-    let grant = ObjectStoreGrant {
-        endpoint: Some(endpoint),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        access_key_id: Some(access),
-        secret_access_key: Some(secret),
-        ..ObjectStoreGrant::new(BUCKET)
-    };
+    let grant = support::start_s3(root, BUCKET).await;
     let mut spec = PluginSpec::new("s3", "builtin:s3", storehost::builtin("s3").unwrap());
     spec.grants.object_store = Some(grant.clone());
     spec.settings.timeout = Duration::from_secs(120);

@@ -20,7 +20,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use storehost::capabilities::files::{DirGrant, DirMode};
-use storehost::capabilities::object_store::ObjectStoreGrant;
 use storehost::domain::{ArtifactStore, ByteRange, Ctx};
 use storehost::origin::PluginArtifactStore;
 use storehost::runtime::{Plugin, PluginSpec, Runtime, RuntimeConfig};
@@ -128,19 +127,6 @@ fn fs(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
     report.add("fs 1 MiB range of 1 GiB", "fs plugin", "tokio::fs seek + read", ours, anchor);
 }
 
-/// A grant of the bucket of an S3 server started over `root`.
-async fn s3_grant(root: &Path) -> ObjectStoreGrant {
-    let (endpoint, access, secret) = support::start_s3(root, BUCKET).await;
-    ObjectStoreGrant {
-        endpoint: Some(endpoint),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        access_key_id: Some(access),
-        secret_access_key: Some(secret),
-        ..ObjectStoreGrant::new(BUCKET)
-    }
-}
-
 async fn native_s3_put(client: &aws_sdk_s3::Client, key: &str, piece: &Bytes) {
     let mut hash = Sha256::new();
     let parts: Vec<Bytes> = (0..SIZE / PART)
@@ -175,7 +161,7 @@ async fn native_s3_get(client: &aws_sdk_s3::Client, key: &str, range: ByteRange)
 
 fn s3(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
     let root = tempfile::tempdir().unwrap();
-    let grant = rt.block_on(s3_grant(root.path()));
+    let grant = rt.block_on(support::start_s3(root.path(), BUCKET));
     let mut spec = PluginSpec::new("s3", "builtin:s3", storehost::builtin("s3").unwrap());
     spec.grants.object_store = Some(grant.clone());
     spec.settings.timeout = std::time::Duration::from_secs(120);

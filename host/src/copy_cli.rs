@@ -159,7 +159,7 @@ fn print_summary(summaries: &[DomainSummary], dry_run: bool) {
     let fourth = if dry_run { "to copy" } else { "copied" };
     println!("{:<10} {:>8} {:>9} {:>10} {:>7} {:>12}", "domain", "records", fourth, "identical", "failed", "bytes");
     for s in summaries {
-        let domain = s.domain.map(|d| d.to_string()).unwrap_or_default();
+        let domain = s.domain.to_string();
         let moved = if dry_run { s.would_copy } else { s.copied };
         let note = if s.interrupted { "  (interrupted)" } else { "" };
         println!("{domain:<10} {:>8} {moved:>9} {:>10} {:>7} {:>12}{note}", s.records, s.skipped, s.failed, HumanBytes(s.bytes).to_string());

@@ -13,7 +13,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use storehost::capabilities::object_store::ObjectStoreGrant;
 use storehost::domain::{ArtifactMeta, ArtifactStore, Ctx};
 use storehost::origin::PluginArtifactStore;
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
@@ -57,15 +56,7 @@ async fn native_get(client: &aws_sdk_s3::Client, key: &str) -> (ArtifactMeta, By
 
 pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report) {
     let root = tempfile::tempdir().unwrap();
-    let (endpoint, access_key_id, secret_access_key) = rt.block_on(start_s3(root.path(), BUCKET));
-    let grant = ObjectStoreGrant {
-        endpoint: Some(endpoint),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        access_key_id: Some(access_key_id),
-        secret_access_key: Some(secret_access_key),
-        ..ObjectStoreGrant::new(BUCKET)
-    };
+    let grant = rt.block_on(start_s3(root.path(), BUCKET));
     let mut spec = PluginSpec::new("s3", "builtin:s3", storehost::builtin("s3").unwrap());
     spec.grants.object_store = Some(grant.clone());
     let plugin = rt.block_on(Plugin::load(runtime, spec)).unwrap();

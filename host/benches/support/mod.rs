@@ -161,9 +161,9 @@ impl BenchDatabase {
     }
 }
 
-/// An S3 server (s3s over s3s-fs) on 127.0.0.1 over `root` with the bucket `bucket`: its
-/// endpoint, access key and secret. It stops when the runtime does.
-pub async fn start_s3(root: &std::path::Path, bucket: &str) -> (String, String, String) {
+/// An S3 server (s3s over s3s-fs) on 127.0.0.1 over `root` with the bucket `bucket`, and a grant
+/// of that bucket. It stops when the runtime does.
+pub async fn start_s3(root: &std::path::Path, bucket: &str) -> storehost::capabilities::object_store::ObjectStoreGrant {
     std::fs::create_dir(root.join(bucket)).unwrap();
     let (access, secret) = ("bench-key".to_string(), "bench-secret".to_string());
     let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
@@ -184,7 +184,14 @@ pub async fn start_s3(root: &std::path::Path, bucket: &str) -> (String, String, 
             });
         }
     });
-    (endpoint, access, secret)
+    storehost::capabilities::object_store::ObjectStoreGrant {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        access_key_id: Some(access),
+        secret_access_key: Some(secret),
+        ..storehost::capabilities::object_store::ObjectStoreGrant::new(bucket)
+    }
 }
 
 /// Uploads `parts` as one multipart upload of `key`, four parts in flight: what native code

@@ -240,11 +240,7 @@ impl App {
         }
         report.removed = self.plugins.keys().filter(|name| !plugins.contains_key(*name)).cloned().collect();
 
-        let origins = bind_domains(&manifest, &plugins).map_err(|e| {
-            let message = format!("{e:#}");
-            let key = message.split(": ").find(|part| part.starts_with("domains.")).map(String::from);
-            ReloadError::new(key, message)
-        })?;
+        let origins = bind_domains(&manifest, &plugins).map_err(|e| ReloadError::new(Some(e.key.clone()), e))?;
         // A domain keeps its layers when it is bound to the same plugins and cached the same way.
         let same_plugin = |name: &String| match (plugins.get(name), self.plugins.get(name)) {
             (Some(new), Some(current)) => new.is(current),
@@ -327,96 +323,80 @@ impl Layers {
     /// their meters (the counts go on) over new origins and empty caches.
     fn over(manifest: &Manifest, origins: &Stores, previous: Option<Previous<'_>>) -> Result<Layers> {
         let mut layers = Layers::default();
-        let origins = origins.clone();
-        let kept = |domain: Domain| previous.filter(|p| p.keeps(domain)).map(|p| p.layers);
-        if let Some(origin) = origins.project.clone().zip(origins.project_artifacts.clone()) {
-            if let Some(prev) = kept(Domain::Project) {
-                layers.keep(prev, Domain::Project);
-            } else {
-                let (origin, meta) = origin;
-                let meter = layers.meter::<ProjectOperation>(Domain::Project, previous);
-                let origin: Arc<dyn ProjectStore> = Arc::new(Metered::new(origin, meter.clone()));
-                let meta: Arc<dyn ProjectArtifactStore> = Arc::new(Metered::new(meta, meter));
-                layers.metered.project = Some(origin.clone());
-                layers.metered.project_artifacts = Some(meta.clone());
-                match cache_config(manifest, Domain::Project) {
-                    Some(config) => {
-                        let cached = Arc::new(CachedProjectStore::new(origin, meta, config));
-                        layers.stores.project = Some(cached.clone());
-                        layers.stores.project_artifacts = Some(cached.clone());
-                        layers.caches.project = Some(cached);
-                    }
-                    None => {
-                        layers.stores.project = Some(origin);
-                        layers.stores.project_artifacts = Some(meta);
-                    }
+        // The domains `previous` keeps take its layers as they are; the others are built here.
+        if let Some(previous) = previous {
+            for &domain in previous.unchanged {
+                layers.keep(previous.layers, domain);
+            }
+        }
+        let rebuilt = |domain: Domain| previous.is_none_or(|p| !p.keeps(domain));
+        if let Some((origin, meta)) = origins.project.clone().zip(origins.project_artifacts.clone()).filter(|_| rebuilt(Domain::Project)) {
+            let meter = layers.meter::<ProjectOperation>(Domain::Project, previous);
+            let origin: Arc<dyn ProjectStore> = Arc::new(Metered::new(origin, meter.clone()));
+            let meta: Arc<dyn ProjectArtifactStore> = Arc::new(Metered::new(meta, meter));
+            layers.metered.project = Some(origin.clone());
+            layers.metered.project_artifacts = Some(meta.clone());
+            match cache_config(manifest, Domain::Project) {
+                Some(config) => {
+                    let cached = Arc::new(CachedProjectStore::new(origin, meta, config));
+                    layers.stores.project = Some(cached.clone());
+                    layers.stores.project_artifacts = Some(cached.clone());
+                    layers.caches.project = Some(cached);
+                }
+                None => {
+                    layers.stores.project = Some(origin);
+                    layers.stores.project_artifacts = Some(meta);
                 }
             }
         }
-        if let Some(origin) = origins.ui.clone() {
-            if let Some(prev) = kept(Domain::Ui) {
-                layers.keep(prev, Domain::Ui);
-            } else {
-                let metered: Arc<dyn UiStore> = Arc::new(Metered::new(origin, layers.meter::<UiOperation>(Domain::Ui, previous)));
-                layers.metered.ui = Some(metered.clone());
-                layers.stores.ui = Some(match cache_config(manifest, Domain::Ui) {
-                    Some(config) => {
-                        let cached = Arc::new(CachedUiStore::new(metered, config));
-                        layers.caches.ui = Some(cached.clone());
-                        cached
-                    }
-                    None => metered,
-                });
-            }
+        if let Some(origin) = origins.ui.clone().filter(|_| rebuilt(Domain::Ui)) {
+            let metered: Arc<dyn UiStore> = Arc::new(Metered::new(origin, layers.meter::<UiOperation>(Domain::Ui, previous)));
+            layers.metered.ui = Some(metered.clone());
+            layers.stores.ui = Some(match cache_config(manifest, Domain::Ui) {
+                Some(config) => {
+                    let cached = Arc::new(CachedUiStore::new(metered, config));
+                    layers.caches.ui = Some(cached.clone());
+                    cached
+                }
+                None => metered,
+            });
         }
-        if let Some(origin) = origins.workspace.clone() {
-            if let Some(prev) = kept(Domain::Workspace) {
-                layers.keep(prev, Domain::Workspace);
-            } else {
-                let meter = layers.meter::<WorkspaceOperation>(Domain::Workspace, previous);
-                let metered: Arc<dyn WorkspaceStore> = Arc::new(Metered::new(origin, meter));
-                layers.metered.workspace = Some(metered.clone());
-                layers.stores.workspace = Some(match cache_config(manifest, Domain::Workspace) {
-                    Some(config) => {
-                        let cached = Arc::new(CachedWorkspaceStore::new(metered, config));
-                        layers.caches.workspace = Some(cached.clone());
-                        cached
-                    }
-                    None => metered,
-                });
-            }
+        if let Some(origin) = origins.workspace.clone().filter(|_| rebuilt(Domain::Workspace)) {
+            let meter = layers.meter::<WorkspaceOperation>(Domain::Workspace, previous);
+            let metered: Arc<dyn WorkspaceStore> = Arc::new(Metered::new(origin, meter));
+            layers.metered.workspace = Some(metered.clone());
+            layers.stores.workspace = Some(match cache_config(manifest, Domain::Workspace) {
+                Some(config) => {
+                    let cached = Arc::new(CachedWorkspaceStore::new(metered, config));
+                    layers.caches.workspace = Some(cached.clone());
+                    cached
+                }
+                None => metered,
+            });
         }
         // Runner files are never cached (the seed keeps them apart), only metered.
-        if let Some(origin) = origins.runner.clone() {
-            if let Some(prev) = kept(Domain::Runner) {
-                layers.keep(prev, Domain::Runner);
-            } else {
-                layers.stores.runner = Some(Arc::new(Metered::new(origin, layers.meter::<RunnerOperation>(Domain::Runner, previous))));
-            }
+        if let Some(origin) = origins.runner.clone().filter(|_| rebuilt(Domain::Runner)) {
+            layers.stores.runner = Some(Arc::new(Metered::new(origin, layers.meter::<RunnerOperation>(Domain::Runner, previous))));
         }
         // Last, as only it may change the configuration being replaced: a rebuilt artifact
         // cache takes over the old one's disk tier.
-        if let Some(origin) = origins.artifact.clone() {
-            if let Some(prev) = kept(Domain::Artifact) {
-                layers.keep(prev, Domain::Artifact);
-            } else {
-                let meter = layers.meter::<ArtifactOperation>(Domain::Artifact, previous);
-                let metered: Arc<dyn ArtifactStore> = Arc::new(Metered::new(origin, meter));
-                layers.metered.artifact = Some(metered.clone());
-                layers.stores.artifact = Some(match cache_config(manifest, Domain::Artifact) {
-                    Some(config) => {
-                        let old = previous.and_then(|p| p.layers.caches.artifact.as_ref());
-                        let disk = old.and_then(|old| old.hand_over_disk(config.disk.as_ref()));
-                        let cached = Arc::new(
-                            CachedArtifactStore::with_disk(metered, config, disk)
-                                .with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
-                        );
-                        layers.caches.artifact = Some(cached.clone());
-                        cached
-                    }
-                    None => metered,
-                });
-            }
+        if let Some(origin) = origins.artifact.clone().filter(|_| rebuilt(Domain::Artifact)) {
+            let meter = layers.meter::<ArtifactOperation>(Domain::Artifact, previous);
+            let metered: Arc<dyn ArtifactStore> = Arc::new(Metered::new(origin, meter));
+            layers.metered.artifact = Some(metered.clone());
+            layers.stores.artifact = Some(match cache_config(manifest, Domain::Artifact) {
+                Some(config) => {
+                    let old = previous.and_then(|p| p.layers.caches.artifact.as_ref());
+                    let disk = old.and_then(|old| old.hand_over_disk(config.disk.as_ref()));
+                    let cached = Arc::new(
+                        CachedArtifactStore::with_disk(metered, config, disk)
+                            .with_context(|| format!("{}: cache.disk: opening the disk cache", manifest.origin))?,
+                    );
+                    layers.caches.artifact = Some(cached.clone());
+                    cached
+                }
+                None => metered,
+            });
         }
         layers.meters.sort_by_key(|(domain, _)| *domain as usize);
         Ok(layers)
@@ -602,36 +582,50 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
 }
 
 /// The plugin-backed origin of every bound domain.
-fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Result<Stores> {
+fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Result<Stores, BindError> {
     let d = &manifest.domains;
-    let bind = |domain: Domain, field: &str, name: &str| -> Result<Plugin> {
-        plugins.get(name).cloned().with_context(|| format!("{}: domains.{domain}.{field}: no plugin {name:?}", manifest.origin))
+    let fail = |domain: Domain, field: &str, error: anyhow::Error| BindError {
+        file: manifest.origin.clone(),
+        key: format!("domains.{domain}.{field}"),
+        error,
     };
-    let context = |domain: Domain, field: &str| format!("{}: domains.{domain}.{field}", manifest.origin);
+    let bind = |domain: Domain, field: &str, name: &str| {
+        plugins.get(name).cloned().ok_or_else(|| fail(domain, field, anyhow::anyhow!("no plugin {name:?}")))
+    };
     let mut stores = Stores::default();
     if let Some(c) = &d.artifact {
-        let store = PluginArtifactStore::new(bind(Domain::Artifact, "origin", &c.origin)?).with_context(|| context(Domain::Artifact, "origin"))?;
+        let store = PluginArtifactStore::new(bind(Domain::Artifact, "origin", &c.origin)?).map_err(|e| fail(Domain::Artifact, "origin", e))?;
         stores.artifact = Some(Arc::new(store));
     }
     if let Some(c) = &d.project {
-        let state = PluginProjectStore::new(bind(Domain::Project, "origin", &c.origin)?).with_context(|| context(Domain::Project, "origin"))?;
+        let state = PluginProjectStore::new(bind(Domain::Project, "origin", &c.origin)?).map_err(|e| fail(Domain::Project, "origin", e))?;
         let meta_name = c.artifacts.as_deref().unwrap_or(&c.origin);
         let meta =
-            PluginProjectArtifactStore::new(bind(Domain::Project, "artifacts", meta_name)?).with_context(|| context(Domain::Project, "artifacts"))?;
+            PluginProjectArtifactStore::new(bind(Domain::Project, "artifacts", meta_name)?).map_err(|e| fail(Domain::Project, "artifacts", e))?;
         stores.project = Some(Arc::new(state));
         stores.project_artifacts = Some(Arc::new(meta));
     }
     if let Some(c) = &d.ui {
-        let store = PluginUiStore::new(bind(Domain::Ui, "origin", &c.origin)?).with_context(|| context(Domain::Ui, "origin"))?;
+        let store = PluginUiStore::new(bind(Domain::Ui, "origin", &c.origin)?).map_err(|e| fail(Domain::Ui, "origin", e))?;
         stores.ui = Some(Arc::new(store));
     }
     if let Some(c) = &d.workspace {
-        let store = PluginWorkspaceStore::new(bind(Domain::Workspace, "origin", &c.origin)?).with_context(|| context(Domain::Workspace, "origin"))?;
+        let store = PluginWorkspaceStore::new(bind(Domain::Workspace, "origin", &c.origin)?).map_err(|e| fail(Domain::Workspace, "origin", e))?;
         stores.workspace = Some(Arc::new(store));
     }
     if let Some(c) = &d.runner {
-        let store = PluginRunnerStore::new(bind(Domain::Runner, "origin", &c.origin)?).with_context(|| context(Domain::Runner, "origin"))?;
+        let store = PluginRunnerStore::new(bind(Domain::Runner, "origin", &c.origin)?).map_err(|e| fail(Domain::Runner, "origin", e))?;
         stores.runner = Some(Arc::new(store));
     }
     Ok(stores)
+}
+
+/// A domain bound to a plugin that is missing or does not export the domain: the manifest key
+/// and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {error:#}")]
+struct BindError {
+    file: String,
+    key: String,
+    error: anyhow::Error,
 }

@@ -119,29 +119,27 @@ impl CachedArtifactStore {
 
     /// Drops everything cached, in memory and on disk.
     pub fn clear(&self) {
-        self.blobs.invalidate_if(|_, _| true);
-        self.lists.invalidate_if(|_, _| true);
-        self.urls.invalidate_if(|_, _| true);
-        if let Some(disk) = self.disk_tier()
-            && let Err(err) = disk.clear()
-        {
-            tracing::warn!(%err, "disk cache clear failed");
+        self.clear_memory();
+        if let Some(disk) = self.disk_tier() {
+            clear_disk(disk);
         }
     }
 
-    /// The disk tier's directory, if there is one.
-    /// For a store replacing this one over another origin (a reload): this store's disk tier,
-    /// emptied, if it is the one `wanted` describes. This store stops using it and drops what it
-    /// holds in memory, so no load of the old origin still running can fill either tier.
-    pub fn hand_over_disk(&self, wanted: Option<&storehost_primitives::DiskStoreConfig>) -> Option<Arc<DiskStore>> {
-        let disk = self.disk.as_ref().filter(|d| wanted.is_some_and(|w| w.dir == d.dir()))?;
-        self.retired.store(true, Ordering::Release);
+    /// Drops everything the memory tier holds (loads in flight are kept from filling it).
+    fn clear_memory(&self) {
         self.blobs.invalidate_if(|_, _| true);
         self.lists.invalidate_if(|_, _| true);
         self.urls.invalidate_if(|_, _| true);
-        if let Err(err) = disk.clear() {
-            tracing::warn!(%err, "disk cache clear failed");
-        }
+    }
+
+    /// For a store replacing this one over another origin (a reload): this store's disk tier,
+    /// emptied, if it is the one `wanted` describes. This store stops using it (first, so that
+    /// no load of the old origin still running can fill it) and drops what it holds in memory.
+    pub fn hand_over_disk(&self, wanted: Option<&storehost_primitives::DiskStoreConfig>) -> Option<Arc<DiskStore>> {
+        let disk = self.disk.as_ref().filter(|d| wanted.is_some_and(|w| w.dir == d.dir()))?;
+        self.retired.store(true, Ordering::Release);
+        self.clear_memory();
+        clear_disk(disk);
         Some(disk.clone())
     }
 
@@ -150,6 +148,7 @@ impl CachedArtifactStore {
         self.disk.as_ref().filter(|_| !self.retired.load(Ordering::Acquire))
     }
 
+    /// The disk tier's directory, if there is one.
     pub fn disk_dir(&self) -> Option<&std::path::Path> {
         self.disk.as_deref().map(DiskStore::dir)
     }
@@ -316,6 +315,7 @@ impl ArtifactStore for CachedArtifactStore {
             result => result,
         }
     }
+
     async fn open_write(self: Arc<Self>, ctx: &Ctx, key: &str, content_type: Option<String>, size_hint: Option<u64>) -> Result<ArtifactSink> {
         let inner = self.origin.clone().open_write(ctx, key, content_type, size_hint).await?;
         let small = size_hint.is_none_or(|size| size <= self.memory_max_body).then(bytes::BytesMut::new);
@@ -329,6 +329,12 @@ impl ArtifactStore for CachedArtifactStore {
 
     fn max_key_bytes(&self) -> usize {
         self.origin.max_key_bytes()
+    }
+}
+
+fn clear_disk(disk: &DiskStore) {
+    if let Err(err) = disk.clear() {
+        tracing::warn!(%err, "disk cache clear failed");
     }
 }
 

@@ -172,27 +172,16 @@ pub async fn run(stores: &Stores, filter: impl Fn(&Case) -> bool) -> Report {
 #[error("{0}")]
 pub(crate) struct Skip(pub(crate) String);
 
-/// Every page of a listing from `first` on, following `next` until it gives no cursor; `Skip`
-/// when the target's contract cannot list.
-pub(crate) async fn all_pages<P, T, F: Future<Output = crate::domain::Result<P>>>(
-    what: &str,
-    mut page: impl FnMut(Option<String>) -> F,
-    split: impl Fn(P) -> (Vec<T>, Option<String>),
-) -> Result<Vec<T>> {
-    let (mut all, mut cursor) = (Vec::new(), None);
-    for _ in 0..100_000 {
-        let (items, next) = match page(cursor.clone()).await {
-            Err(e) if e.kind() == ErrorKind::Invalid && e.message().contains("0.1.0") => return Err(Skip(e.message()).into()),
-            result => split(result.step(what)?),
-        };
-        all.extend(items);
-        match next {
-            Some(next) if Some(&next) == cursor.as_ref() => anyhow::bail!("{what}: the cursor {next:?} came back unchanged"),
-            Some(next) => cursor = Some(next),
-            None => return Ok(all),
-        }
+/// Every item of a listing ([`every_page`](crate::domain::every_page)); `Skip` when the
+/// target's contract cannot list.
+pub(crate) async fn all_pages<T, F>(what: &str, page: impl FnMut(Option<String>) -> F) -> Result<Vec<T>>
+where
+    F: Future<Output = crate::domain::Result<(Vec<T>, Option<String>)>>,
+{
+    match crate::domain::every_page(page).await {
+        Err(e) if crate::origin::listing_refused(&e) => Err(Skip(e.message()).into()),
+        result => result.step(what),
     }
-    anyhow::bail!("{what}: no last page after 100000 pages")
 }
 
 /// Checks that a listing is in strictly ascending byte order and holds every one of `ours`.

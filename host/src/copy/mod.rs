@@ -217,9 +217,9 @@ pub enum Outcome {
 }
 
 /// What a copy did in one domain.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DomainSummary {
-    pub domain: Option<Domain>,
+    pub domain: Domain,
     pub records: u64,
     pub copied: u64,
     pub skipped: u64,
@@ -284,7 +284,17 @@ pub async fn copy(
             .collect();
         let held = &held;
         progress.start(domain, listed.len() as u64, listed.iter().map(|l| l.bytes).sum());
-        let mut summary = DomainSummary { domain: Some(domain), records: listed.len() as u64, ..Default::default() };
+        let mut summary = DomainSummary {
+            domain,
+            records: listed.len() as u64,
+            copied: 0,
+            skipped: 0,
+            would_copy: 0,
+            failed: 0,
+            bytes: 0,
+            failures: Vec::new(),
+            interrupted: false,
+        };
         let results = futures_util::stream::iter(listed.into_iter().take_while(|_| !stop.load(Ordering::Relaxed)))
             .map(|listed| async move {
                 let result = copy_one(from, to, &listed, held.get(&listed.id), options.dry_run).await;

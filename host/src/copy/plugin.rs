@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use super::{Content, Listed, RecordId, Side, TabRecord, digest, wrong_kind};
 use crate::base::{Ctx, Domain, ErrorKind, Result, StoreError};
 use crate::domain::body::{self, BodyStream, ByteRange, CHUNK};
-use crate::domain::{ArtifactMeta, ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput};
+use crate::domain::{ArtifactMeta, ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput, every_page};
 use crate::origin::stores_of;
 use crate::runtime::Plugin;
 
@@ -44,19 +44,6 @@ fn artifact_content(m: ArtifactMeta) -> Content {
 
 fn missing(name: &str, domain: Domain) -> StoreError {
     StoreError::Invalid(format!("plugin {name} does not export the {domain} domain"))
-}
-
-/// Every page of a listing, following its cursor.
-async fn pages<T, F: Future<Output = Result<(Vec<T>, Option<String>)>>>(mut page: impl FnMut(Option<String>) -> F) -> Result<Vec<T>> {
-    let (mut all, mut cursor) = (Vec::new(), None);
-    loop {
-        let (items, next) = page(cursor.take()).await?;
-        all.extend(items);
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(all),
-        }
-    }
 }
 
 /// The ops that turn a document holding `existing`'s nodes into one holding `nodes`: every
@@ -112,7 +99,7 @@ impl Side for PluginSide {
         let listed: Vec<Listed> = match domain {
             Domain::Artifact => {
                 let st = s.artifact.as_ref().ok_or_else(|| missing(name, domain))?;
-                pages(|cursor: Option<String>| {
+                every_page(|cursor: Option<String>| {
                     let (st, ctx, prefix) = (st.clone(), ctx.clone(), prefix.to_string());
                     async move {
                         let page = st.list(&ctx, &prefix, cursor.as_deref(), PAGE).await?;
@@ -123,7 +110,7 @@ impl Side for PluginSide {
             }
             Domain::Project => {
                 let st = s.project.as_ref().ok_or_else(|| missing(name, domain))?;
-                pages(|cursor: Option<String>| {
+                every_page(|cursor: Option<String>| {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list(&ctx, cursor.as_deref(), PAGE).await?;
@@ -134,7 +121,7 @@ impl Side for PluginSide {
             }
             Domain::Ui => {
                 let st = s.ui.as_ref().ok_or_else(|| missing(name, domain))?;
-                pages(|cursor: Option<String>| {
+                every_page(|cursor: Option<String>| {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list(&ctx, cursor.as_deref(), PAGE).await?;
@@ -145,7 +132,7 @@ impl Side for PluginSide {
             }
             Domain::Workspace => {
                 let st = s.workspace.as_ref().ok_or_else(|| missing(name, domain))?;
-                pages(|cursor: Option<String>| {
+                every_page(|cursor: Option<String>| {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list(&ctx, cursor.as_deref(), PAGE).await?;
@@ -156,7 +143,7 @@ impl Side for PluginSide {
             }
             Domain::Runner => {
                 let st = s.runner.as_ref().ok_or_else(|| missing(name, domain))?;
-                let runs = pages(|cursor: Option<String>| {
+                let runs = every_page(|cursor: Option<String>| {
                     let (st, ctx) = (st.clone(), ctx.clone());
                     async move {
                         let page = st.list_runs(&ctx, cursor.as_deref(), PAGE).await?;

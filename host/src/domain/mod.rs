@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod body;
 mod operation;
+mod paging;
 pub mod project;
 pub mod runner;
 mod stores;
@@ -16,6 +17,7 @@ pub use artifact::{Artifact, ArtifactMeta, ArtifactOperation, ArtifactPage, Arti
 pub use body::{BodySink, BodyStream, ByteRange};
 pub use operation::Operation;
 pub(crate) use operation::operations;
+pub use paging::every_page;
 pub use project::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectOperation, ProjectPage, ProjectStore};
 pub use runner::{RunPage, RunnerOperation, RunnerReader, RunnerSink, RunnerStore};
 pub use stores::Stores;

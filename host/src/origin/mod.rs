@@ -100,16 +100,21 @@ macro_rules! plugin_call_v2 {
 }
 use plugin_call_v2;
 
+/// What the refusal of a listing a plugin's contract lacks says: see [`listing_refused`].
+pub const LISTING_REFUSAL: &str = "speaks storehost:origin@0.1.0, which cannot list";
+
 /// Refuses a listing the plugin's contract does not have (0.1.0 lists artifacts, projects,
 /// project records and a run's files, but not documents, workspaces or runs).
 fn require_listing(plugin: &Plugin, what: &str) -> crate::base::Result<()> {
     if plugin.exports().version().streams() {
         return Ok(());
     }
-    Err(crate::base::StoreError::Invalid(format!(
-        "plugin {} speaks storehost:origin@0.1.0, which cannot list {what}; rebuild it against 0.2.0",
-        plugin.name()
-    )))
+    Err(crate::base::StoreError::Invalid(format!("plugin {} {LISTING_REFUSAL} {what}; rebuild it against 0.2.0", plugin.name())))
+}
+
+/// Whether `error` is a plugin's refusal of a listing its contract lacks.
+pub fn listing_refused(error: &crate::base::StoreError) -> bool {
+    error.kind() == crate::base::ErrorKind::Invalid && error.message().contains(LISTING_REFUSAL)
 }
 
 /// Opens a stream with a 0.2.0 call that returns a guest resource (with `$body`'s other value

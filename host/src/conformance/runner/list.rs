@@ -36,8 +36,8 @@ async fn list_runs_pages_every_run(s: Stores) -> Result<()> {
     }
     let page = |cursor: Option<String>| {
         let st = st.clone();
-        async move { st.list_runs(&ctx(), cursor.as_deref(), 2).await }
+        async move { st.list_runs(&ctx(), cursor.as_deref(), 2).await.map(|p| (p.runs, p.next_cursor)) }
     };
-    let listed = all_pages("list-runs", page, |p| (p.runs, p.next_cursor)).await?;
+    let listed = all_pages("list-runs", page).await?;
     ordered_and_holding("the runs' listing", &listed, &ours)
 }

@@ -15,8 +15,8 @@ async fn list_pages_every_written_document(s: Stores) -> Result<()> {
     }
     let page = |cursor: Option<String>| {
         let st = st.clone();
-        async move { st.list(&ctx(), cursor.as_deref(), 2).await }
+        async move { st.list(&ctx(), cursor.as_deref(), 2).await.map(|p| (p.ids, p.next_cursor)) }
     };
-    let listed = all_pages("list", page, |p| (p.ids, p.next_cursor)).await?;
+    let listed = all_pages("list", page).await?;
     ordered_and_holding("the documents' listing", &listed, &ours)
 }

@@ -15,9 +15,9 @@ async fn list_pages_every_workspace(s: Stores) -> Result<()> {
     }
     let page = |cursor: Option<String>| {
         let st = st.clone();
-        async move { st.list(&ctx(), cursor.as_deref(), 2).await }
+        async move { st.list(&ctx(), cursor.as_deref(), 2).await.map(|p| (p.items, p.next_cursor)) }
     };
-    let listed = all_pages("list", page, |p| (p.items, p.next_cursor)).await?;
+    let listed = all_pages("list", page).await?;
     let ids: Vec<String> = listed.iter().map(|w| w.id.clone()).collect();
     ordered_and_holding("the workspaces' listing", &ids, &ours)?;
     for w in listed.iter().filter(|w| ours.contains(&w.id)) {
