@@ -47,6 +47,13 @@ enum Command {
     /// Copy every record of the chosen domains from one plugin to another, or to and from an
     /// export directory: verified, resumable (a second run skips what is already identical).
     Copy(copy_cli::CopyArgs),
+    /// Write the HTTP API's OpenAPI 3.1 document (what GET /openapi.json serves), to generate
+    /// clients from.
+    Openapi {
+        /// The file to write; without it, standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Validate a manifest and load its plugins (exit 1 with the errors).
     Check {
         /// The manifest; without it, the embedded default.
@@ -197,6 +204,17 @@ async fn run(command: Command) -> Result<()> {
             storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
+        Command::Openapi { output } => {
+            let mut text = serde_json::to_string_pretty(&storehost::http::openapi::document())?;
+            text.push('\n');
+            match output {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display())),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
         Command::Copy(args) => {
             let manifest = load_manifest(args.manifest())?;
             copy_cli::run(args, manifest).await

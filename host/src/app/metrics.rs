@@ -2,6 +2,7 @@
 //! rendered as Prometheus text.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::base::Domain;
 use crate::cache::{CacheMetrics, CacheStats, CoalescerStats, DiskStats, NamedCache};
@@ -30,7 +31,7 @@ impl DomainMetrics {
     }
 
     /// The memory caches and the disk tier, the latter as a cache named `disk`.
-    fn tiers(&self) -> impl Iterator<Item = NamedCache> + '_ {
+    pub fn tiers(&self) -> impl Iterator<Item = NamedCache> + '_ {
         let disk = self.disk.as_ref().map(|disk| NamedCache {
             name: "disk",
             stats: CacheStats {
@@ -88,7 +89,6 @@ pub fn render_prometheus(out: &mut String, domains: &[DomainMetrics]) {
 
     let mut calls = Vec::new();
     let mut errors = Vec::new();
-    let mut buckets = Vec::new();
     for d in domains {
         for (op, n) in &d.origin.by_operation {
             calls.push((format!("domain=\"{}\",operation=\"{op}\"", d.domain), *n as f64));
@@ -96,22 +96,25 @@ pub fn render_prometheus(out: &mut String, domains: &[DomainMetrics]) {
         for (kind, n) in &d.origin.errors {
             errors.push((format!("domain=\"{}\",kind=\"{kind}\"", d.domain), *n as f64));
         }
-        let mut cumulative = 0;
-        for (i, n) in d.origin.latency_buckets.iter().enumerate() {
-            cumulative += n;
-            let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-            buckets.push((format!("domain=\"{}\",le=\"{le}\"", d.domain), cumulative as f64));
-        }
     }
     family("storehost_origin_calls_total", "counter", "Calls to the origin by operation.", calls);
     family("storehost_origin_errors_total", "counter", "Origin errors by kind.", errors);
-    let _ = writeln!(out, "# HELP storehost_origin_latency_seconds Origin call latency.\n# TYPE storehost_origin_latency_seconds histogram");
-    for (labels, v) in buckets {
-        let _ = writeln!(out, "storehost_origin_latency_seconds_bucket{{{labels}}} {v}");
-    }
-    for d in domains {
-        let _ = writeln!(out, "storehost_origin_latency_seconds_sum{{domain=\"{}\"}} {}", d.domain, d.origin.latency_sum.as_secs_f64());
-        let _ = writeln!(out, "storehost_origin_latency_seconds_count{{domain=\"{}\"}} {}", d.domain, d.origin.calls);
+    let latencies = domains.iter().map(|d| (format!("domain=\"{}\"", d.domain), d.origin.latency_buckets.as_slice(), d.origin.latency_sum));
+    render_histogram(out, "storehost_origin_latency_seconds", "Origin call latency.", latencies);
+}
+
+/// Renders a histogram family over [`LATENCY_BUCKETS`]: per series its labels, its counts per
+/// bucket (not cumulative, the last for larger values) and the sum of the values.
+pub fn render_histogram<'a>(out: &mut String, name: &str, help: &str, series: impl IntoIterator<Item = (String, &'a [u64], Duration)>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (labels, buckets, sum) in series {
+        let mut cumulative = 0;
+        for (i, n) in buckets.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {cumulative}", sum.as_secs_f64());
     }
 }
 
@@ -153,13 +156,10 @@ pub fn render_cluster(out: &mut String, s: &ClusterStats) {
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{host}}} {value}");
     }
-    let name = "storehost_cluster_apply_latency_seconds";
-    let _ = writeln!(out, "# HELP {name} From an event's commit to its application on this host.\n# TYPE {name} histogram");
-    let mut cumulative = 0;
-    for (i, n) in s.apply_latency_buckets.iter().enumerate() {
-        cumulative += n;
-        let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(out, "{name}_bucket{{{host},le=\"{le}\"}} {cumulative}");
-    }
-    let _ = writeln!(out, "{name}_sum{{{host}}} {}\n{name}_count{{{host}}} {cumulative}", s.apply_latency_sum.as_secs_f64());
+    render_histogram(
+        out,
+        "storehost_cluster_apply_latency_seconds",
+        "From an event's commit to its application on this host.",
+        [(host, s.apply_latency_buckets.as_slice(), s.apply_latency_sum)],
+    );
 }

@@ -89,7 +89,7 @@ pub struct App {
 }
 
 /// What a reload did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// Plugins loaded anew (their component or their settings changed, or they are new).
     pub loaded: Vec<String>,
@@ -98,6 +98,7 @@ pub struct ReloadReport {
     /// Plugins no longer in the manifest.
     pub removed: Vec<String>,
     /// Domains whose caches start empty (their origin or their cache settings changed).
+    #[schema(value_type = Vec<String>)]
     pub cleared: Vec<Domain>,
     /// Manifest keys that changed but take effect only at a restart; until then the old values
     /// stay in force.

@@ -11,7 +11,7 @@ use super::body::{self, BodySink, BodyStream, ByteRange, Gathered, WHOLE_BODY_LI
 use super::operations;
 use crate::base::{Ctx, Result, StoreError};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactMeta {
     pub key: String,
     pub size: u64,
@@ -91,7 +91,7 @@ pub fn gathered<S: ArtifactStore + ?Sized>(store: Arc<S>, key: &str, content_typ
     Ok(Box::new(Gathered::new(WHOLE_BODY_LIMIT, Box::new(move |ctx, body| Box::pin(async move { store.put(&ctx, &key, body, content_type).await })))))
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactPage {
     pub items: Vec<ArtifactMeta>,
     pub next_cursor: Option<String>,

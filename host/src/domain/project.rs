@@ -32,7 +32,7 @@ pub struct ProjectPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectArtifact {
     pub name: String,
     pub artifact_key: String,

@@ -9,16 +9,16 @@ use serde::{Deserialize, Serialize};
 use super::operations;
 use crate::base::{Ctx, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UiNode {
     pub id: String,
     pub parent: Option<String>,
     pub kind: String,
-    /// Values are JSON text.
+    /// `[key, value]` pairs; each value is JSON text.
     pub props: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UiDocument {
     pub id: String,
     pub version: u64,
@@ -28,7 +28,7 @@ pub struct UiDocument {
 }
 
 /// One edit of a document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum UiOp {
     InsertNode {

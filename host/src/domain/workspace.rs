@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::operations;
 use crate::base::{Ctx, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: String,
     pub project_id: String,
@@ -23,7 +23,7 @@ pub struct WorkspaceInput {
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tab {
     pub id: String,
     pub workspace_id: String,
@@ -34,7 +34,7 @@ pub struct Tab {
     pub updated_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TabInput {
     pub id: String,
     pub title: String,

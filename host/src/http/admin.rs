@@ -8,24 +8,45 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Shared;
+use super::error::{ErrorBody, ErrorDetail};
 use super::extract::NoQuery;
-use crate::app::{DomainMetrics, render_cluster, render_prometheus};
+use crate::app::metrics::render_histogram;
+use crate::app::{DomainMetrics, ReloadReport, render_cluster, render_prometheus};
 use crate::base::{Ctx, ErrorKind, StoreError};
 
-pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new()
-        .route("/metrics", get(metrics))
-        .route("/v1/admin/plugins", get(plugins))
-        .route("/v1/admin/cache", get(cache))
-        .route("/v1/admin/reload", post(reload))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(plugins)).routes(routes!(cache)).routes(routes!(reload))
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Routes without a token: health, readiness, the API's document.
+pub fn public_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(super::openapi::openapi_json))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok`
+    status: &'static str,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "admin",
+    operation_id = "healthz",
+    summary = "Liveness: the process answers",
+    security(()),
+    responses((status = 200, description = "Alive", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// An origin answered (anything but an outage or a timeout counts as reachable).
@@ -38,7 +59,19 @@ fn reachable<T>(result: Result<T, StoreError>) -> Result<(), String> {
 
 /// Ready when every plugin is loaded (it is, once serving) and every domain's origin answers
 /// a cheap read within a second.
-pub async fn readyz(State(state): State<Shared>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "admin",
+    operation_id = "readyz",
+    summary = "Readiness: every domain's origin answers a cheap read within a second",
+    security(()),
+    responses(
+        (status = 200, description = "Ready: `{ready, plugins, origins: {domain: \"ok\"}, cluster?}`", body = Object),
+        (status = 503, description = "Not ready: `origins` says which origin failed and why", body = Object),
+    )
+)]
+async fn readyz(State(state): State<Shared>) -> Response {
     let app = state.app();
     let origins = &app.origins;
     let ctx = || Ctx::with_timeout(Duration::from_secs(1));
@@ -95,6 +128,14 @@ type KindFamily = (&'static str, &'static str, fn(&crate::runtime::PluginStats) 
 /// A metric family of the plugins: name, type, help, and the value of one plugin's stats.
 type PluginFamily = (&'static str, &'static str, &'static str, fn(&crate::runtime::PluginStats) -> u64);
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    operation_id = "metrics",
+    summary = "Prometheus metrics: domains, caches, origins, plugins, reloads, cluster",
+    responses((status = 200, description = "The text exposition format", content_type = "text/plain", body = String))
+)]
 async fn metrics(State(state): State<Shared>) -> Response {
     let app = state.app();
     let mut out = String::new();
@@ -131,6 +172,8 @@ async fn metrics(State(state): State<Shared>) -> Response {
             let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", value(s));
         }
     }
+    let latencies = stats.iter().map(|(plugin, s)| (format!("plugin=\"{plugin}\""), s.latency_buckets.as_slice(), Duration::from_nanos(s.latency_sum_ns)));
+    render_histogram(&mut out, "storehost_plugin_call_duration_seconds", "How long the guest took over each call.", latencies);
     let by_kind: [KindFamily; 2] = [
         ("storehost_plugin_errors_total", "Plugin calls that failed, by kind (the origin's answers are counted apart).", |s| &s.errors_by_kind),
         ("storehost_plugin_answers_total", "Plugin calls answered not-found, conflict or invalid: expected outcomes, by kind.", |s| {
@@ -148,6 +191,14 @@ async fn metrics(State(state): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/plugins",
+    tag = "admin",
+    operation_id = "admin_plugins",
+    summary = "The loaded plugins: source, generation, sha256, describe(), exports, imports, settings, stats",
+    responses((status = 200, description = "`{plugins: [...]}`", body = Object))
+)]
 async fn plugins(State(state): State<Shared>) -> Json<Value> {
     let app = state.app();
     let plugins: Vec<Value> = app
@@ -206,20 +257,42 @@ fn domain_json(d: &DomainMetrics) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/cache",
+    tag = "admin",
+    operation_id = "admin_cache",
+    summary = "Each domain's caches, disk tier and origin counts",
+    responses((status = 200, description = "`{domains: [...]}`", body = Object))
+)]
 async fn cache(State(state): State<Shared>) -> Json<Value> {
     Json(json!({ "domains": state.app().metrics().iter().map(domain_json).collect::<Vec<_>>() }))
 }
 
+#[derive(Serialize, ToSchema)]
+struct Reloaded {
+    reloaded: bool,
+    report: ReloadReport,
+}
+
 /// `POST /v1/admin/reload`: reads the manifest again and swaps in what changed. 200 with what
 /// it did; 422 with the manifest key and the reason when it is refused (nothing changed then).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/reload",
+    tag = "admin",
+    operation_id = "reload",
+    summary = "Read the manifest again and put what changed in place, without dropping a request",
+    responses(
+        (status = 200, description = "What the reload did", body = Reloaded),
+        (status = 422, description = "Refused, nothing changed: `kind` is `reload-refused`, `key` the manifest key at fault", body = ErrorBody),
+    )
+)]
 async fn reload(State(state): State<Shared>, _: NoQuery) -> Response {
     match state.reload().await {
-        Ok(report) => Json(json!({ "reloaded": true, "report": report })).into_response(),
+        Ok(report) => Json(Reloaded { reloaded: true, report }).into_response(),
         Err(error) => {
-            let mut body = json!({ "error": { "kind": "reload-refused", "message": error.message } });
-            if let Some(key) = &error.key {
-                body["error"]["key"] = json!(key);
-            }
+            let body = ErrorBody { error: ErrorDetail { kind: "reload-refused".into(), message: error.message, key: error.key } };
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
         }
     }

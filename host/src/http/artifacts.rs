@@ -5,26 +5,28 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{self, RangeSpec};
 use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
-use super::{ApiError, ApiResult, Shared, encode_path};
+use super::error::ErrorBody;
+use super::{ApiError, ApiResult, Shared, encode_path, page_limit};
 use crate::base::{Ctx, Domain, StoreError};
-use crate::domain::{ArtifactMeta, ArtifactReader, ArtifactStore, ByteRange, Served, validate_key};
+use crate::domain::{ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactStore, ByteRange, Served, validate_key};
 
-pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new()
-        .route("/v1/artifacts", get(list))
-        .route("/v1/artifacts/{*key}", get(get_artifact).head(head_artifact).put(put_artifact).delete(delete_artifact))
-        .route("/v1/artifact-urls/{*key}", get(artifact_url))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_artifact, head_artifact, put_artifact, delete_artifact))
+        .routes(routes!(artifact_url))
 }
 
 /// Routes that carry their own authorization (a signature).
-pub fn public_routes() -> axum::Router<Shared> {
-    axum::Router::new().route("/v1/signed/{*key}", get(signed))
+pub fn public_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(signed))
 }
 
 fn key_of(key: &str) -> ApiResult<&str> {
@@ -85,6 +87,43 @@ async fn read_requested(artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &str, spe
     Err(ApiError::from(StoreError::Unavailable(format!("{key:?} kept changing while it was read"))))
 }
 
+/// The request headers of a read of a body.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(super) struct ReadHeaders {
+    /// One range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix`; anything else asks for
+    /// the whole body.
+    #[param(rename = "Range")]
+    range: Option<String>,
+    /// The range only if the body's `ETag` is still this one; the whole body otherwise.
+    #[param(rename = "If-Range")]
+    if_range: Option<String>,
+    /// `304 Not Modified` if the body's `ETag` is one of these (or `*`).
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/artifacts/{*key}",
+    tag = "artifacts",
+    operation_id = "get_artifact",
+    summary = "Read an artifact, whole or one range of it",
+    params(("key" = String, Path, description = "The artifact's key"), ReadHeaders),
+    responses(
+        (status = 200, description = "The body, with the content type it was written with", content_type = "*/*", body = Vec<u8>, headers(
+            ("ETag" = String, description = "`\"<sha256>\"` of the body"),
+            ("Accept-Ranges" = String, description = "`bytes`"),
+        )),
+        (status = 206, description = "The range asked for", content_type = "*/*", body = Vec<u8>, headers(
+            ("ETag" = String, description = "`\"<sha256>\"` of the whole body"),
+            ("Content-Range" = String, description = "`bytes first-last/size`"),
+        )),
+        (status = 304, description = "The client's copy (`If-None-Match`) is current"),
+        (status = 416, description = "The range is outside the body; `Content-Range: bytes */size`", body = ErrorBody),
+    )
+)]
 async fn get_artifact(
     State(state): State<Shared>,
     Store(artifacts): Store<dyn ArtifactStore>,
@@ -120,6 +159,22 @@ async fn serve(state: &Shared, artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &s
     Ok((status, out, Body::from_stream(reader.body)).into_response())
 }
 
+#[utoipa::path(
+    head,
+    path = "/v1/artifacts/{*key}",
+    tag = "artifacts",
+    operation_id = "head_artifact",
+    summary = "An artifact's metadata as headers: size, content type, ETag",
+    params(("key" = String, Path, description = "The artifact's key"), ReadHeaders),
+    responses(
+        (status = 200, description = "The headers a GET would answer with, and no body", headers(
+            ("ETag" = String, description = "`\"<sha256>\"` of the body"),
+            ("Content-Length" = u64, description = "The body's size"),
+        )),
+        (status = 206, description = "The headers of the range asked for", headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
+        (status = 416, description = "The range is outside the body"),
+    )
+)]
 async fn head_artifact(
     Store(artifacts): Store<dyn ArtifactStore>,
     ctx: Ctx,
@@ -140,6 +195,16 @@ async fn head_artifact(
 
 /// Streams the body into the store: nothing is written until the whole body has arrived, and
 /// an upload cut short (a disconnect, a limit, a shutdown) leaves nothing.
+#[utoipa::path(
+    put,
+    path = "/v1/artifacts/{*key}",
+    tag = "artifacts",
+    operation_id = "put_artifact",
+    summary = "Write an artifact (replacing any body under the key); the request's Content-Type is kept",
+    params(("key" = String, Path, description = "The artifact's key")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The body, streamed; any size up to the domain's max_body"),
+    responses((status = 200, description = "The artifact as written", body = ArtifactMeta))
+)]
 async fn put_artifact(
     State(state): State<Shared>,
     Store(artifacts): Store<dyn ArtifactStore>,
@@ -156,30 +221,66 @@ async fn put_artifact(
     Ok(Json(body::upload(&ctx, request, sink, limit, state.limits.request_timeout).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/artifacts/{*key}",
+    tag = "artifacts",
+    operation_id = "delete_artifact",
+    summary = "Delete an artifact (deleting one that is not there succeeds)",
+    params(("key" = String, Path, description = "The artifact's key")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_artifact(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiPath(key): ApiPath<String>, _: NoQuery) -> ApiResult<StatusCode> {
     artifacts.delete(&ctx, key_of(&key)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only keys that start with this.
     #[serde(default)]
     prefix: String,
+    /// Where the previous page ended (its `next_cursor`).
     cursor: Option<String>,
+    /// The most items in the page: 1 to 1000, or 0 for the default (100).
     #[serde(default)]
+    #[param(maximum = 1000)]
     limit: u32,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/artifacts",
+    tag = "artifacts",
+    operation_id = "list_artifacts",
+    summary = "List artifacts by key prefix, in byte order of their keys",
+    params(ListQuery),
+    responses((status = 200, description = "A page of the artifacts' metadata", body = ArtifactPage))
+)]
 async fn list(Store(artifacts): Store<dyn ArtifactStore>, ctx: Ctx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Response> {
-    let page = artifacts.list(&ctx, &q.prefix, q.cursor.as_deref(), q.limit).await?;
+    let page = artifacts.list(&ctx, &q.prefix, q.cursor.as_deref(), page_limit(q.limit)?).await?;
     Ok(Json(page).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UrlQuery {
+    /// Seconds the URL stays valid: 1 to 604800 (a week); 3600 if not given.
+    #[param(minimum = 1, maximum = 604800)]
     expires_in: Option<u32>,
+}
+
+/// A URL that reads an artifact without a token, until it expires.
+#[derive(Serialize, ToSchema)]
+struct ArtifactUrl {
+    url: String,
+    /// Unix seconds.
+    expires_at: u64,
+    /// `origin` (the origin's own presigned URL) or `host` (a `/v1/signed` URL of this host).
+    signed_by: &'static str,
 }
 
 const MAX_URL_LIFETIME: u32 = 7 * 24 * 3600;
@@ -188,6 +289,15 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/artifact-urls/{*key}",
+    tag = "artifacts",
+    operation_id = "artifact_url",
+    summary = "A URL that reads the artifact without a token: the origin's presigned URL, or one this host signs",
+    params(("key" = String, Path, description = "The artifact's key"), UrlQuery),
+    responses((status = 200, description = "The URL", body = ArtifactUrl))
+)]
 async fn artifact_url(
     State(state): State<Shared>,
     Store(artifacts): Store<dyn ArtifactStore>,
@@ -211,16 +321,34 @@ async fn artifact_url(
             (format!("http://{host}/v1/signed/{}?expires={expires_at}&sig={sig}", encode_path(key)), "host")
         }
     };
-    Ok(Json(json!({ "url": url, "expires_at": expires_at, "signed_by": signed_by })).into_response())
+    Ok(Json(ArtifactUrl { url, expires_at, signed_by }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SignedQuery {
+    /// Unix seconds after which the URL is refused.
     expires: u64,
+    /// The host's signature of the key and `expires`.
     sig: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/signed/{*key}",
+    tag = "artifacts",
+    operation_id = "signed_artifact",
+    summary = "Read an artifact through a URL this host signed (no token: the signature is the authorization)",
+    params(("key" = String, Path, description = "The artifact's key"), SignedQuery, ReadHeaders),
+    security(()),
+    responses(
+        (status = 200, description = "The body", content_type = "*/*", body = Vec<u8>, headers(("ETag" = String, description = "`\"<sha256>\"` of the body"))),
+        (status = 206, description = "The range asked for", content_type = "*/*", body = Vec<u8>, headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
+        (status = 304, description = "The client's copy (`If-None-Match`) is current"),
+        (status = 416, description = "The range is outside the body", body = ErrorBody),
+    )
+)]
 async fn signed(
     State(state): State<Shared>,
     Store(artifacts): Store<dyn ArtifactStore>,

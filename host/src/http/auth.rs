@@ -1,7 +1,11 @@
 //! Bearer tokens with scopes: `read` for GET and HEAD, `write` for the rest, `admin` for
-//! `/v1/admin/*` and `/metrics`. Without configured tokens the API is open (loopback only).
+//! `/v1/admin/*`, `/metrics` and the `/admin` page. Without configured tokens the API is open
+//! (loopback only). A browser cannot send a bearer token when it opens a page, so a token is
+//! also taken as the password of Basic credentials (any user name), and the admin page's `401`
+//! asks for them.
 
 use axum::extract::{Request, State};
+use base64::Engine as _;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +14,7 @@ use super::{ApiError, Shared};
 use crate::app::manifest::Scope;
 
 fn needed(method: &Method, path: &str) -> Scope {
-    if path.starts_with("/v1/admin") || path == "/metrics" {
+    if path.starts_with("/v1/admin") || path == "/metrics" || path == ADMIN_PAGE {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
@@ -24,18 +28,32 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+const ADMIN_PAGE: &str = "/admin";
+
+/// The token of an `Authorization` header: `Bearer <token>`, or `Basic` credentials whose
+/// password is the token.
+fn presented(value: &str) -> Option<String> {
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.trim().to_string());
+    }
+    let encoded = value.strip_prefix("Basic ")?.trim();
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).ok()?).ok()?;
+    decoded.split_once(':').map(|(_, password)| password.to_string())
+}
+
 pub async fn require_scope(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if state.tokens.is_empty() {
         return next.run(request).await;
     }
     let scope = needed(request.method(), request.uri().path());
-    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented);
     let Some(presented) = presented else {
         let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required").into_response();
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
+        let challenge = if request.uri().path() == ADMIN_PAGE { "Basic realm=\"storehost\", charset=\"UTF-8\"" } else { "Bearer" };
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(challenge));
         return response;
     };
-    match state.tokens.iter().find(|t| same(&t.token, presented)) {
+    match state.tokens.iter().find(|t| same(&t.token, &presented)) {
         None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token").into_response(),
         Some(token) if !token.scopes.contains(&scope) => {
             ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token lacks the {scope:?} scope").to_lowercase()).into_response()

@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::base::StoreError;
 
@@ -81,9 +82,35 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// What went wrong, for programs: `invalid`, `not-found`, `conflict`, `unauthorized`,
+    /// `forbidden`, `too-large`, `range-not-satisfiable`, `unavailable`, `plugin-timeout`,
+    /// `reload-refused`, `internal`, …
+    pub kind: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The manifest key a refused reload is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self { error: ErrorDetail { kind: kind.to_string(), message: message.into(), key: None } }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": { "kind": self.kind, "message": self.message } }))).into_response();
+        let mut response = (self.status, Json(ErrorBody::new(self.kind, self.message))).into_response();
         if let Some((name, value)) = self.header {
             response.headers_mut().insert(name, value);
         }

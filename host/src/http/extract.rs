@@ -114,10 +114,23 @@ impl FromRequestParts<Shared> for NoQuery {
 }
 
 /// The query of a conditional write: only `expected_version`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct VersionQuery {
+    /// Write only if the stored version is this one.
     pub(crate) expected_version: Option<u64>,
+}
+
+/// The header of a conditional write, read by [`super::expected_version`].
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(crate) struct VersionHeaders {
+    /// `"<version>"` (an `ETag` this API gave): write only if the stored version is this one.
+    /// Where the query or the body gives a version too, they must agree.
+    #[param(rename = "If-Match", pattern = r#"^\s*(W/)?("[0-9]{1,19}"|[0-9]{1,19})\s*$"#)]
+    if_match: Option<String>,
 }
 
 json_rejection!(

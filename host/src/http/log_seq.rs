@@ -16,6 +16,10 @@ use super::ApiError;
 pub const LOG_SEQ: &str = "storehost-log-seq";
 /// The header of a read: the log position the answering host must have applied.
 pub const MIN_SEQ: &str = "storehost-min-seq";
+/// [`LOG_SEQ`] as documents write it.
+pub const LOG_SEQ_HEADER: &str = "Storehost-Log-Seq";
+/// [`MIN_SEQ`] as documents write it.
+pub const MIN_SEQ_HEADER: &str = "Storehost-Min-Seq";
 
 /// What a request carries about log positions, for the request's `Ctx`.
 #[derive(Clone)]

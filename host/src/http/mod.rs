@@ -11,6 +11,8 @@ mod error;
 mod extract;
 mod guard;
 pub mod log_seq;
+pub mod openapi;
+mod page;
 mod projects;
 mod reload;
 mod runs;
@@ -29,7 +31,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
 use parking_lot::RwLock;
 
 pub use error::{ApiError, ApiResult};
@@ -47,6 +49,17 @@ pub struct Limits {
     /// domain the JSON default.
     max_body: [u64; Domain::ALL.len()],
     pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// The limits of a server whose manifest sets none, its stores streaming bodies.
+    fn default() -> Self {
+        let max_body = Domain::ALL.map(|domain| match domain {
+            Domain::Artifact | Domain::Runner => Self::DEFAULT_STREAMED_MAX_BODY,
+            _ => Self::DEFAULT_JSON_MAX_BODY,
+        });
+        Self { max_body, request_timeout: Duration::from_secs(30) }
+    }
 }
 
 impl Limits {
@@ -175,10 +188,17 @@ impl ServerState {
     }
 }
 
-/// The router over a state.
-pub fn router(state: Shared) -> Router {
-    let limit = |domain| DefaultBodyLimit::max(usize::try_from(state.limits.max_body(Some(domain))).unwrap_or(usize::MAX));
-    let api = Router::new()
+/// Every route: those behind the bearer tokens, and those that are not (health, the document,
+/// signed URLs).
+pub(crate) struct Routes {
+    pub(crate) tokened: Router<Shared>,
+    pub(crate) public: Router<Shared>,
+}
+
+/// The routes under `limits`, and their document.
+fn routes(limits: &Limits) -> (Routes, serde_json::Value) {
+    let limit = |domain| DefaultBodyLimit::max(usize::try_from(limits.max_body(Some(domain))).unwrap_or(usize::MAX));
+    let tokened = OpenApiRouter::new()
         // Byte bodies stream under their own limit (`body::upload`).
         .merge(artifacts::routes().layer(DefaultBodyLimit::disable()))
         .merge(projects::routes().layer(limit(Domain::Project)))
@@ -186,12 +206,20 @@ pub fn router(state: Shared) -> Router {
         .merge(workspaces::routes().layer(limit(Domain::Workspace)))
         .merge(runs::routes().layer(DefaultBodyLimit::disable()))
         .merge(admin::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_scope));
+        .merge(page::routes());
+    let public = OpenApiRouter::new().merge(admin::public_routes()).merge(artifacts::public_routes());
+    let (tokened, mut doc) = tokened.split_for_parts();
+    let (public, public_doc) = public.split_for_parts();
+    doc.merge(public_doc);
+    (Routes { tokened, public }, openapi::complete(doc))
+}
+
+/// The router over a state.
+pub fn router(state: Shared) -> Router {
+    let (Routes { tokened, public }, _) = routes(&state.limits);
     Router::new()
-        .route("/healthz", get(admin::healthz))
-        .route("/readyz", get(admin::readyz))
-        .merge(artifacts::public_routes())
-        .merge(api)
+        .merge(public)
+        .merge(tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(Limits::DEFAULT_JSON_MAX_BODY as usize))
         .layer(middleware::from_fn(log_seq::log_positions))
@@ -282,13 +310,7 @@ pub(crate) fn expected_version(headers: &axum::http::HeaderMap, query: Option<u6
         None => None,
         Some(value) => {
             let text = value.to_str().map_err(|_| ApiError::invalid("If-Match is not text"))?;
-            let version: u64 = text
-                .trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .parse()
-                .map_err(|_| ApiError::invalid(format!("If-Match {text:?} is not a version number")))?;
-            Some(version)
+            Some(if_match_version(text).ok_or_else(|| ApiError::invalid(format!("If-Match {text:?} is not a version: \"<number>\" or <number>")))?)
         }
     };
     let given = [("the query's expected_version", query), ("the body's expected_version", body), ("If-Match", if_match)];
@@ -303,9 +325,28 @@ pub(crate) fn expected_version(headers: &axum::http::HeaderMap, query: Option<u6
     Ok(agreed.map(|(_, v)| v))
 }
 
+/// The version of an `If-Match`: `"N"` (`W/"N"`) or `N`, of at most 19 digits.
+fn if_match_version(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let digits = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// `ETag: "<version>"`: what a client sends back as `If-Match`.
 pub(crate) fn version_etag(version: u64) -> [(axum::http::HeaderName, axum::http::HeaderValue); 1] {
     [(axum::http::header::ETAG, axum::http::HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header"))]
+}
+
+/// The page size of a listing: 0 for the default, at most 1000.
+pub(crate) fn page_limit(limit: u32) -> ApiResult<u32> {
+    if limit > 1000 {
+        return Err(ApiError::invalid(format!("limit must be at most 1000, got {limit}")));
+    }
+    Ok(limit)
 }
 
 pub(crate) fn now_ms() -> u64 {

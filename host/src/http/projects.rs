@@ -3,30 +3,46 @@
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, NoQuery, Store, VersionQuery};
-use super::{ApiError, ApiResult, Shared, expected_version, now_ms, version_etag};
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery, NoQuery, Store, VersionHeaders, VersionQuery};
+use super::{ApiError, ApiResult, Shared, expected_version, now_ms, page_limit, version_etag};
 use crate::base::Ctx;
 use crate::domain::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectStore, validate_id};
 
-pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new()
-        .route("/v1/projects", get(list))
-        .route("/v1/projects/{id}", get(get_project).put(save).delete(delete))
-        .route("/v1/projects/{id}/artifacts", get(list_artifacts).post(add_artifact))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_project, save, delete))
+        .routes(routes!(list_artifacts, add_artifact))
 }
 
 /// A project as JSON: `state` is the stored JSON itself, not a string holding it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Project)]
 struct ProjectView {
     id: String,
     name: String,
+    /// Any JSON value.
     state: serde_json::Value,
+    /// Counts the saves; a conditional write sends the one it read.
     version: u64,
+    /// Unix milliseconds.
     created_at: u64,
+    /// Unix milliseconds.
     updated_at: u64,
+}
+
+/// A page of projects, in byte order of their ids.
+#[derive(Serialize, ToSchema)]
+struct ProjectList {
+    items: Vec<ProjectView>,
+    /// Where the next page starts; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 impl From<Project> for ProjectView {
@@ -36,18 +52,30 @@ impl From<Project> for ProjectView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Where the previous page ended (its `next_cursor`).
     cursor: Option<String>,
+    /// The most items in the page: 1 to 1000, or 0 for the default (100).
     #[serde(default)]
+    #[param(maximum = 1000)]
     limit: u32,
 }
 
-async fn list(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiQuery(q): ApiQuery<Page>) -> ApiResult<Json<serde_json::Value>> {
-    let page = projects.list(&ctx, q.cursor.as_deref(), q.limit).await?;
-    let items: Vec<ProjectView> = page.items.into_iter().map(Into::into).collect();
-    Ok(Json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
+#[utoipa::path(
+    get,
+    path = "/v1/projects",
+    tag = "projects",
+    operation_id = "list_projects",
+    summary = "List projects, in byte order of their ids",
+    params(Page),
+    responses((status = 200, description = "A page of projects", body = ProjectList))
+)]
+async fn list(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiQuery(q): ApiQuery<Page>) -> ApiResult<Json<ProjectList>> {
+    let page = projects.list(&ctx, q.cursor.as_deref(), page_limit(q.limit)?).await?;
+    Ok(Json(ProjectList { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
 /// The project id of a path, checked by the contract's rules.
@@ -61,19 +89,43 @@ fn project_response(project: Project) -> Response {
     (version_etag(project.version), Json(ProjectView::from(project))).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{id}",
+    tag = "projects",
+    operation_id = "get_project",
+    summary = "Read a project",
+    params(("id" = String, Path, description = "The project's id")),
+    responses((status = 200, description = "The project", body = ProjectView, headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))))
+)]
 async fn get_project(Store(projects): Store<dyn ProjectStore>, ctx: Ctx, ApiPath(id): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
     Ok(project_response(projects.get(&ctx, &project_id(id)?).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SaveBody {
     name: String,
+    /// Any JSON value (`null` if not given).
     #[serde(default)]
     state: serde_json::Value,
+    /// Write only if the stored version is this one (0: only if the project does not exist).
     expected_version: Option<u64>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/projects/{id}",
+    tag = "projects",
+    operation_id = "save_project",
+    summary = "Create or replace a project; with an expected version (query, body or `If-Match`), only if it is still that one",
+    params(("id" = String, Path, description = "The project's id"), VersionQuery, VersionHeaders),
+    request_body = SaveBody,
+    responses(
+        (status = 200, description = "The project as saved", body = ProjectView, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 409, description = "The stored version is not the expected one", body = ErrorBody),
+    )
+)]
 async fn save(
     Store(projects): Store<dyn ProjectStore>,
     ctx: Ctx,
@@ -87,6 +139,18 @@ async fn save(
     Ok(project_response(projects.save(&ctx, input, expected).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{id}",
+    tag = "projects",
+    operation_id = "delete_project",
+    summary = "Delete a project; with an expected version, only if it is still that one",
+    params(("id" = String, Path, description = "The project's id"), VersionQuery, VersionHeaders),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The stored version is not the expected one", body = ErrorBody),
+    )
+)]
 async fn delete(
     Store(projects): Store<dyn ProjectStore>,
     ctx: Ctx,
@@ -99,18 +163,35 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// An artifact record of a project.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ArtifactBody {
+    /// Not empty; unique within the project.
+    #[schema(min_length = 1)]
     name: String,
     artifact_key: String,
     #[serde(default)]
     size: u64,
     #[serde(default)]
     kind: String,
+    /// Unix milliseconds; now if not given.
     created_at: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{id}/artifacts",
+    tag = "projects",
+    operation_id = "add_project_artifact",
+    summary = "Record an artifact in a project",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = ArtifactBody,
+    responses(
+        (status = 201, description = "Recorded"),
+        (status = 409, description = "The project has a record of that name", body = ErrorBody),
+    )
+)]
 async fn add_artifact(
     Store(records): Store<dyn ProjectArtifactStore>,
     ctx: Ctx,
@@ -128,6 +209,15 @@ async fn add_artifact(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{id}/artifacts",
+    tag = "projects",
+    operation_id = "list_project_artifacts",
+    summary = "A project's artifact records",
+    params(("id" = String, Path, description = "The project's id")),
+    responses((status = 200, description = "The records", body = Vec<ProjectArtifact>))
+)]
 async fn list_artifacts(
     Store(records): Store<dyn ProjectArtifactStore>,
     ctx: Ctx,

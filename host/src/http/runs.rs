@@ -5,10 +5,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::artifacts::ReadHeaders;
 use super::body;
+use super::error::ErrorBody;
 use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
 use super::{ApiResult, Shared};
 use crate::base::{Ctx, Domain};
@@ -23,11 +27,24 @@ fn run_file((run, name): (String, String)) -> ApiResult<(String, String)> {
     Ok((run, name))
 }
 
-pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new().route("/v1/runs/{run}/artifacts", get(list)).route("/v1/runs/{run}/artifacts/{*name}", get(read).put(write).delete(remove))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(read, write, remove))
 }
 
 /// A run's file: 200 whole, 206 for a `Range`, 416 outside it; streamed to the client.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run}/artifacts/{*name}",
+    tag = "runs",
+    operation_id = "read_run_file",
+    summary = "Read a run's file, whole or one range of it",
+    params(("run" = String, Path, description = "The run"), ("name" = String, Path, description = "The file's name"), ReadHeaders),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>, headers(("Accept-Ranges" = String, description = "`bytes`"))),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>, headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
+        (status = 416, description = "The range is outside the file", body = ErrorBody),
+    )
+)]
 async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, _: NoQuery, headers: HeaderMap) -> ApiResult<Response> {
     let (run, name) = run_file(path)?;
     let spec = body::requested(&headers);
@@ -54,6 +71,16 @@ async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, Strin
 }
 
 /// Streams the file into the store; a cut upload leaves nothing.
+#[utoipa::path(
+    put,
+    path = "/v1/runs/{run}/artifacts/{*name}",
+    tag = "runs",
+    operation_id = "write_run_file",
+    summary = "Write a run's file (replacing it)",
+    params(("run" = String, Path, description = "The run"), ("name" = String, Path, description = "The file's name")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed"),
+    responses((status = 204, description = "Written"))
+)]
 async fn write(
     State(state): State<Shared>,
     Store(runs): Runs,
@@ -70,18 +97,39 @@ async fn write(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/runs/{run}/artifacts/{*name}",
+    tag = "runs",
+    operation_id = "remove_run_file",
+    summary = "Remove a run's file",
+    params(("run" = String, Path, description = "The run"), ("name" = String, Path, description = "The file's name")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, _: NoQuery) -> ApiResult<StatusCode> {
     let (run, name) = run_file(path)?;
     runs.remove(&ctx, &run, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only names that start with this.
     #[serde(default)]
     prefix: String,
 }
+
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run}/artifacts",
+    tag = "runs",
+    operation_id = "list_run_files",
+    summary = "The names of a run's files, in byte order",
+    params(("run" = String, Path, description = "The run"), ListQuery),
+    responses((status = 200, description = "The names", body = Vec<String>))
+)]
 
 async fn list(Store(runs): Runs, ctx: Ctx, ApiPath(run): ApiPath<String>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Vec<String>>> {
     validate_run(&run)?;

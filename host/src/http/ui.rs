@@ -4,18 +4,21 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::response::{IntoResponse, Response};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, NoQuery, Store, VersionQuery};
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery, NoQuery, Store, VersionHeaders, VersionQuery};
 use super::{ApiError, ApiResult, Shared, expected_version, version_etag};
 use crate::base::Ctx;
 use crate::domain::{UiDocument, UiOp, UiStore, validate_id};
 
-pub fn routes() -> axum::Router<Shared> {
-    axum::Router::new().route("/v1/ui/documents/{id}", get(get_document)).route("/v1/ui/documents/{id}/ops", post(apply_ops))
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(get_document)).routes(routes!(apply_ops))
 }
 
 /// A document id of a path, checked by the contract's rules.
@@ -24,14 +27,25 @@ fn document_id(id: String) -> ApiResult<String> {
     Ok(id)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/ui/documents/{id}",
+    tag = "ui",
+    operation_id = "get_ui_document",
+    summary = "Read a UI document",
+    params(("id" = String, Path, description = "The document's id")),
+    responses((status = 200, description = "The document", body = UiDocument, headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))))
+)]
 async fn get_document(Store(documents): Store<dyn UiStore>, ctx: Ctx, ApiPath(id): ApiPath<String>, _: NoQuery) -> ApiResult<Response> {
     let document = documents.get(&ctx, &document_id(id)?).await?;
     Ok((version_etag(document.version), Json(document)).into_response())
 }
 
-#[derive(Deserialize)]
+/// A batch of edits, applied all or none.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpsBody {
+    /// Apply only if the stored version is this one (0: a document never written).
     expected_version: Option<u64>,
     ops: Vec<UiOp>,
 }
@@ -40,6 +54,19 @@ fn check_json(what: &str, text: &str) -> Result<(), ApiError> {
     serde_json::from_str::<serde_json::Value>(text).map(drop).map_err(|e| ApiError::invalid(format!("{what} is not JSON text: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/ui/documents/{id}/ops",
+    tag = "ui",
+    operation_id = "apply_ui_ops",
+    summary = "Apply a batch of operations to a document atomically (creating it)",
+    params(("id" = String, Path, description = "The document's id"), VersionQuery, VersionHeaders),
+    request_body = OpsBody,
+    responses(
+        (status = 200, description = "The document after the batch; `null` when the origin does not return it", body = Option<UiDocument>, headers(("ETag" = String, description = "`\"<version>\"` (when there is a document)"))),
+        (status = 409, description = "The stored version is not the expected one", body = ErrorBody),
+    )
+)]
 async fn apply_ops(
     Store(documents): Store<dyn UiStore>,
     ctx: Ctx,

@@ -29,6 +29,22 @@ impl LatencyHistogram {
     }
 }
 
+/// The upper bound of the bucket that holds the `q` quantile (0 < q ≤ 1) of a histogram's values
+/// (counts per bucket of [`LATENCY_BUCKETS`], the last for larger values: infinity); `None`
+/// without values.
+pub fn latency_quantile(buckets: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut cumulative = 0;
+    buckets.iter().enumerate().find_map(|(i, n)| {
+        cumulative += n;
+        (cumulative >= rank).then(|| LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY))
+    })
+}
+
 /// Counts the calls made to one domain's store: per operation, errors by kind, latency.
 pub struct OriginMeter<O: Operation> {
     calls: Box<[AtomicU64]>,

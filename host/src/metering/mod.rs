@@ -22,5 +22,5 @@
 mod meter;
 mod stores;
 
-pub use meter::{LATENCY_BUCKETS, LatencyHistogram, OriginMeter, OriginStats};
+pub use meter::{LATENCY_BUCKETS, LatencyHistogram, OriginMeter, OriginStats, latency_quantile};
 pub use stores::Metered;

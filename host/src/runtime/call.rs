@@ -119,6 +119,7 @@ impl PluginInner {
             },
             _ = ctx.cancellation().cancelled() => Err(Failed::Cancelled),
         };
+        self.counters.latency.record(started.elapsed());
         match outcome {
             Ok(result) => {
                 warm.store.data_mut().set_deadline(None);

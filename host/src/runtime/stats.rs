@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::base::ErrorKind;
+use crate::metering::LatencyHistogram;
 
 /// A snapshot of a plugin's counters and its pool.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -25,6 +26,10 @@ pub struct PluginStats {
     pub pool_in_use: u32,
     pub pool_idle: u32,
     pub pool_waiting: u32,
+    /// Calls by duration: counts per bucket of [`crate::metering::LATENCY_BUCKETS`] (the last
+    /// for longer ones), and their sum.
+    pub latency_buckets: Vec<u64>,
+    pub latency_sum_ns: u64,
 }
 
 #[derive(Default)]
@@ -38,6 +43,8 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) instances_created: AtomicU64,
     pub(crate) instances_discarded: AtomicU64,
+    /// How long the guest took over each call.
+    pub(crate) latency: LatencyHistogram,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -62,6 +69,7 @@ impl Counters {
                 .collect()
         };
         let errors_by_kind = seen(false);
+        let (latency_buckets, latency_sum) = self.latency.snapshot();
         PluginStats {
             calls: get(&self.calls),
             errors: errors_by_kind.iter().map(|(_, n)| n).sum(),
@@ -73,6 +81,8 @@ impl Counters {
             rejected: get(&self.rejected),
             instances_created: get(&self.instances_created),
             instances_discarded: get(&self.instances_discarded),
+            latency_buckets,
+            latency_sum_ns: latency_sum.as_nanos() as u64,
             ..PluginStats::default()
         }
     }
