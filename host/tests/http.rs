@@ -119,6 +119,10 @@ async fn project_ui_workspace_and_run_routes() {
     assert_eq!(records[0]["artifact_key"], "k/1");
     assert_eq!(http.delete(url("/v1/projects/p1?expected_version=2")).send().await.unwrap().status(), 204);
     assert_eq!(http.get(url("/v1/projects/p1")).send().await.unwrap().status(), 404);
+    // A project that is not there has no records to list or add to.
+    assert_eq!(error_kind(http.get(url("/v1/projects/p1/artifacts")).send().await.unwrap()).await, (StatusCode::NOT_FOUND, "not-found".into()));
+    let orphan = http.post(url("/v1/projects/p1/artifacts")).json(&json!({"name": "log", "artifact_key": "k/1"})).send().await.unwrap();
+    assert_eq!(error_kind(orphan).await, (StatusCode::NOT_FOUND, "not-found".into()));
 
     let ops = json!({"ops": [
         {"op": "insert-node", "node": {"id": "root", "parent": null, "kind": "page", "props": [["title", "\"Home\""]]}, "index": 0},

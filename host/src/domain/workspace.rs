@@ -35,7 +35,9 @@ pub struct Tab {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TabInput {
+    #[schema(schema_with = crate::http::openapi::id_schema)]
     pub id: String,
     pub title: String,
     pub kind: String,

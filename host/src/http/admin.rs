@@ -172,7 +172,8 @@ async fn metrics(State(state): State<Shared>) -> Response {
             let _ = writeln!(out, "{name}{{plugin=\"{plugin}\"}} {}", value(s));
         }
     }
-    let latencies = stats.iter().map(|(plugin, s)| (format!("plugin=\"{plugin}\""), s.latency_buckets.as_slice(), Duration::from_nanos(s.latency_sum_ns)));
+    let latencies =
+        stats.iter().map(|(plugin, s)| (format!("plugin=\"{plugin}\""), s.latency_buckets.as_slice(), Duration::from_nanos(s.latency_sum_ns)));
     render_histogram(&mut out, "storehost_plugin_call_duration_seconds", "How long the guest took over each call.", latencies);
     let by_kind: [KindFamily; 2] = [
         ("storehost_plugin_errors_total", "Plugin calls that failed, by kind (the origin's answers are counted apart).", |s| &s.errors_by_kind),

@@ -11,8 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{self, RangeSpec};
-use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
 use super::error::ErrorBody;
+use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
 use super::{ApiError, ApiResult, Shared, encode_path, page_limit};
 use crate::base::{Ctx, Domain, StoreError};
 use crate::domain::{ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactStore, ByteRange, Served, validate_key};

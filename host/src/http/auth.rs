@@ -5,10 +5,10 @@
 //! asks for them.
 
 use axum::extract::{Request, State};
-use base64::Engine as _;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 
 use super::{ApiError, Shared};
 use crate::app::manifest::Scope;

@@ -143,8 +143,37 @@ json_rejection!(
     ApiQuery(Query),
     FromRequestParts
 );
-json_rejection!(
-    /// A JSON body.
-    ApiJson(Json),
-    FromRequest
-);
+/// A JSON body. A number with a zero fraction (`5.0`) is the integer it equals, as JSON Schema
+/// has it, so an integer field takes it.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<Shared> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Shared) -> Result<Self, ApiError> {
+        let axum::Json(mut value) = axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        integral_numbers(&mut value);
+        serde_path_to_error::deserialize(value)
+            .map(Self)
+            .map_err(|e| ApiError::invalid(format!("Failed to deserialize the JSON body into the target type: {e}")))
+    }
+}
+
+/// Turns every number of `value` that is a float with no fraction, within the integers' range,
+/// into that integer.
+fn integral_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if (0.0..u64::MAX as f64).contains(&f) {
+                    *n = (f as u64).into();
+                } else if (i64::MIN as f64..0.0).contains(&f) {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}

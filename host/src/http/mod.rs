@@ -31,8 +31,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use utoipa_axum::router::OpenApiRouter;
 use parking_lot::RwLock;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 

@@ -10,21 +10,32 @@ use std::sync::LazyLock;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::log_seq;
 
 /// Ids of projects, documents, workspaces, tabs and runs: not empty, no `/` or NUL, not `.` or
-/// `..` (and at most 256 bytes of UTF-8, which `maxLength` keeps to in any script).
+/// `..`, and at most 256 bytes of UTF-8 (a length in bytes, which a schema cannot state).
 pub const ID_PATTERN: &str = r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)$";
-const ID_MAX_CHARS: u64 = 64;
 
-/// Artifact keys and runner file names: `/`-separated segments, none empty, `.` or `..`, no NUL
-/// (and at most 1024 bytes of UTF-8). In a URL a key's `/` may be sent as is or as `%2F`.
-pub const KEY_PATTERN: &str = r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)(?:/(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+))*$";
-const KEY_MAX_CHARS: u64 = 256;
+/// Artifact keys and runner file names: `/`-separated segments, none empty, `.` or `..`, no NUL,
+/// at most 1024 bytes of UTF-8. In a URL a key's `/` may be sent as is or as `%2F`.
+pub const KEY_PATTERN: &str =
+    r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)(?:/(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+))*$";
+
+const ID_RULES: &str = "1–256 bytes, no `/` or NUL, not `.` or `..`";
+
+/// The schema of an id in a body: [`ID_PATTERN`].
+pub fn id_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .pattern(Some(ID_PATTERN))
+        .description(Some(ID_RULES))
+        .build()
+}
 
 /// The name of the security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -69,9 +80,10 @@ pub(super) fn complete(routes: utoipa::openapi::OpenApi) -> Value {
     doc
 }
 
-/// What the generated schemas leave out: the upper bound of every unsigned integer (`minimum: 0`
-/// of `format` int32 or int64: the handlers' `u32` and `u64`), which the format alone puts at
-/// the signed type's, and that a tuple (`prefixItems`, no other items) has all its items.
+/// What the generated schemas leave out: that every unsigned integer (`minimum: 0` of `format`
+/// int32 or int64: the handlers' `u32` and `u64`) is one, `uint32` or `uint64` up to its type's
+/// maximum (the signed format would put it at the signed type's), and that a tuple (`prefixItems`,
+/// no other items) has all its items.
 fn complete_schemas(value: &mut Value) {
     match value {
         Value::Object(object) => {
@@ -81,12 +93,13 @@ fn complete_schemas(value: &mut Value) {
                 object.entry("minItems").or_insert(json!(n));
             }
             let unsigned = object.get("minimum").and_then(Value::as_u64) == Some(0) && !object.contains_key("maximum");
-            let max = match object.get("format").and_then(Value::as_str) {
-                Some("int32") if unsigned => Some(u64::from(u32::MAX)),
-                Some("int64") if unsigned => Some(u64::MAX),
+            let unsigned_format = match object.get("format").and_then(Value::as_str) {
+                Some("int32") if unsigned => Some(("uint32", u64::from(u32::MAX))),
+                Some("int64") if unsigned => Some(("uint64", u64::MAX)),
                 _ => None,
             };
-            if let Some(max) = max {
+            if let Some((format, max)) = unsigned_format {
+                object.insert("format".into(), json!(format));
                 object.insert("maximum".into(), json!(max));
             }
             object.values_mut().for_each(complete_schemas);
@@ -137,6 +150,10 @@ fn head_of(mut get: Value) -> Value {
 fn complete_operation(read: bool, operation: &mut Value) {
     let public = operation.get("security").is_some();
     let takes_body = operation.get("requestBody").is_some();
+    // A body of bytes may be left out: it is the empty body.
+    if operation["requestBody"]["content"].get("application/octet-stream").is_some() {
+        operation["requestBody"]["required"] = json!(false);
+    }
     let parameters = operation.as_object_mut().expect("an operation is an object").entry("parameters").or_insert_with(|| json!([]));
     let parameters = parameters.as_array_mut().expect("parameters are a list");
     for parameter in parameters.iter_mut() {
@@ -186,16 +203,11 @@ fn complete_operation(read: bool, operation: &mut Value) {
 
 /// The schema of a path parameter by the rules of what it names.
 fn path_rules(parameter: &mut Value) {
-    let (pattern, max, what) = match parameter["name"].as_str() {
-        Some("key" | "name") => (KEY_PATTERN, KEY_MAX_CHARS, "1–1024 bytes of `/`-separated segments, none empty, `.` or `..`, no NUL"),
-        _ => (ID_PATTERN, ID_MAX_CHARS, "1–256 bytes, no `/` or NUL, not `.` or `..`"),
+    let (pattern, what) = match parameter["name"].as_str() {
+        Some("key" | "name") => (KEY_PATTERN, "1–1024 bytes of `/`-separated segments, none empty, `.` or `..`, no NUL"),
+        _ => (ID_PATTERN, ID_RULES),
     };
-    let mut schema = Map::new();
-    schema.insert("type".into(), json!("string"));
-    schema.insert("minLength".into(), json!(1));
-    schema.insert("maxLength".into(), json!(max));
-    schema.insert("pattern".into(), json!(pattern));
-    parameter["schema"] = Value::Object(schema);
+    parameter["schema"] = json!({ "type": "string", "minLength": 1, "pattern": pattern });
     let described = parameter["description"].as_str().unwrap_or_default().to_string();
     parameter["description"] = json!(if described.is_empty() { what.to_string() } else { format!("{described} ({what})") });
 }
@@ -227,11 +239,13 @@ mod tests {
 
     use super::*;
 
-    /// The paths a router routes, read from its `Debug` form (axum lists its path table there).
+    /// The paths a router routes, read from its `Debug` form (axum lists its path table there,
+    /// before the table of its fallback).
     fn routed_paths(router: &axum::Router<super::super::Shared>) -> BTreeSet<String> {
         let text = format!("{router:?}");
+        let routes = text.split("fallback_router").next().expect("a router's Debug form");
         let mut paths = BTreeSet::new();
-        let mut rest = text.as_str();
+        let mut rest = routes;
         while let Some(at) = rest.find("RouteId(") {
             rest = &rest[at..];
             let Some(open) = rest.find(": \"") else { break };

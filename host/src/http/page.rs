@@ -213,7 +213,7 @@ pub fn render(app: &App, reloads: u64) -> String {
         Some((domain, disk)) => {
             let _ = writeln!(
                 out,
-                "<p id=\"disk\">{} artifacts' bodies: {} entries, {}; hit ratio {} ({} hits, {} misses), {} evictions, {} expirations.</p>",
+                "<p id=\"disk\">The {} domain's bodies: {} entries, {}; hit ratio {} ({} hits, {} misses), {} evictions, {} expirations.</p>",
                 domain,
                 disk.entries,
                 bytes(disk.bytes),
@@ -279,10 +279,10 @@ th, td { text-align: right; padding: .3rem .5rem; border-bottom: 1px solid var(-
 th[scope=row], thead th:first-child { text-align: left; }
 code { font-size: .9em; overflow-wrap: anywhere; }
 @media (max-width: 700px) {
-  table, tbody, tr, th, td { display: block; width: auto; }
+  table, tbody, th, td { display: block; width: auto; }
   thead { display: none; }
-  tr { border: 1px solid var(--line); border-radius: .4rem; margin: 0 0 .6rem; padding: .3rem .6rem; }
-  th[scope=row] { font-size: 1.05rem; border: 0; padding: .2rem 0; }
+  tr { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); column-gap: 1.2rem; border: 1px solid var(--line); border-radius: .4rem; margin: 0 0 .6rem; padding: .3rem .6rem; }
+  th[scope=row] { grid-column: 1 / -1; font-size: 1.05rem; border: 0; padding: .2rem 0; }
   td { display: flex; justify-content: space-between; gap: 1rem; border: 0; padding: .1rem 0; white-space: normal; text-align: right; overflow-wrap: anywhere; }
   td::before { content: attr(data-label); color: var(--muted); text-align: left; }
 }

@@ -15,10 +15,7 @@ use crate::base::Ctx;
 use crate::domain::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectStore, validate_id};
 
 pub fn routes() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(get_project, save, delete))
-        .routes(routes!(list_artifacts, add_artifact))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(get_project, save, delete)).routes(routes!(list_artifacts, add_artifact))
 }
 
 /// A project as JSON: `state` is the stored JSON itself, not a string holding it.
@@ -184,7 +181,7 @@ struct ArtifactBody {
     path = "/v1/projects/{id}/artifacts",
     tag = "projects",
     operation_id = "add_project_artifact",
-    summary = "Record an artifact in a project",
+    summary = "Record an artifact in a project (404 if the project does not exist)",
     params(("id" = String, Path, description = "The project's id")),
     request_body = ArtifactBody,
     responses(
@@ -193,6 +190,7 @@ struct ArtifactBody {
     )
 )]
 async fn add_artifact(
+    Store(projects): Store<dyn ProjectStore>,
     Store(records): Store<dyn ProjectArtifactStore>,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
@@ -203,6 +201,7 @@ async fn add_artifact(
     if b.name.is_empty() {
         return Err(ApiError::invalid("name must not be empty"));
     }
+    projects.get(&ctx, &id).await?;
     let record =
         ProjectArtifact { name: b.name, artifact_key: b.artifact_key, size: b.size, kind: b.kind, created_at: b.created_at.unwrap_or_else(now_ms) };
     records.add(&ctx, &id, record).await?;
@@ -214,15 +213,19 @@ async fn add_artifact(
     path = "/v1/projects/{id}/artifacts",
     tag = "projects",
     operation_id = "list_project_artifacts",
-    summary = "A project's artifact records",
+    summary = "A project's artifact records (404 if the project does not exist)",
     params(("id" = String, Path, description = "The project's id")),
     responses((status = 200, description = "The records", body = Vec<ProjectArtifact>))
 )]
 async fn list_artifacts(
+    Store(projects): Store<dyn ProjectStore>,
     Store(records): Store<dyn ProjectArtifactStore>,
     ctx: Ctx,
     ApiPath(id): ApiPath<String>,
     _: NoQuery,
 ) -> ApiResult<Json<Vec<ProjectArtifact>>> {
-    Ok(Json(records.list(&ctx, &project_id(id)?).await?))
+    let id = project_id(id)?;
+    let (project, listed) = tokio::join!(projects.get(&ctx, &id), records.list(&ctx, &id));
+    project?;
+    Ok(Json(listed?))
 }

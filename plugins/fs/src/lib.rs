@@ -418,7 +418,7 @@ impl Backend for Files {
     }
 
     fn lock(&mut self, table: Table, key: &str) -> Result<LockGuard> {
-        let path = self.root.join(".locks").join(format!("{}-{}", table.name(), encode_segment(&key.replace('/', "\u{1}"))));
+        let path = self.root.join(".locks").join(lock_name(table, key));
         let started = Instant::now();
         loop {
             match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -446,6 +446,17 @@ impl Backend for Files {
             }
         }
     }
+}
+
+/// The lock file of a record: its table and key, encoded, or (for a name longer than a file
+/// name may be) the SHA-256 of the key after a `#`, which an encoded key never holds.
+fn lock_name(table: Table, key: &str) -> String {
+    let name = format!("{}-{}", table.name(), encode_segment(&key.replace('/', "\u{1}")));
+    if name.len() <= MAX_SEGMENT {
+        return name;
+    }
+    use sha2::Digest as _;
+    format!("{}-#{:x}", table.name(), sha2::Sha256::digest(key.as_bytes()))
 }
 
 type FsOrigin = Origin<Files>;
