@@ -4,9 +4,11 @@
 
 mod context;
 mod error;
+mod latency;
 mod names;
 pub mod units;
 
 pub use context::Ctx;
 pub use error::{ErrorKind, Result, StoreError};
+pub use latency::{LATENCY_BUCKETS, LatencyHistogram, latency_quantile};
 pub use names::Domain;

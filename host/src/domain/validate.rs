@@ -32,3 +32,25 @@ pub fn validate_id(what: &str, id: &str) -> Result<()> {
 pub fn validate_run(run: &str) -> Result<()> {
     storehost_plugin_rules::validate_run(run).map_err(StoreError::Invalid)
 }
+
+/// The id rules as a regular expression (ECMA-262, as JSON Schema has it): not empty, no `/` or
+/// NUL, not `.` or `..`. The length in bytes (at most 256 of UTF-8) a pattern cannot state.
+pub const ID_PATTERN: &str = r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)$";
+
+/// The key rules as a regular expression: `/`-separated segments, none empty, `.` or `..`, no
+/// NUL (and at most 1024 bytes of UTF-8). In a URL a key's `/` may be sent as is or as `%2F`.
+pub const KEY_PATTERN: &str =
+    r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)(?:/(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+))*$";
+
+/// The id rules in words.
+pub const ID_RULES: &str = "1–256 bytes, no `/` or NUL, not `.` or `..`";
+
+/// The schema of an id in a body: [`ID_PATTERN`].
+pub fn id_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .pattern(Some(ID_PATTERN))
+        .description(Some(ID_RULES))
+        .build()
+}

@@ -37,7 +37,7 @@ pub struct Tab {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TabInput {
-    #[schema(schema_with = crate::http::openapi::id_schema)]
+    #[schema(schema_with = super::id_schema)]
     pub id: String,
     pub title: String,
     pub kind: String,

@@ -15,27 +15,7 @@ use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::log_seq;
-
-/// Ids of projects, documents, workspaces, tabs and runs: not empty, no `/` or NUL, not `.` or
-/// `..`, and at most 256 bytes of UTF-8 (a length in bytes, which a schema cannot state).
-pub const ID_PATTERN: &str = r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)$";
-
-/// Artifact keys and runner file names: `/`-separated segments, none empty, `.` or `..`, no NUL,
-/// at most 1024 bytes of UTF-8. In a URL a key's `/` may be sent as is or as `%2F`.
-pub const KEY_PATTERN: &str =
-    r"^(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)(?:/(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+))*$";
-
-const ID_RULES: &str = "1–256 bytes, no `/` or NUL, not `.` or `..`";
-
-/// The schema of an id in a body: [`ID_PATTERN`].
-pub fn id_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .min_length(Some(1))
-        .pattern(Some(ID_PATTERN))
-        .description(Some(ID_RULES))
-        .build()
-}
+use crate::domain::{ID_PATTERN, ID_RULES, KEY_PATTERN};
 
 /// The name of the security scheme in the document.
 pub const BEARER: &str = "bearer";

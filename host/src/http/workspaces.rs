@@ -139,7 +139,7 @@ async fn get_tab(Store(workspaces): Workspaces, ctx: Ctx, ApiPath(ids): ApiPath<
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SelectBody {
-    #[schema(schema_with = super::openapi::id_schema)]
+    #[schema(schema_with = crate::domain::id_schema)]
     tab_id: String,
 }
 

@@ -22,5 +22,6 @@
 mod meter;
 mod stores;
 
-pub use meter::{LATENCY_BUCKETS, LatencyHistogram, OriginMeter, OriginStats, latency_quantile};
+pub use crate::base::{LATENCY_BUCKETS, LatencyHistogram, latency_quantile};
+pub use meter::{OriginMeter, OriginStats};
 pub use stores::Metered;

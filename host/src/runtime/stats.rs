@@ -2,8 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::base::ErrorKind;
-use crate::metering::LatencyHistogram;
+use crate::base::{ErrorKind, LatencyHistogram};
 
 /// A snapshot of a plugin's counters and its pool.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -26,7 +25,7 @@ pub struct PluginStats {
     pub pool_in_use: u32,
     pub pool_idle: u32,
     pub pool_waiting: u32,
-    /// Calls by duration: counts per bucket of [`crate::metering::LATENCY_BUCKETS`] (the last
+    /// Calls by duration: counts per bucket of [`crate::base::LATENCY_BUCKETS`] (the last
     /// for longer ones), and their sum.
     pub latency_buckets: Vec<u64>,
     pub latency_sum_ns: u64,
