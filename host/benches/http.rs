@@ -46,6 +46,18 @@ fn load(client_rt: &tokio::runtime::Runtime, client: &reqwest::Client, url: &str
     })
 }
 
+/// A server of `manifest` on a loopback port, on a runtime of one worker thread (kept alive by
+/// the caller).
+fn serve(manifest: Manifest) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let app = server_rt.block_on(App::build(manifest)).unwrap();
+    let state = Arc::new(ServerState::new(app));
+    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    server_rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    (server_rt, addr)
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = Manifest::parse(
@@ -55,13 +67,8 @@ fn main() {
         |_| None,
     )
     .unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (_server_rt, addr) = serve(manifest);
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let app = server_rt.block_on(App::build(manifest)).unwrap();
-    let state = Arc::new(ServerState::new(app));
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    server_rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().unwrap();
     let artifact = format!("http://{addr}/v1/artifacts/bench/4k.bin");
@@ -102,24 +109,8 @@ fn main() {
 fn admin_page(report: &mut Report) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    let mut text = String::from(
-        "[cache.memory]\nmax_bytes = \"64MiB\"\n[cache.disk]\ndir = \"cache\"\nmax_bytes = \"1GiB\"\n\
-         [plugins.files]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n",
-    );
-    for i in 1..=9 {
-        text.push_str(&format!("[plugins.memory{i}]\nsource = \"builtin:memory\"\n"));
-    }
-    text.push_str(
-        "[domains]\nartifact = { origin = \"files\" }\nproject = { origin = \"memory1\", artifacts = \"memory2\" }\n\
-         ui = { origin = \"memory3\" }\nworkspace = { origin = \"memory4\" }\nrunner = { origin = \"files\" }\n",
-    );
-    let manifest = Manifest::parse(&text, "admin.toml", dir.path().to_path_buf(), |_| None).unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let app = server_rt.block_on(App::build(manifest)).unwrap();
-    let state = Arc::new(ServerState::new(app));
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    server_rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let manifest = Manifest::parse(include_str!("../tests/ten-plugins.toml"), "ten-plugins.toml", dir.path().to_path_buf(), |_| None).unwrap();
+    let (_server_rt, addr) = serve(manifest);
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = reqwest::Client::new();
     let (page, health) = (format!("http://{addr}/admin"), format!("http://{addr}/healthz"));

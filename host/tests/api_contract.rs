@@ -418,19 +418,8 @@ async fn the_admin_page_in_chromium_shows_the_numbers_metrics_gives_and_keeps_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_page_of_ten_plugins_and_every_domain_renders_in_milliseconds() {
     let dir = tempfile::tempdir().unwrap();
-    let mut manifest = String::from(
-        "[cache.memory]\nmax_bytes = \"64MiB\"\n[cache.disk]\ndir = \"cache\"\nmax_bytes = \"1GiB\"\n\
-         [plugins.files]\nsource = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\n",
-    );
-    for i in 1..=9 {
-        manifest.push_str(&format!("[plugins.memory{i}]\nsource = \"builtin:memory\"\n"));
-    }
-    manifest.push_str(
-        "[domains]\nartifact = { origin = \"files\" }\nproject = { origin = \"memory1\", artifacts = \"memory2\" }\n\
-         ui = { origin = \"memory3\" }\nworkspace = { origin = \"memory4\" }\nrunner = { origin = \"files\" }\n",
-    );
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    let server = Server::start(dir.path(), Some(&manifest), &[]);
+    let server = Server::start(dir.path(), Some(include_str!("ten-plugins.toml")), &[]);
     let http = Client::new();
     traffic(&http, &server, 0).await;
     let mut took = Vec::new();

@@ -94,13 +94,13 @@ async fn read_requested(artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &str, spe
 pub(super) struct ReadHeaders {
     /// One range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix`; anything else asks for
     /// the whole body.
-    #[param(rename = "Range")]
+    #[param(rename = "Range", value_type = String, required = false)]
     range: Option<String>,
     /// The range only if the body's `ETag` is still this one; the whole body otherwise.
-    #[param(rename = "If-Range")]
+    #[param(rename = "If-Range", value_type = String, required = false)]
     if_range: Option<String>,
     /// `304 Not Modified` if the body's `ETag` is one of these (or `*`).
-    #[param(rename = "If-None-Match")]
+    #[param(rename = "If-None-Match", value_type = String, required = false)]
     if_none_match: Option<String>,
 }
 
@@ -112,11 +112,11 @@ pub(super) struct ReadHeaders {
     summary = "Read an artifact, whole or one range of it",
     params(("key" = String, Path, description = "The artifact's key"), ReadHeaders),
     responses(
-        (status = 200, description = "The body, with the content type it was written with", content_type = "*/*", body = Vec<u8>, headers(
+        (status = 200, description = "The body, with the content type it was written with", content_type = "*/*", body = [u8], headers(
             ("ETag" = String, description = "`\"<sha256>\"` of the body"),
             ("Accept-Ranges" = String, description = "`bytes`"),
         )),
-        (status = 206, description = "The range asked for", content_type = "*/*", body = Vec<u8>, headers(
+        (status = 206, description = "The range asked for", content_type = "*/*", body = [u8], headers(
             ("ETag" = String, description = "`\"<sha256>\"` of the whole body"),
             ("Content-Range" = String, description = "`bytes first-last/size`"),
         )),
@@ -202,7 +202,7 @@ async fn head_artifact(
     operation_id = "put_artifact",
     summary = "Write an artifact (replacing any body under the key); the request's Content-Type is kept",
     params(("key" = String, Path, description = "The artifact's key")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The body, streamed; any size up to the domain's max_body"),
+    request_body(content = [u8], content_type = "application/octet-stream", description = "The body, streamed; any size up to the domain's max_body"),
     responses((status = 200, description = "The artifact as written", body = ArtifactMeta))
 )]
 async fn put_artifact(
@@ -343,8 +343,8 @@ struct SignedQuery {
     params(("key" = String, Path, description = "The artifact's key"), SignedQuery, ReadHeaders),
     security(()),
     responses(
-        (status = 200, description = "The body", content_type = "*/*", body = Vec<u8>, headers(("ETag" = String, description = "`\"<sha256>\"` of the body"))),
-        (status = 206, description = "The range asked for", content_type = "*/*", body = Vec<u8>, headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
+        (status = 200, description = "The body", content_type = "*/*", body = [u8], headers(("ETag" = String, description = "`\"<sha256>\"` of the body"))),
+        (status = 206, description = "The range asked for", content_type = "*/*", body = [u8], headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
         (status = 304, description = "The client's copy (`If-None-Match`) is current"),
         (status = 416, description = "The range is outside the body", body = ErrorBody),
     )

@@ -129,7 +129,7 @@ pub(crate) struct VersionQuery {
 pub(crate) struct VersionHeaders {
     /// `"<version>"` (an `ETag` this API gave): write only if the stored version is this one.
     /// Where the query or the body gives a version too, they must agree.
-    #[param(rename = "If-Match", pattern = r#"^\s*(W/)?("[0-9]{1,19}"|[0-9]{1,19})\s*$"#)]
+    #[param(rename = "If-Match", value_type = String, required = false, pattern = r#"^\s*(W/)?("[0-9]{1,19}"|[0-9]{1,19})\s*$"#)]
     if_match: Option<String>,
 }
 

@@ -55,7 +55,7 @@ pub(super) fn complete(routes: utoipa::openapi::OpenApi) -> Value {
     });
     doc["security"] = json!([{ (BEARER): [] }]);
     let paths = doc["paths"].as_object_mut().map(std::mem::take).unwrap_or_default();
-    doc["paths"] = Value::Object(paths.into_iter().map(|(path, item)| (openapi_path(&path), complete_item(item))).collect());
+    doc["paths"] = Value::Object(paths.into_iter().map(|(path, item)| (openapi_path(&path), complete_item(&path, item))).collect());
     complete_schemas(&mut doc);
     doc
 }
@@ -97,13 +97,15 @@ pub fn openapi_path(path: &str) -> String {
 /// The keys of a path item that are operations.
 const OPERATIONS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
-fn complete_item(mut item: Value) -> Value {
+fn complete_item(path: &str, mut item: Value) -> Value {
+    // The domains' routes, which caches answer and the cluster's log orders.
+    let domain = path.starts_with("/v1/") && !path.starts_with("/v1/admin");
     let methods = item.as_object_mut().expect("a path item is an object");
     if let Some(get) = methods.get("get").filter(|_| !methods.contains_key("head")).cloned() {
         methods.insert("head".into(), head_of(get));
     }
     for (method, operation) in methods.iter_mut().filter(|(method, _)| OPERATIONS.contains(&method.as_str())) {
-        complete_operation(method == "get" || method == "head", operation);
+        complete_operation(domain, method == "get" || method == "head", operation);
     }
     item
 }
@@ -124,10 +126,10 @@ fn head_of(mut get: Value) -> Value {
     get
 }
 
-/// Adds what every operation shares: the rules of its path's ids and keys, the log-position
-/// headers (a read may ask for one, a write's answer gives its own), the stale-answer headers of
-/// a read, and the error answers.
-fn complete_operation(read: bool, operation: &mut Value) {
+/// Adds what every operation shares: the rules of its path's ids and keys, the error answers,
+/// and on a domain's routes the log-position headers (a read may ask for one, a write's answer
+/// gives its own) and the cache headers of a read's answer.
+fn complete_operation(domain: bool, read: bool, operation: &mut Value) {
     let public = operation.get("security").is_some();
     let takes_body = operation.get("requestBody").is_some();
     // A body of bytes may be left out: it is the empty body.
@@ -141,7 +143,7 @@ fn complete_operation(read: bool, operation: &mut Value) {
             path_rules(parameter);
         }
     }
-    if read && !public {
+    if domain && read && !public {
         parameters.push(json!({
             "name": log_seq::MIN_SEQ_HEADER, "in": "header", "required": false,
             "description": "Read-your-writes across replicas: answer from caches only once this host has applied the cluster log up to this position (a write's `Storehost-Log-Seq`).",
@@ -157,7 +159,7 @@ fn complete_operation(read: bool, operation: &mut Value) {
         json!({ (log_seq::LOG_SEQ_HEADER): { "description": "With replicas: the cluster log position of this write's invalidations", "schema": { "type": "integer" } } })
     };
     let responses = operation["responses"].as_object_mut().expect("an operation has responses");
-    if !public {
+    if domain && !public {
         for (status, response) in responses.iter_mut() {
             if status.starts_with('2') {
                 let headers = response.as_object_mut().expect("a response is an object").entry("headers").or_insert_with(|| json!({}));

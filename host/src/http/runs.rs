@@ -40,8 +40,8 @@ pub fn routes() -> OpenApiRouter<Shared> {
     summary = "Read a run's file, whole or one range of it",
     params(("run" = String, Path, description = "The run"), ("name" = String, Path, description = "The file's name"), ReadHeaders),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>, headers(("Accept-Ranges" = String, description = "`bytes`"))),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>, headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = [u8], headers(("Accept-Ranges" = String, description = "`bytes`"))),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = [u8], headers(("Content-Range" = String, description = "`bytes first-last/size`"))),
         (status = 416, description = "The range is outside the file", body = ErrorBody),
     )
 )]
@@ -78,7 +78,7 @@ async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, Strin
     operation_id = "write_run_file",
     summary = "Write a run's file (replacing it)",
     params(("run" = String, Path, description = "The run"), ("name" = String, Path, description = "The file's name")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed"),
+    request_body(content = [u8], content_type = "application/octet-stream", description = "The file, streamed"),
     responses((status = 204, description = "Written"))
 )]
 async fn write(
