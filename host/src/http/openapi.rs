@@ -136,6 +136,7 @@ fn complete_operation(domain: bool, read: bool, operation: &mut Value) {
     if operation["requestBody"]["content"].get("application/octet-stream").is_some() {
         operation["requestBody"]["required"] = json!(false);
     }
+    binary_bodies(operation);
     let parameters = operation.as_object_mut().expect("an operation is an object").entry("parameters").or_insert_with(|| json!([]));
     let parameters = parameters.as_array_mut().expect("parameters are a list");
     for parameter in parameters.iter_mut() {
@@ -180,6 +181,27 @@ fn complete_operation(domain: bool, read: bool, operation: &mut Value) {
     }
     for status in shared {
         responses.entry(status).or_insert_with(|| json!({ "$ref": "#/components/responses/Error" }));
+    }
+}
+
+/// Bodies of raw bytes (the handlers' `[u8]`, any media type but JSON and text) as binary
+/// strings rather than arrays of numbers.
+fn binary_bodies(operation: &mut Value) {
+    let Some(operation) = operation.as_object_mut() else { return };
+    let mut bodies: Vec<&mut Value> = Vec::new();
+    for (key, value) in operation.iter_mut() {
+        match key.as_str() {
+            "requestBody" => bodies.push(value),
+            "responses" => bodies.extend(value.as_object_mut().into_iter().flat_map(|r| r.values_mut())),
+            _ => {}
+        }
+    }
+    for content in bodies.into_iter().filter_map(|body| body.get_mut("content")).filter_map(Value::as_object_mut) {
+        for (media_type, body) in content.iter_mut() {
+            if !media_type.starts_with("application/json") && !media_type.starts_with("text/") {
+                body["schema"] = json!({ "type": "string", "format": "binary" });
+            }
+        }
     }
 }
 
@@ -264,6 +286,10 @@ mod tests {
         let put = &doc["paths"]["/v1/artifacts/{key}"]["put"];
         assert!(put["responses"]["200"]["headers"][log_seq::LOG_SEQ_HEADER].is_object());
         assert_eq!(put["responses"]["413"]["$ref"], "#/components/responses/Error");
+        assert_eq!(put["requestBody"]["content"]["application/octet-stream"]["schema"], json!({ "type": "string", "format": "binary" }));
+        assert_eq!(put["requestBody"]["required"], false, "an absent body is the empty artifact");
+        assert!(doc["paths"]["/v1/artifacts/{key}"]["get"].get("requestBody").is_none());
+        assert!(doc["paths"]["/metrics"]["get"]["responses"]["200"].get("headers").is_none(), "no cache headers off the domains' routes");
         let health = &doc["paths"]["/healthz"]["get"];
         assert_eq!(health["security"], json!([{}]));
         assert!(health["responses"].get("401").is_none());
