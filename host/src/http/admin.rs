@@ -1,5 +1,6 @@
 //! Health, readiness, Prometheus metrics and the admin views.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -226,36 +227,106 @@ async fn plugins(State(state): State<Shared>) -> Json<Value> {
     Json(json!({ "plugins": plugins }))
 }
 
-fn domain_json(d: &DomainMetrics) -> Value {
-    let caches: Vec<Value> = d
-        .caches
-        .iter()
-        .map(|c| {
-            let s = &c.stats;
-            json!({
-                "name": c.name, "hits": s.hits, "misses": s.misses, "inserts": s.inserts, "updates": s.updates,
-                "evictions": s.evictions, "expirations": s.expirations, "refusals": s.refusals,
-                "invalidations": s.invalidations, "stale": s.stale_hits, "entries": s.entries, "bytes": s.bytes,
-                "coalesced": c.coalescing.coalesced,
+/// A memory cache of a domain.
+#[derive(Serialize, ToSchema)]
+struct CacheView {
+    name: &'static str,
+    hits: u64,
+    misses: u64,
+    inserts: u64,
+    updates: u64,
+    evictions: u64,
+    expirations: u64,
+    refusals: u64,
+    invalidations: u64,
+    /// Misses answered from an expired entry because the origin could not answer.
+    stale: u64,
+    entries: u64,
+    bytes: u64,
+    /// Reads that shared another read's origin load.
+    coalesced: u64,
+}
+
+/// The disk tier of the artifact domain.
+#[derive(Serialize, ToSchema)]
+struct DiskView {
+    hits: u64,
+    misses: u64,
+    inserts: u64,
+    evictions: u64,
+    expirations: u64,
+    entries: u64,
+    bytes: u64,
+}
+
+/// A domain's calls to its origin.
+#[derive(Serialize, ToSchema)]
+struct OriginView {
+    calls: u64,
+    /// Calls by operation (`get`, `put`, …).
+    by_operation: BTreeMap<String, u64>,
+    /// Failed calls by error kind.
+    errors: BTreeMap<String, u64>,
+    latency_sum_ms: f64,
+}
+
+/// One domain's caches, disk tier and origin.
+#[derive(Serialize, ToSchema)]
+struct DomainView {
+    #[schema(value_type = String)]
+    domain: crate::base::Domain,
+    caches: Vec<CacheView>,
+    disk: Option<DiskView>,
+    origin: OriginView,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CacheAnswer {
+    domains: Vec<DomainView>,
+}
+
+impl From<&DomainMetrics> for DomainView {
+    fn from(d: &DomainMetrics) -> Self {
+        let caches = d
+            .caches
+            .iter()
+            .map(|c| {
+                let s = &c.stats;
+                CacheView {
+                    name: c.name,
+                    hits: s.hits,
+                    misses: s.misses,
+                    inserts: s.inserts,
+                    updates: s.updates,
+                    evictions: s.evictions,
+                    expirations: s.expirations,
+                    refusals: s.refusals,
+                    invalidations: s.invalidations,
+                    stale: s.stale_hits,
+                    entries: s.entries,
+                    bytes: s.bytes,
+                    coalesced: c.coalescing.coalesced,
+                }
             })
-        })
-        .collect();
-    let disk = d.disk.as_ref().map(|s| {
-        json!({ "hits": s.hits, "misses": s.misses, "inserts": s.inserts, "evictions": s.evictions,
-                "expirations": s.expirations, "entries": s.entries, "bytes": s.bytes })
-    });
-    let o = &d.origin;
-    json!({
-        "domain": d.domain,
-        "caches": caches,
-        "disk": disk,
-        "origin": {
-            "calls": o.calls,
-            "by_operation": o.by_operation.iter().map(|(op, n)| (op.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
-            "errors": o.errors.iter().map(|(k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
-            "latency_sum_ms": o.latency_sum.as_secs_f64() * 1000.0,
-        },
-    })
+            .collect();
+        let disk = d.disk.as_ref().map(|s| DiskView {
+            hits: s.hits,
+            misses: s.misses,
+            inserts: s.inserts,
+            evictions: s.evictions,
+            expirations: s.expirations,
+            entries: s.entries,
+            bytes: s.bytes,
+        });
+        let o = &d.origin;
+        let origin = OriginView {
+            calls: o.calls,
+            by_operation: o.by_operation.iter().map(|(op, n)| (op.to_string(), *n)).collect(),
+            errors: o.errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            latency_sum_ms: o.latency_sum.as_secs_f64() * 1000.0,
+        };
+        DomainView { domain: d.domain, caches, disk, origin }
+    }
 }
 
 #[utoipa::path(
@@ -264,10 +335,10 @@ fn domain_json(d: &DomainMetrics) -> Value {
     tag = "admin",
     operation_id = "admin_cache",
     summary = "Each domain's caches, disk tier and origin counts",
-    responses((status = 200, description = "`{domains: [...]}`", body = Object))
+    responses((status = 200, description = "Every configured domain", body = CacheAnswer))
 )]
-async fn cache(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({ "domains": state.app().metrics().iter().map(domain_json).collect::<Vec<_>>() }))
+async fn cache(State(state): State<Shared>) -> Json<CacheAnswer> {
+    Json(CacheAnswer { domains: state.app().metrics().iter().map(DomainView::from).collect() })
 }
 
 #[derive(Serialize, ToSchema)]
