@@ -116,6 +116,13 @@ impl Hosts {
             .sum()
     }
 
+    /// What a host's admin page says of the cluster.
+    async fn admin_page_cluster(&self, host: usize) -> String {
+        let page = self.http.get(self.url(host, "/admin")).send().await.unwrap().text().await.unwrap();
+        let at = page.find("<p id=\"cluster\">").expect("the admin page has a cluster line");
+        page[at..].split("</p>").next().unwrap().to_string()
+    }
+
     async fn cluster_state(&self, host: usize) -> Value {
         let ready: Value = self.http.get(self.url(host, "/readyz")).send().await.unwrap().json().await.unwrap();
         ready["cluster"].clone()
@@ -366,6 +373,8 @@ async fn a_host_cut_off_from_the_log_stops_trusting_its_caches_and_recovers() {
     tokio::time::sleep(MAX_STALENESS).await;
     for host in 0..3 {
         assert_eq!(hosts.cluster_state(host).await["synced"], json!(false), "host {host}");
+        let line = hosts.admin_page_cluster(host).await;
+        assert!(line.contains(": not in sync: answering from the origins"), "host {host}'s admin page: {line}");
     }
 
     proxy.restore();
@@ -381,6 +390,11 @@ async fn a_host_cut_off_from_the_log_stops_trusting_its_caches_and_recovers() {
         }
         assert!(started.elapsed() < Duration::from_secs(10), "the hosts did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for host in 0..3 {
+        let (state, line) = (hosts.cluster_state(host).await, hosts.admin_page_cluster(host).await);
+        let shown = format!("Host <code>{}</code>: in sync · applied up to {}", state["host_id"].as_str().unwrap(), state["applied"]);
+        assert!(line.contains(&shown) && line.contains(", 0 waiting to publish"), "host {host}'s admin page: {line}");
     }
     // Coherent again, from the caches.
     let delays = writes_seen_everywhere(&hosts, 20, &mut seed).await;
