@@ -241,7 +241,7 @@ impl App {
         }
         report.removed = self.plugins.keys().filter(|name| !plugins.contains_key(*name)).cloned().collect();
 
-        let origins = bind_domains(&manifest, &plugins).map_err(|e| ReloadError::new(Some(e.key.clone()), e))?;
+        let origins = bind_domains(&manifest, &plugins)?;
         // A domain keeps its layers when it is bound to the same plugins and cached the same way.
         let same_plugin = |name: &String| match (plugins.get(name), self.plugins.get(name)) {
             (Some(new), Some(current)) => new.is(current),
@@ -583,12 +583,14 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
 }
 
 /// The plugin-backed origin of every bound domain.
-fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Result<Stores, BindError> {
+/// A domain bound to a plugin that is missing or does not export the domain is an error of its
+/// manifest key.
+fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Result<Stores, ManifestError> {
     let d = &manifest.domains;
-    let fail = |domain: Domain, field: &str, error: anyhow::Error| BindError {
+    let fail = |domain: Domain, field: &str, error: anyhow::Error| ManifestError::Key {
         file: manifest.origin.clone(),
         key: format!("domains.{domain}.{field}"),
-        error,
+        message: format!("{error:#}"),
     };
     let bind = |domain: Domain, field: &str, name: &str| {
         plugins.get(name).cloned().ok_or_else(|| fail(domain, field, anyhow::anyhow!("no plugin {name:?}")))
@@ -619,14 +621,4 @@ fn bind_domains(manifest: &Manifest, plugins: &BTreeMap<String, Plugin>) -> Resu
         stores.runner = Some(Arc::new(store));
     }
     Ok(stores)
-}
-
-/// A domain bound to a plugin that is missing or does not export the domain: the manifest key
-/// and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {error:#}")]
-struct BindError {
-    file: String,
-    key: String,
-    error: anyhow::Error,
 }

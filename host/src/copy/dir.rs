@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Content, Listed, RecordId, Side, wrong_kind};
 use crate::base::{Domain, Result, StoreError};
-use crate::domain::body::{BodyStream, CHUNK};
+use crate::domain::body::{self, BodyStream, CHUNK};
 
 const MARKER: &str = "storehost-export.json";
 
@@ -67,30 +67,18 @@ impl DirSide {
         self.dir(id.domain()).join(format!("{name}.{extension}"))
     }
 
-    /// Writes `path` whole from `body` (a stream, or bytes): to a temporary file, synced, then
-    /// renamed into place.
-    async fn replace(&self, path: &Path, body: Contents<'_>) -> Result<()> {
+    /// Writes `path` whole from `body`: to a temporary file, synced, then renamed into place.
+    async fn replace(&self, path: &Path, mut body: BodyStream) -> Result<()> {
         let parent = path.parent().expect("record paths have a directory");
         tokio::fs::create_dir_all(parent).await.map_err(|e| io("creating", parent, e))?;
         let partial = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
         let mut file = tokio::fs::File::create(&partial).await.map_err(|e| io("creating", &partial, e))?;
-        match body {
-            Contents::Stream(mut body) => {
-                while let Some(chunk) = body.next().await {
-                    file.write_all(&chunk?).await.map_err(|e| io("writing", &partial, e))?;
-                }
-            }
-            Contents::Bytes(bytes) => file.write_all(bytes).await.map_err(|e| io("writing", &partial, e))?,
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk?).await.map_err(|e| io("writing", &partial, e))?;
         }
         file.sync_all().await.map_err(|e| io("syncing", &partial, e))?;
         tokio::fs::rename(&partial, path).await.map_err(|e| io("renaming", &partial, e))
     }
-}
-
-/// What [`DirSide::replace`] writes.
-enum Contents<'a> {
-    Stream(BodyStream),
-    Bytes(&'a [u8]),
 }
 
 #[async_trait]
@@ -152,10 +140,10 @@ impl Side for DirSide {
     async fn write(&self, content: &Content, body: Option<BodyStream>, _existing: Option<&Content>) -> Result<Option<Content>> {
         let id = content.id();
         if let Some(body) = body {
-            self.replace(&self.path(&id, "body"), Contents::Stream(body)).await?;
+            self.replace(&self.path(&id, "body"), body).await?;
         }
         let json = serde_json::to_vec_pretty(content).expect("contents serialize");
-        self.replace(&self.path(&id, "json"), Contents::Bytes(&json)).await?;
+        self.replace(&self.path(&id, "json"), body::once(json.into())).await?;
         Ok(Some(content.clone()))
     }
 }

@@ -141,10 +141,7 @@ impl Content {
     fn same_as(&self, source: &Content) -> bool {
         match (self, source) {
             (Content::Project { id, name, state, artifacts }, Content::Project { id: i, name: n, state: s, artifacts: a }) => {
-                let strip = |list: &[ProjectArtifact]| {
-                    list.iter().map(|r| (r.name.clone(), r.artifact_key.clone(), r.size, r.kind.clone())).collect::<Vec<_>>()
-                };
-                id == i && name == n && same_json(state, s) && strip(artifacts) == strip(a)
+                id == i && name == n && same_json(state, s) && artifacts.len() == a.len() && artifacts.iter().zip(a).all(|(x, y)| same_record(x, y))
             }
             _ => self == source,
         }
@@ -152,6 +149,12 @@ impl Content {
 }
 
 /// JSON texts equal as values (a backend may store them with other spacing or key order).
+/// The same artifact record of a project, but for its creation time (the destination stamps its
+/// own).
+pub(crate) fn same_record(a: &ProjectArtifact, b: &ProjectArtifact) -> bool {
+    a.name == b.name && a.artifact_key == b.artifact_key && a.size == b.size && a.kind == b.kind
+}
+
 fn same_json(a: &str, b: &str) -> bool {
     a == b || matches!((serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)), (Ok(x), Ok(y)) if x == y)
 }
@@ -161,17 +164,21 @@ fn same_json(a: &str, b: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct Listed {
     pub id: RecordId,
-    pub bytes: u64,
     pub content: Option<Content>,
 }
 
 impl Listed {
     pub fn id(id: RecordId) -> Self {
-        Self { id, bytes: 0, content: None }
+        Self { id, content: None }
     }
 
     pub fn with(content: Content) -> Self {
-        Self { id: content.id(), bytes: content.bytes(), content: Some(content) }
+        Self { id: content.id(), content: Some(content) }
+    }
+
+    /// The body bytes the listing says the record has (none when it gave only the id).
+    pub fn bytes(&self) -> u64 {
+        self.content.as_ref().map_or(0, Content::bytes)
     }
 }
 
@@ -283,7 +290,7 @@ pub async fn copy(
             .map(|l| (l.id, l.content))
             .collect();
         let held = &held;
-        progress.start(domain, listed.len() as u64, listed.iter().map(|l| l.bytes).sum());
+        progress.start(domain, listed.len() as u64, listed.iter().map(Listed::bytes).sum());
         let mut summary = DomainSummary {
             domain,
             records: listed.len() as u64,
@@ -442,10 +449,8 @@ pub(crate) fn checked(body: BodyStream, expected_size: u64, expected_sha256: Str
 pub fn parse_domains(text: &str) -> anyhow::Result<Vec<Domain>> {
     let mut domains = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let domain = Domain::ALL
-            .into_iter()
-            .find(|d| d.to_string() == name)
-            .ok_or_else(|| anyhow::anyhow!("--domains: no domain {name:?} (domains: artifact, project, ui, workspace, runner)"))?;
+        let domain = Domain::from_name(name)
+            .ok_or_else(|| anyhow::anyhow!("--domains: no domain {name:?} (domains: {})", Domain::ALL.map(Domain::name).join(", ")))?;
         if !domains.contains(&domain) {
             domains.push(domain);
         }

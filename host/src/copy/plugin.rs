@@ -2,12 +2,11 @@
 //! written through the same calls the server makes.
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 
-use super::{Content, Listed, RecordId, Side, TabRecord, digest, wrong_kind};
+use super::{Content, Listed, RecordId, Side, TabRecord, digest, same_record, wrong_kind};
 use crate::base::{Ctx, Domain, ErrorKind, Result, StoreError};
 use crate::domain::body::{self, BodyStream, ByteRange, CHUNK};
-use crate::domain::{ArtifactMeta, ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput, every_page};
+use crate::domain::{ArtifactMeta, ProjectArtifact, ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput, every_page};
 use crate::origin::stores_of;
 use crate::runtime::Plugin;
 
@@ -153,7 +152,10 @@ impl Side for PluginSide {
                 .await?;
                 let mut files = Vec::new();
                 for run in runs {
-                    for name in st.list(&ctx, &run, "").await? {
+                    // Only the files the prefix can take: a path is `run/name`.
+                    let names = if run.starts_with(prefix) { Some("") } else { prefix.strip_prefix(run.as_str()).and_then(|r| r.strip_prefix('/')) };
+                    let Some(names) = names else { continue };
+                    for name in st.list(&ctx, &run, names).await? {
                         files.push(Listed::id(RecordId::RunFile { run: run.clone(), name }));
                     }
                 }
@@ -226,7 +228,7 @@ impl Side for PluginSide {
 
     async fn write(&self, content: &Content, body: Option<BodyStream>, existing: Option<&Content>) -> Result<Option<Content>> {
         let (s, ctx, name) = (&self.stores, Self::ctx(), self.name.as_str());
-        let mut body = body.unwrap_or_else(|| Box::pin(futures_util::stream::empty()));
+        let body = body.unwrap_or_else(|| Box::pin(futures_util::stream::empty()));
         match content {
             Content::Artifact { key, size, content_type, .. } => {
                 let st = s.artifact.clone().ok_or_else(|| missing(name, Domain::Artifact))?;
@@ -235,25 +237,19 @@ impl Side for PluginSide {
                     let whole = body::collect(body).await?;
                     return st.put(&ctx, key, whole, content_type.clone()).await.map(|m| Some(artifact_content(m)));
                 }
-                let mut sink = st.open_write(&ctx, key, content_type.clone(), Some(*size)).await?;
-                while let Some(chunk) = body.next().await {
-                    sink.write(&ctx, chunk?).await?;
-                }
-                sink.finish(&ctx).await.map(|m| Some(artifact_content(m)))
+                let sink = st.open_write(&ctx, key, content_type.clone(), Some(*size)).await?;
+                body::pump(&ctx, sink, body).await.map(|m| Some(artifact_content(m)))
             }
             Content::RunFile { run, name: file, size, .. } => {
                 let st = s.runner.clone().ok_or_else(|| missing(name, Domain::Runner))?;
-                let mut sink = st.open_write(&ctx, run, file, Some(*size)).await?;
-                while let Some(chunk) = body.next().await {
-                    sink.write(&ctx, chunk?).await?;
-                }
-                sink.finish(&ctx).await.map(|_| None)
+                let sink = st.open_write(&ctx, run, file, Some(*size)).await?;
+                body::pump(&ctx, sink, body).await.map(|_| None)
             }
             Content::Project { id, name: title, state, artifacts } => {
                 let (st, meta) = s.project.as_ref().zip(s.project_artifacts.as_ref()).ok_or_else(|| missing(name, Domain::Project))?;
-                let have = match existing {
-                    Some(Content::Project { artifacts, .. }) => artifacts.clone(),
-                    _ => Vec::new(),
+                let have: &[ProjectArtifact] = match existing {
+                    Some(Content::Project { artifacts, .. }) => artifacts,
+                    _ => &[],
                 };
                 if let Some(extra) = have.iter().find(|h| !artifacts.iter().any(|a| a.name == h.name)) {
                     return Err(StoreError::Conflict(format!(
@@ -262,10 +258,7 @@ impl Side for PluginSide {
                     )));
                 }
                 st.save(&ctx, ProjectInput { id: id.clone(), name: title.clone(), state: state.clone() }, None).await?;
-                for record in artifacts
-                    .iter()
-                    .filter(|a| !have.iter().any(|h| h.name == a.name && h.artifact_key == a.artifact_key && h.size == a.size && h.kind == a.kind))
-                {
+                for record in artifacts.iter().filter(|a| !have.iter().any(|h| same_record(h, a))) {
                     meta.add(&ctx, id, record.clone()).await?;
                 }
                 Ok(None)

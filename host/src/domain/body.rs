@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream};
 
@@ -53,7 +54,6 @@ pub fn once(body: Bytes) -> BodyStream {
 
 /// Collects a stream whole (for a caller that needs the body in one piece).
 pub async fn collect(mut body: BodyStream) -> Result<Bytes> {
-    use futures_util::StreamExt;
     let mut all = BytesMut::new();
     while let Some(chunk) = body.next().await {
         all.extend_from_slice(&chunk?);
@@ -69,6 +69,15 @@ pub trait BodySink<Done>: Send {
     async fn write(&mut self, ctx: &Ctx, chunk: Bytes) -> Result<()>;
     /// Makes what was written the stored body, at once.
     async fn finish(self: Box<Self>, ctx: &Ctx) -> Result<Done>;
+}
+
+/// Writes every chunk of `body` into `sink` and finishes it; a failure drops the sink unfinished
+/// (which aborts it).
+pub async fn pump<Done>(ctx: &Ctx, mut sink: Box<dyn BodySink<Done>>, mut body: BodyStream) -> Result<Done> {
+    while let Some(chunk) = body.next().await {
+        sink.write(ctx, chunk?).await?;
+    }
+    sink.finish(ctx).await
 }
 
 /// The most a store without streaming takes as one body (it holds it whole, twice: in the

@@ -22,7 +22,7 @@ pub use project::{Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, 
 pub use runner::{RunPage, RunnerOperation, RunnerReader, RunnerSink, RunnerStore};
 pub use stores::Stores;
 pub use ui::{DocumentPage, UiDocument, UiNode, UiOp, UiOperation, UiStore};
-pub use validate::{ID_PATTERN, ID_RULES, KEY_PATTERN, id_schema, validate_id, validate_key, validate_run};
+pub use validate::{ID_PATTERN, ID_RULES, KEY_PATTERN, KEY_RULES, id_schema, validate_id, validate_key, validate_run};
 pub use workspace::{Tab, TabInput, Workspace, WorkspaceInput, WorkspaceOperation, WorkspacePage, WorkspaceStore};
 
 pub use crate::base::{Ctx, Domain, ErrorKind, Result, StoreError};

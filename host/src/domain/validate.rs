@@ -45,6 +45,9 @@ pub const KEY_PATTERN: &str =
 /// The id rules in words.
 pub const ID_RULES: &str = "1–256 bytes, no `/` or NUL, not `.` or `..`";
 
+/// The key rules in words.
+pub const KEY_RULES: &str = "1–1024 bytes of `/`-separated segments, none empty, `.` or `..`, no NUL";
+
 /// The schema of an id in a body: [`ID_PATTERN`].
 pub fn id_schema() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::ObjectBuilder::new()

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Shared;
-use super::error::{ErrorBody, ErrorDetail};
+use super::error::ErrorBody;
 use super::extract::NoQuery;
 use crate::app::metrics::render_histogram;
 use crate::app::{DomainMetrics, ReloadReport, render_cluster, render_prometheus};
@@ -364,7 +364,7 @@ async fn reload(State(state): State<Shared>, _: NoQuery) -> Response {
     match state.reload().await {
         Ok(report) => Json(Reloaded { reloaded: true, report }).into_response(),
         Err(error) => {
-            let body = ErrorBody { error: ErrorDetail { kind: "reload-refused".into(), message: error.message, key: error.key } };
+            let body = ErrorBody::new("reload-refused", error.message).with_key(error.key);
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
         }
     }

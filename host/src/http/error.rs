@@ -106,6 +106,12 @@ impl ErrorBody {
     pub fn new(kind: &str, message: impl Into<String>) -> Self {
         Self { error: ErrorDetail { kind: kind.to_string(), message: message.into(), key: None } }
     }
+
+    /// With the manifest key the error is about.
+    pub fn with_key(mut self, key: Option<String>) -> Self {
+        self.error.key = key;
+        self
+    }
 }
 
 impl IntoResponse for ApiError {

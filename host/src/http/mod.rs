@@ -195,8 +195,9 @@ pub(crate) struct Routes {
     pub(crate) public: Router<Shared>,
 }
 
-/// The routes under `limits`, and their document.
-fn routes(limits: &Limits) -> (Routes, serde_json::Value) {
+/// The routes under `limits`, and their document as the handlers declare it
+/// ([`openapi::complete`] adds what every operation shares).
+fn routes(limits: &Limits) -> (Routes, utoipa::openapi::OpenApi) {
     let limit = |domain| DefaultBodyLimit::max(usize::try_from(limits.max_body(Some(domain))).unwrap_or(usize::MAX));
     let tokened = OpenApiRouter::new()
         // Byte bodies stream under their own limit (`body::upload`).
@@ -211,7 +212,7 @@ fn routes(limits: &Limits) -> (Routes, serde_json::Value) {
     let (tokened, mut doc) = tokened.split_for_parts();
     let (public, public_doc) = public.split_for_parts();
     doc.merge(public_doc);
-    (Routes { tokened, public }, openapi::complete(doc))
+    (Routes { tokened, public }, doc)
 }
 
 /// The router over a state.
@@ -341,10 +342,11 @@ pub(crate) fn version_etag(version: u64) -> [(axum::http::HeaderName, axum::http
     [(axum::http::header::ETAG, axum::http::HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header"))]
 }
 
-/// The page size of a listing: 0 for the default, at most 1000.
+/// The page size of a listing: 0 for the default, at most the contract's largest page.
 pub(crate) fn page_limit(limit: u32) -> ApiResult<u32> {
-    if limit > 1000 {
-        return Err(ApiError::invalid(format!("limit must be at most 1000, got {limit}")));
+    let most = storehost_plugin_rules::MAX_PAGE;
+    if limit > most {
+        return Err(ApiError::invalid(format!("limit must be at most {most}, got {limit}")));
     }
     Ok(limit)
 }

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::log_seq;
-use crate::domain::{ID_PATTERN, ID_RULES, KEY_PATTERN};
+use crate::domain::{ID_PATTERN, ID_RULES, KEY_PATTERN, KEY_RULES};
 
 /// The name of the security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -208,7 +208,7 @@ fn binary_bodies(operation: &mut Value) {
 /// The schema of a path parameter by the rules of what it names.
 fn path_rules(parameter: &mut Value) {
     let (pattern, what) = match parameter["name"].as_str() {
-        Some("key" | "name") => (KEY_PATTERN, "1–1024 bytes of `/`-separated segments, none empty, `.` or `..`, no NUL"),
+        Some("key" | "name") => (KEY_PATTERN, KEY_RULES),
         _ => (ID_PATTERN, ID_RULES),
     };
     parameter["schema"] = json!({ "type": "string", "minLength": 1, "pattern": pattern });
@@ -218,7 +218,7 @@ fn path_rules(parameter: &mut Value) {
 
 /// The document, as `GET /openapi.json` serves it.
 pub fn document() -> Value {
-    super::routes(&super::Limits::default()).1
+    complete(super::routes(&super::Limits::default()).1)
 }
 
 static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(serde_json::to_vec(&document()).expect("the document is JSON")));
@@ -266,7 +266,7 @@ mod tests {
         let (routes, doc) = super::super::routes(&super::super::Limits::default());
         let routed: BTreeSet<String> = [&routes.tokened, &routes.public].into_iter().flat_map(routed_paths).map(|p| openapi_path(&p)).collect();
         assert!(routed.len() >= 20, "the router's paths were not found in its Debug form: {routed:?}");
-        let documented: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+        let documented: BTreeSet<String> = complete(doc)["paths"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(routed, documented);
     }
 

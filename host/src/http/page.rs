@@ -17,7 +17,7 @@ use super::Shared;
 use super::extract::NoQuery;
 use crate::app::App;
 use crate::base::ErrorKind;
-use crate::metering::latency_quantile;
+use crate::metering::{LATENCY_BUCKETS, latency_quantile};
 
 pub fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new().routes(routes!(admin_page))
@@ -80,7 +80,7 @@ pub fn hit_ratio(hits: u64, misses: u64) -> String {
 pub fn latency_bound(bound: Option<f64>) -> String {
     match bound {
         None => "–".into(),
-        Some(b) if b.is_infinite() => format!("> {}", seconds(crate::metering::LATENCY_BUCKETS[crate::metering::LATENCY_BUCKETS.len() - 1])),
+        Some(b) if b.is_infinite() => format!("> {}", seconds(LATENCY_BUCKETS.last().copied().unwrap_or(f64::INFINITY))),
         Some(b) => format!("≤ {}", seconds(b)),
     }
 }
@@ -96,14 +96,7 @@ fn seconds(s: f64) -> String {
 }
 
 fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    indicatif::HumanBytes(n).to_string()
 }
 
 fn kinds(counts: &[(ErrorKind, u64)]) -> String {

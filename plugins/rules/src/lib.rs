@@ -58,11 +58,14 @@ pub fn validate_run(run: &str) -> Result<(), String> {
     validate_id("run", run)
 }
 
-/// The page size of a list call: 0 asks for the default (100); at most 1000.
+/// The largest page a list call returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The page size of a list call: 0 asks for the default (100); at most [`MAX_PAGE`].
 pub fn page_limit(limit: u32) -> usize {
     match limit {
         0 => 100,
-        n => (n as usize).min(1000),
+        n => n.min(MAX_PAGE) as usize,
     }
 }
 
