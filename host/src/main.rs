@@ -339,7 +339,10 @@ async fn inspect(component: &str, json: bool) -> Result<()> {
         None => println!("describe: not available"),
     }
     match report.origin_version {
-        Some(version) if version.streams() => println!("contract: storehost:origin@{} (streamed bodies)", version.as_str()),
+        Some(version) if version.streams() => {
+            let files = if report.interfaces.contains(&runtime::Interface::ArtifactBodies) { "; artifact bodies in files read by the host" } else { "" };
+            println!("contract: storehost:origin@{} (streamed bodies{files})", version.as_str())
+        }
         Some(version) => println!("contract: storehost:origin@{} (whole bodies only; the host streams over them)", version.as_str()),
         None => println!("contract: no storehost:origin export"),
     }

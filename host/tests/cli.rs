@@ -51,9 +51,13 @@ fn plugin_inspect_shows_exports_imports_and_describe() {
     let shown = text(&out.stdout);
     assert!(shown.contains("storehost:host/sql") && shown.contains("runner-artifacts"), "{shown}");
     // Which version of the contract a component speaks.
-    assert_eq!(report["origin_version"], "0.2.0");
+    assert_eq!(report["origin_version"], "0.2.1");
     let fs = storehost(dir.path(), &["plugin", "inspect", "builtin:fs"]);
-    assert!(text(&fs.stdout).contains("contract: storehost:origin@0.2.0 (streamed bodies)"), "{}", text(&fs.stdout));
+    assert!(
+        text(&fs.stdout).contains("contract: storehost:origin@0.2.1 (streamed bodies; artifact bodies in files read by the host)"),
+        "{}",
+        text(&fs.stdout)
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use super::{Capability, PluginIdentity, Scoped, ScopedData};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        inline: "package storehost:config-capability; world config { import storehost:host/config@0.1.1; }",
+        inline: "package storehost:config-capability; world config { import storehost:host/config@0.1.2; }",
         path: "../wit/deps/host",
     });
 }

@@ -1,21 +1,26 @@
 //! Files: plain `wasi:filesystem`, limited to the directories the manifest preopens, through
 //! wasmtime-wasi's cap-std sandbox (no `..` out, no absolute paths, no symlinks leaving the
-//! directory); and `storehost:host/files`, whole-file reads in the same directories under the
-//! same sandbox (cap-primitives, as wasmtime-wasi uses it), in one host call.
+//! directory); and `storehost:host/files`, whole-file reads and files opened for reading at
+//! offsets in the same directories under the same sandbox (cap-primitives, as wasmtime-wasi uses
+//! it), each in one host call. A file a plugin opens that way can be handed back to the host as
+//! an artifact's body ([`HostFile`]), which the host then reads without the plugin.
 
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use wasmtime::component::Linker;
+use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use super::{Capability, PluginIdentity, Scoped, ScopedData};
 
-mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
-        inline: "package storehost:files-capability; world files { import storehost:host/files@0.1.1; }",
+        inline: "package storehost:files-capability; world files { import storehost:host/files@0.1.2; }",
         path: "../wit/deps/host",
+        imports: { default: trappable },
+        with: { "storehost:host/files.file": crate::capabilities::files::HostFile },
     });
 }
 
@@ -113,11 +118,108 @@ impl GrantedDirs {
         file.take(max_len).read_to_end(&mut out).map_err(|e| format!("reading {path}: {e}"))?;
         Ok(Some(out))
     }
+
+    /// The file at the guest path `path`, opened for reading; `None` when there is none.
+    pub fn open(&self, path: &str) -> Result<Option<HostFile>, String> {
+        let Some((dir, relative)) = self.resolve(path) else { return Err(format!("{path} is outside the preopened directories")) };
+        let mut options = cap_primitives::fs::OpenOptions::new();
+        options.read(true);
+        let file = match cap_primitives::fs::open(dir, relative, &options) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("opening {path}: {e}")),
+        };
+        let meta = file.metadata().map_err(|e| format!("opening {path}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("opening {path}: not a file"));
+        }
+        Ok(Some(HostFile { file, size: meta.len(), path: path.to_string() }))
+    }
+}
+
+/// A file a plugin opened through `storehost:host/files.file`: read by the plugin at offsets,
+/// and read by the host when the plugin hands it over as a body.
+#[derive(Debug)]
+pub struct HostFile {
+    file: std::fs::File,
+    size: u64,
+    /// The path the plugin opened, for error messages.
+    path: String,
+}
+
+impl HostFile {
+    /// Its length when it was opened.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// At most `len` bytes from `offset`: fewer only at the end of the file, none past it.
+    ///
+    /// # Errors
+    /// The read failed; the message names the file.
+    pub fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+        let len = len.min(self.size.saturating_sub(offset)) as usize;
+        let mut out = vec![0; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.file.read_at(&mut out[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading {}: {e}", self.path)),
+            }
+        }
+        out.truncate(filled);
+        Ok(out)
+    }
+
+    /// At most `len` bytes from `offset` (fewer only at the end of the file), read into a new
+    /// buffer without zeroing it first: the host's reads of a body, in chunks, one at a time
+    /// (it moves the file's position).
+    ///
+    /// # Errors
+    /// The read failed.
+    pub fn read_chunk(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let len = len.min(self.size.saturating_sub(offset) as usize);
+        let mut out = Vec::with_capacity(len);
+        (&self.file).seek(SeekFrom::Start(offset))?;
+        (&self.file).take(len as u64).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// The path the plugin opened it by.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 impl wit::Host for Scoped<'_, Files> {
-    fn read(&mut self, path: String, max_len: u64) -> Result<Option<Vec<u8>>, String> {
-        self.state.read(&path, max_len)
+    fn read(&mut self, path: String, max_len: u64) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        Ok(self.state.read(&path, max_len))
+    }
+}
+
+impl wit::HostFile for Scoped<'_, Files> {
+    fn open(&mut self, path: String) -> wasmtime::Result<Result<Option<Resource<HostFile>>, String>> {
+        Ok(match self.state.open(&path) {
+            Ok(Some(file)) => Ok(Some(self.table.push(file)?)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn size(&mut self, file: Resource<HostFile>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&file)?.size)
+    }
+
+    fn read_at(&mut self, file: Resource<HostFile>, offset: u64, len: u64) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        Ok(self.table.get(&file)?.read_at(offset, len))
+    }
+
+    fn drop(&mut self, file: Resource<HostFile>) -> wasmtime::Result<()> {
+        self.table.delete(file)?;
+        Ok(())
     }
 }
 
@@ -154,5 +256,40 @@ mod tests {
         }
         // A directory is not a file.
         assert!(dirs.read("/data/a", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn opens_inside_the_grant_only_and_reads_at_offsets() {
+        let root = tempfile::tempdir().unwrap();
+        let (inside, outside) = (root.path().join("granted"), root.path().join("secret"));
+        std::fs::create_dir_all(inside.join("a")).unwrap();
+        std::fs::write(inside.join("a/file"), b"hello world").unwrap();
+        std::fs::write(&outside, b"not yours").unwrap();
+        std::os::unix::fs::symlink(&outside, inside.join("link-out")).unwrap();
+        std::os::unix::fs::symlink("../secret", inside.join("relative-out")).unwrap();
+        let dirs = granted(&inside);
+
+        let file = dirs.open("/data/a/file").unwrap().unwrap();
+        assert_eq!(file.size(), 11);
+        assert_eq!(file.read_at(6, 100).unwrap(), b"world");
+        assert_eq!(file.read_at(0, 5).unwrap(), b"hello");
+        assert_eq!(file.read_at(11, 5).unwrap(), b"");
+        assert_eq!(file.read_at(50, 5).unwrap(), b"");
+        assert_eq!(file.read_chunk(4, 3).unwrap(), b"o w");
+        assert_eq!(file.read_chunk(8, 100).unwrap(), b"rld");
+        // The file as it was opened: one renamed over its path later is not seen.
+        std::fs::write(inside.join("a/next"), b"HELLO WORLD, LONGER").unwrap();
+        std::fs::rename(inside.join("a/next"), inside.join("a/file")).unwrap();
+        assert_eq!(file.read_at(0, 100).unwrap(), b"hello world");
+
+        assert!(dirs.open("/data/a/missing").unwrap().is_none());
+        for escape in ["/data/../secret", "/data/a/../../secret", "/data/link-out", "/data/relative-out"] {
+            let result = dirs.open(escape);
+            assert!(!matches!(result, Ok(Some(_))), "{escape} was opened");
+        }
+        for outside_grant in ["/etc/passwd", "/database/x", "data/a/file"] {
+            assert!(dirs.open(outside_grant).is_err(), "{outside_grant} was not refused");
+        }
+        assert!(dirs.open("/data/a").unwrap_err().contains("not a file"));
     }
 }

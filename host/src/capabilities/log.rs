@@ -6,7 +6,7 @@ use super::{Capability, PluginIdentity, Scoped, ScopedData};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        inline: "package storehost:log-capability; world log { import storehost:host/log@0.1.1; }",
+        inline: "package storehost:log-capability; world log { import storehost:host/log@0.1.2; }",
         path: "../wit/deps/host",
     });
 }

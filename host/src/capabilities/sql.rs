@@ -21,7 +21,7 @@ use crate::base::units;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        inline: "package storehost:sql-capability; world sql { import storehost:host/sql@0.1.1; }",
+        inline: "package storehost:sql-capability; world sql { import storehost:host/sql@0.1.2; }",
         path: "../wit/deps/host",
         imports: { default: async | trappable },
         trappable_error_type: { "storehost:host/sql.sql-error" => crate::capabilities::sql::SqlFailure },

@@ -5,11 +5,13 @@ use bytes::Bytes;
 
 use super::stream::{self, Writer};
 use super::{check_key_len, for_each_version, mirror, open_session, plugin_call, require_export, session_call, streams_through};
-use crate::base::{Ctx, Result};
+use crate::base::{Ctx, Result, StoreError};
+use crate::capabilities::CapabilityHost;
+use crate::capabilities::files::HostFile;
 use crate::domain::artifact;
 use crate::domain::body::CHUNK;
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Served};
-use crate::runtime::{Interface, Plugin};
+use crate::runtime::{CallFuture, Guests, Interface, Plugin, Session};
 
 for_each_version!(artifacts =>
     mirror!(wit::ArtifactMeta => ArtifactMeta { key, size, content_type, sha256, created_at });
@@ -45,6 +47,54 @@ impl PluginArtifactStore {
         check_key_len(&self.plugin, "the key", key)?;
         Ok(key.to_string())
     }
+
+    /// `artifact-bodies.open`: a body the plugin keeps in a file is read here, without the
+    /// plugin, whose instance goes back to the pool at once; any other, through the plugin's
+    /// reader as `open-read` gives it.
+    async fn open_body(&self, ctx: &Ctx, key: String, range: ByteRange) -> Result<ArtifactReader> {
+        use crate::runtime::bindings::v2::origin::artifact_bodies::{Body, BodyFile};
+        let ((meta, file), session): ((ArtifactMeta, Option<(HostFile, u64)>), _) = self
+            .plugin
+            .open_maybe_session(ctx, "artifact-bodies.open", move |guests, store| {
+                let Guests::V2(guests) = guests else { return None };
+                let g = guests.artifact_bodies.as_ref()?;
+                Some(Box::pin(async move {
+                    Ok(match g.call_open(&mut *store, &key, range.offset, range.len).await? {
+                        Ok((meta, Body::Reader(reader))) => Ok(((meta.into(), None), Some(reader))),
+                        Ok((meta, Body::File(BodyFile { file, start }))) => {
+                            let file = store.data_mut().capabilities().table.delete(file)?;
+                            Ok(((meta.into(), Some((file, start))), None))
+                        }
+                        Err(e) => Err(e.into()),
+                    })
+                }) as CallFuture<'_, _>)
+            })
+            .await?;
+        let range = range.within(meta.size);
+        let body = match (file, session) {
+            (Some((file, start)), _) => {
+                if start.checked_add(meta.size).is_none_or(|end| end > file.size()) {
+                    return Err(StoreError::Internal(format!(
+                        "plugin {}: the body of {:?} ({} bytes from byte {start}) is past the end of {} ({} bytes)",
+                        self.plugin.name(),
+                        meta.key,
+                        meta.size,
+                        file.path(),
+                        file.size()
+                    )));
+                }
+                stream::file(file, start + range.start, range.end - range.start)
+            }
+            (None, Some(session)) => stream::reader(session, ctx, range.end - range.start, read_chunk),
+            (None, None) => unreachable!("a reader comes with its session"),
+        };
+        Ok(ArtifactReader { meta, range, body, served: Served::Origin })
+    }
+}
+
+/// The next chunk of an artifact's body from the plugin's reader.
+fn read_chunk<'a>(session: &'a mut Session, ctx: &'a Ctx) -> futures_util::future::BoxFuture<'a, Result<Option<Vec<u8>>>> {
+    session_call!(session, ctx, "artifacts.body-reader.read", artifacts.body_reader, |g, s, r| g.call_read(s, r, CHUNK as u32))
 }
 
 #[async_trait]
@@ -84,6 +134,9 @@ impl ArtifactStore for PluginArtifactStore {
         if !self.streams {
             return Ok(ArtifactReader::sliced(self.get(ctx, &key).await?, range));
         }
+        if self.plugin.exports().contains(Interface::ArtifactBodies) {
+            return self.open_body(ctx, key, range).await;
+        }
         let (meta, session): (ArtifactMeta, _) = open_session!(self.plugin, ctx, "artifacts.open-read", artifacts, |g, s| async {
             Ok::<_, wasmtime::Error>(
                 g.call_open_read(s, &key, range.offset, range.len).await?.map(|(meta, reader)| (ArtifactMeta::from(meta), reader)),
@@ -91,9 +144,7 @@ impl ArtifactStore for PluginArtifactStore {
         })
         .await?;
         let range = range.within(meta.size);
-        let body = stream::reader(session, ctx, range.end - range.start, |session, ctx| {
-            session_call!(session, ctx, "artifacts.body-reader.read", artifacts.body_reader, |g, s, r| g.call_read(s, r, CHUNK as u32))
-        });
+        let body = stream::reader(session, ctx, range.end - range.start, read_chunk);
         Ok(ArtifactReader { meta, range, body, served: Served::Origin })
     }
 

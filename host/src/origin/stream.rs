@@ -1,5 +1,8 @@
-//! Streams over plugin sessions: a body read chunk by chunk from a guest's reader resource,
-//! and a sink writing chunks to a guest's writer resource.
+//! Streams over plugin sessions: a body read chunk by chunk from a guest's reader resource, or
+//! by the host from a file the plugin handed over, and a sink writing chunks to a guest's
+//! writer resource.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
@@ -7,6 +10,7 @@ use futures_util::stream;
 use sha2::{Digest, Sha256};
 
 use crate::base::{Ctx, Result, StoreError};
+use crate::capabilities::files::HostFile;
 use crate::domain::body::{BodySink, BodyStream, CHUNK};
 use crate::runtime::Session;
 
@@ -50,6 +54,30 @@ pub(super) fn reader(session: Session, ctx: &Ctx, len: u64, read: ReadChunk) -> 
             Ok(()) => None,
             Err(e) => Some((Err(e), state)),
         }
+    }))
+}
+
+/// `len` bytes of `file` from `offset`, read by the host in chunks of [`CHUNK`] bytes (on the
+/// blocking pool: a chunk from the page cache still takes a good part of a millisecond). A
+/// file that ends early ends the stream with an error.
+pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
+    let failed = |file: &HostFile, e: &dyn std::fmt::Display| StoreError::Internal(format!("reading {}: {e}", file.path()));
+    Box::pin(stream::try_unfold((Arc::new(file), offset, offset + len), move |(file, at, end)| async move {
+        if at >= end {
+            return Ok(None);
+        }
+        let want = CHUNK.min((end - at) as usize);
+        let reading = file.clone();
+        let chunk = match tokio::task::spawn_blocking(move || reading.read_chunk(at, want)).await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => return Err(failed(&file, &e)),
+            Err(e) => return Err(failed(&file, &e)),
+        };
+        if chunk.is_empty() {
+            return Err(failed(&file, &format_args!("the file ended {} bytes early", end - at)));
+        }
+        let next = at + chunk.len() as u64;
+        Ok(Some((Bytes::from(chunk), (file, next, end))))
     }))
 }
 

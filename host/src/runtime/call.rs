@@ -51,14 +51,35 @@ impl Plugin {
     /// `f` returns) until the session ends.
     pub(crate) async fn open_session<T, F>(&self, ctx: &Ctx, method: &'static str, f: F) -> Result<(T, Session), StoreError>
     where
-        T: Send,
+        T: Send + 'static,
         F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, ResourceAny), StoreError>>> + Send,
+    {
+        let (value, session) = self
+            .open_maybe_session(ctx, method, |guests, store| {
+                let call = f(guests, store)?;
+                Some(Box::pin(async move { Ok(call.await?.map(|(value, resource)| (value, Some(resource)))) }) as CallFuture<'_, _>)
+            })
+            .await?;
+        Ok((value, session.expect("the call returned a resource")))
+    }
+
+    /// As [`Plugin::open_session`], for a call that may return no guest resource (a body the
+    /// host reads itself): then there is no session, and the instance goes back to the pool at
+    /// once.
+    pub(crate) async fn open_maybe_session<T, F>(&self, ctx: &Ctx, method: &'static str, f: F) -> Result<(T, Option<Session>), StoreError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, Option<ResourceAny>), StoreError>>> + Send,
     {
         let (mut warm, lease) = self.lease(ctx).await?;
         let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
         match result {
-            Ok((value, resource)) => {
-                Ok((value, Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }) }))
+            Ok((value, Some(resource))) => {
+                Ok((value, Some(Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }) })))
+            }
+            Ok((value, None)) => {
+                self.inner().give_back(warm, lease, healthy);
+                Ok((value, None))
             }
             Err(e) => {
                 self.inner().give_back(warm, lease, healthy);

@@ -14,7 +14,7 @@ use crate::base::Domain;
 
 /// The newest version of the `storehost:origin` package this host speaks; it also loads
 /// components of every [`OriginVersion`].
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.2.1";
 
 /// A version of `storehost:origin` a component exports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -24,22 +24,26 @@ pub enum OriginVersion {
     V0_1,
     /// Streamed bodies, a key limit in `describe`, listings of every domain; `describe` after
     /// `init`.
-    #[default]
     #[serde(rename = "0.2.0")]
     V0_2,
+    /// 0.2.0 and `artifact-bodies`: artifact bodies handed to the host as files.
+    #[default]
+    #[serde(rename = "0.2.1")]
+    V0_2_1,
 }
 
 impl OriginVersion {
-    pub const ALL: &'static [OriginVersion] = &[OriginVersion::V0_1, OriginVersion::V0_2];
+    pub const ALL: &'static [OriginVersion] = &[OriginVersion::V0_1, OriginVersion::V0_2, OriginVersion::V0_2_1];
 
     pub fn as_str(self) -> &'static str {
         match self {
             OriginVersion::V0_1 => "0.1.0",
             OriginVersion::V0_2 => "0.2.0",
+            OriginVersion::V0_2_1 => "0.2.1",
         }
     }
 
-    /// The version an export name (`storehost:origin/artifacts@0.2.0`) carries.
+    /// The version an export name (`storehost:origin/artifacts@0.2.1`) carries.
     pub fn of_export(name: &str) -> Option<OriginVersion> {
         let (package, version) = name.split_once('@')?;
         package.starts_with("storehost:origin/").then(|| Self::parse(version))?
@@ -62,34 +66,49 @@ impl fmt::Display for OriginVersion {
 }
 
 macro_rules! interfaces {
-    ($($(#[$doc:meta])* $variant:ident = $wit:literal => $module:ident, $domain:expr;)*) => {
+    (
+        $($(#[$doc:meta])* $variant:ident = $wit:literal => $module:ident, $domain:expr;)*
+        @added_in_0_2_1 { $($(#[$doc_new:meta])* $new:ident = $wit_new:literal => $module_new:ident, $domain_new:expr;)* }
+    ) => {
         /// An interface of `storehost:origin` a component may export.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum Interface {
-            $($(#[$doc])* $variant),*
+            $($(#[$doc])* $variant,)*
+            $($(#[$doc_new])* $new,)*
         }
 
         impl Interface {
-            pub const ALL: &'static [Interface] = &[$(Interface::$variant),*];
+            pub const ALL: &'static [Interface] = &[$(Interface::$variant,)* $(Interface::$new,)*];
 
             /// Its name in WIT (`artifacts`, `project-artifacts`, …).
             pub fn wit_name(self) -> &'static str {
                 match self {
-                    $(Interface::$variant => $wit),*
+                    $(Interface::$variant => $wit,)*
+                    $(Interface::$new => $wit_new,)*
                 }
             }
 
-            /// The domain whose data it holds (`None` for `plugin` and `mock-control`).
+            /// The domain whose data it holds (`None` for `plugin`, `mock-control` and
+            /// `artifact-bodies`, which opens what `artifacts` holds).
             pub fn domain(self) -> Option<Domain> {
                 match self {
-                    $(Interface::$variant => $domain),*
+                    $(Interface::$variant => $domain,)*
+                    $(Interface::$new => $domain_new,)*
+                }
+            }
+
+            /// The first version of the contract that has it.
+            pub fn since(self) -> OriginVersion {
+                match self {
+                    $(Interface::$variant => OriginVersion::V0_1,)*
+                    $(Interface::$new => OriginVersion::V0_2_1,)*
                 }
             }
         }
 
         guests!(v1 { $($variant => $module),* });
-        guests!(v2 { $($variant => $module),* });
+        guests!(v2 { $($variant => $module,)* $($new => $module_new),* });
     };
 }
 
@@ -160,7 +179,7 @@ impl Indices {
     pub(crate) fn new(plugin: &str, pre: &InstancePre<PluginState>, exports: &Exports) -> Result<Self, LoadError> {
         Ok(match exports.version {
             OriginVersion::V0_1 => Indices::V1(v1::Indices::new(plugin, pre, exports)?),
-            OriginVersion::V0_2 => Indices::V2(v2::Indices::new(plugin, pre, exports)?),
+            OriginVersion::V0_2 | OriginVersion::V0_2_1 => Indices::V2(v2::Indices::new(plugin, pre, exports)?),
         })
     }
 
@@ -183,15 +202,20 @@ interfaces! {
     RunnerArtifacts = "runner-artifacts" => runner_artifacts, Some(Domain::Runner);
     /// The test plugin's control surface.
     MockControl = "mock-control" => mock_control, None;
+    @added_in_0_2_1 {
+        /// Artifact bodies the host reads itself where they are files.
+        ArtifactBodies = "artifact-bodies" => artifact_bodies, None;
+    }
 }
 
 impl Interface {
-    /// True for the interfaces that hold data (all but `plugin` and `mock-control`).
+    /// True for the interfaces that hold data (all but `plugin`, `mock-control` and
+    /// `artifact-bodies`).
     pub fn is_domain(self) -> bool {
         self.domain().is_some()
     }
 
-    /// Its name in `version`: `storehost:origin/artifacts@0.2.0`.
+    /// Its name in `version`: `storehost:origin/artifacts@0.2.1`.
     pub fn qualified(self, version: OriginVersion) -> String {
         format!("storehost:origin/{}@{version}", self.wit_name())
     }
@@ -256,6 +280,9 @@ impl Exports {
                 Some(v) if v != this => return Err(mismatch(format!("the component's other exports are of storehost:origin@{v}"))),
                 _ => version = Some(this),
             }
+            if this < interface.since() {
+                return Err(mismatch(format!("{interface} is in storehost:origin@{} and later", interface.since())));
+            }
             interfaces.insert(interface);
         }
         let version = version.unwrap_or_default();
@@ -266,5 +293,34 @@ impl Exports {
             return Err(LoadError::MissingExport { plugin: plugin.into(), missing: Interface::Plugin.qualified(version) });
         }
         Ok(Exports { interfaces, version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(names: &[&str]) -> Result<Exports, LoadError> {
+        Exports::read("p", names.iter().copied())
+    }
+
+    #[test]
+    fn a_component_speaks_one_version_and_artifact_bodies_is_0_2_1() {
+        let new = read(&["storehost:origin/plugin@0.2.1", "storehost:origin/artifacts@0.2.1", "storehost:origin/artifact-bodies@0.2.1"]).unwrap();
+        assert_eq!(new.version(), OriginVersion::V0_2_1);
+        assert!(new.contains(Interface::ArtifactBodies) && new.contains(Interface::Artifacts));
+        let old = read(&["storehost:origin/plugin@0.2.0", "storehost:origin/artifacts@0.2.0"]).unwrap();
+        assert_eq!((old.version(), old.contains(Interface::ArtifactBodies)), (OriginVersion::V0_2, false));
+        assert!(old.version().streams() && !OriginVersion::V0_1.streams());
+
+        let early = read(&["storehost:origin/plugin@0.2.0", "storehost:origin/artifacts@0.2.0", "storehost:origin/artifact-bodies@0.2.0"]);
+        let Err(LoadError::ExportMismatch { export, message, .. }) = early else { panic!("{early:?}") };
+        assert_eq!(export, "storehost:origin/artifact-bodies@0.2.0");
+        assert!(message.contains("storehost:origin@0.2.1 and later"), "{message}");
+        let mixed = read(&["storehost:origin/plugin@0.2.1", "storehost:origin/artifacts@0.2.0"]);
+        assert!(matches!(mixed, Err(LoadError::ExportMismatch { .. })), "{mixed:?}");
+        // Opening bodies is not a domain of its own.
+        let alone = read(&["storehost:origin/plugin@0.2.1", "storehost:origin/artifact-bodies@0.2.1"]);
+        assert!(matches!(alone, Err(LoadError::NoDomainExport { .. })), "{alone:?}");
     }
 }

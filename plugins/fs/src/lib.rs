@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::PluginInfo;
 use storehost_plugin_kit::bindings::storehost::host::files as host_files;
-use storehost_plugin_kit::{Backend, LockGuard, Origin, Result, StoreError, Table, ValueReader, ValueWriter};
+use storehost_plugin_kit::{Backend, LockGuard, Opened, Origin, Result, StoreError, Table, ValueReader, ValueWriter};
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 
@@ -84,6 +84,11 @@ fn decode_segment(name: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// `path` as the host's file calls take it.
+fn guest_path(path: &Path) -> Result<&str> {
+    path.to_str().ok_or_else(|| StoreError::Internal(format!("{} is not UTF-8", path.display())))
 }
 
 /// At most `len` bytes of `file` from `offset` (fewer only at its end).
@@ -243,8 +248,7 @@ impl Files {
     /// Reads at most `limit` bytes of the file at `path`; `None` when it does not exist. One
     /// host call (`storehost:host/files`) instead of WASI's open, stat, read and close.
     fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
-        let Some(guest) = path.to_str() else { return Err(StoreError::Internal(format!("{} is not UTF-8", path.display()))) };
-        host_files::read(guest, limit as u64).map_err(StoreError::Internal)
+        host_files::read(guest_path(path)?, limit as u64).map_err(StoreError::Internal)
     }
 
     /// Removes temporary files untouched for [`STALE_TEMP`]: what instances that trapped in the
@@ -387,6 +391,13 @@ impl Backend for Files {
         let Some(file) = self.open(&path, OpenFlags::empty(), DescriptorFlags::READ)? else { return Ok(None) };
         let size = file.stat().map_err(|e| StoreError::Internal(format!("reading {}: {e}", path.display())))?.size;
         Ok(Some(Box::new(FileValue { file, size, path })))
+    }
+
+    /// Opened by the host (`storehost:host/files.file`), which reads an artifact's body from
+    /// it without passing the bytes through the plugin.
+    fn open_body(&mut self, table: Table, key: &str) -> Result<Option<Opened>> {
+        let path = self.path(table, key)?;
+        Ok(host_files::File::open(guest_path(&path)?).map_err(StoreError::Internal)?.map(Opened::File))
     }
 
     /// Bounded by the disk, not by `max_len`.

@@ -14,8 +14,12 @@ use sha2::{Digest, Sha256};
 use crate::bindings::exports::storehost::origin::artifacts::{
     Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
 };
+use crate::bindings::exports::storehost::origin::artifact_bodies::{self, Body, BodyFile};
+use crate::bindings::storehost::host::files::File as HostFile;
 use crate::stream::RangeReader;
-use crate::{Backend, Origin, Result, StoreError, Table, ValueReader, ValueWriter, decode, internal, now_ms, page_limit, validate_artifact_key};
+use crate::{
+    Backend, Opened, Origin, Result, StoreError, Table, ValueReader, ValueWriter, decode, internal, now_ms, page_limit, validate_artifact_key,
+};
 
 /// Largest body the whole-body calls accept, and the memory backends keep.
 pub const MAX_BODY: usize = 256 << 20;
@@ -93,6 +97,47 @@ impl<B: Backend> GuestBodyReader for KitBodyReader<B> {
     fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
         B::with(|b| b.before_call("artifacts.body-reader.read", &self.key))?;
         self.range.next_chunk(max_len, || internal("artifact record ended early", &self.key))
+    }
+}
+
+/// A reader of `len` bytes (`None`: to the end) from `offset` of the body in `value`.
+fn body_reader<B: Backend>(key: String, mut value: Box<dyn ValueReader>, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, BodyReader)> {
+    let Layout { meta, body_start } = layout(&key, value.as_mut())?;
+    let start = offset.min(meta.size);
+    let end = len.map_or(meta.size, |len| start.saturating_add(len).min(meta.size));
+    let reader = KitBodyReader::<B> { key, range: RangeReader::new(value, body_start + start, body_start + end), backend: PhantomData };
+    Ok((meta, BodyReader::new(reader)))
+}
+
+/// A file the host opened, read at offsets for a record's layout.
+struct HostFileValue(HostFile);
+
+impl ValueReader for HostFileValue {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.0.read_at(offset, len as u64).map_err(StoreError::Internal)
+    }
+}
+
+impl<B: Backend> artifact_bodies::Guest for Origin<B> {
+    /// The same call as `open-read` to the backend (and to `before_call`), answered with the
+    /// file where the backend has one.
+    fn open(key: String, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, Body)> {
+        B::with(|b| {
+            b.before_call("artifacts.open-read", &key)?;
+            validate_artifact_key(&key)?;
+            match b.open_body(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))? {
+                Opened::File(file) => {
+                    let mut value = HostFileValue(file);
+                    let Layout { meta, body_start } = layout(&key, &mut value)?;
+                    Ok((meta, Body::File(BodyFile { file: value.0, start: body_start })))
+                }
+                Opened::Value(value) => body_reader::<B>(key, value, offset, len).map(|(meta, reader)| (meta, Body::Reader(reader))),
+            }
+        })
     }
 }
 
@@ -226,13 +271,8 @@ impl<B: Backend> Guest for Origin<B> {
         B::with(|b| {
             b.before_call("artifacts.open-read", &key)?;
             validate_artifact_key(&key)?;
-            let mut value = b.open_value(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))?;
-            let Layout { meta, body_start } = layout(&key, value.as_mut())?;
-            let start = offset.min(meta.size);
-            let end = len.map_or(meta.size, |len| start.saturating_add(len).min(meta.size));
-            let reader =
-                KitBodyReader::<B> { key: key.clone(), range: RangeReader::new(value, body_start + start, body_start + end), backend: PhantomData };
-            Ok((meta, BodyReader::new(reader)))
+            let value = b.open_value(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))?;
+            body_reader::<B>(key, value, offset, len)
         })
     }
 

@@ -17,13 +17,22 @@
 
 pub mod bindings {
     wit_bindgen::generate!({
-        // Every origin export, and the sql import for the database plugin: a component imports
-        // only the interfaces its code calls, so the other plugins do not import sql.
-        world: "sql-full-origin",
+        // Every origin export, artifact bodies handed to the host where a backend keeps them
+        // in files, and the sql import for the database plugin: a component imports only the
+        // interfaces its code calls, so the other plugins do not import sql.
+        inline: "
+            package storehost:plugin-kit;
+            world kit {
+                include storehost:origin/sql-full-origin@0.2.1;
+                export storehost:origin/artifact-bodies@0.2.1;
+            }
+        ",
         path: "../../wit",
         pub_export_macro: true,
         default_bindings_module: "storehost_plugin_kit::bindings",
         additional_derives: [serde::Serialize, serde::Deserialize],
+        // They hold resources.
+        additional_derives_ignore: ["body-file", "body"],
         generate_all,
     });
 }
@@ -131,12 +140,28 @@ pub trait Backend: Sized + 'static {
         Ok(self.get(table, key)?.map(|value| Box::new(stream::InMemory(value)) as Box<dyn ValueReader>))
     }
 
+    /// The value opened for reading an artifact's body: a backend that keeps values as files
+    /// in its preopened directories opens them with `storehost:host/files.file`, so that the
+    /// host reads the body without the plugin; `None` when absent. By default
+    /// [`open_value`](Self::open_value).
+    fn open_body(&mut self, table: Table, key: &str) -> Result<Option<Opened>> {
+        Ok(self.open_value(table, key)?.map(Opened::Value))
+    }
+
     /// A new value for `key`, written in pieces and made visible at once by its `commit`; dropped
     /// before, it leaves nothing. By default the pieces are gathered in memory (up to
     /// `max_len` bytes) and `commit` is one [`put`](Self::put).
     fn create_value(&mut self, table: Table, key: &str, max_len: u64) -> Result<Box<dyn ValueWriter>> {
         Ok(Box::new(stream::Buffered::<Self>::new(table, key, max_len)))
     }
+}
+
+/// A value opened by [`Backend::open_body`].
+pub enum Opened {
+    /// A file the host opened: the host reads a body in it itself.
+    File(bindings::storehost::host::files::File),
+    /// Read through the plugin.
+    Value(Box<dyn ValueReader>),
 }
 
 /// A held lock; released on drop.

@@ -18,13 +18,13 @@ mod control {
         inline: "
             package storehost:mock-plugin;
             world control {
-                export storehost:origin/mock-control@0.2.0;
+                export storehost:origin/mock-control@0.2.1;
             }
         ",
         path: "../../wit",
         type_section_suffix: "mock-control",
         with: {
-            "storehost:origin/types@0.2.0": storehost_plugin_kit::bindings::storehost::origin::types,
+            "storehost:origin/types@0.2.1": storehost_plugin_kit::bindings::storehost::origin::types,
         },
     });
 }

@@ -4,6 +4,7 @@ use sha2::{Digest, Sha256};
 use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{
     Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
 };
+use storehost_plugin_kit::bindings::exports::storehost::origin::artifact_bodies::{self, Body};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, prefix_successor, validate_artifact_key};
 
@@ -144,5 +145,12 @@ impl Guest for Postgres {
         validate_artifact_key(&key)?;
         Db::Pool.execute("DELETE FROM {s}.artifacts WHERE key = $1", &[text(key)])?;
         Ok(())
+    }
+}
+
+/// Bodies are rows: always read through the plugin, as `open-read` reads them.
+impl artifact_bodies::Guest for Postgres {
+    fn open(key: String, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, Body)> {
+        <Postgres as Guest>::open_read(key, offset, len).map(|(meta, reader)| (meta, Body::Reader(reader)))
     }
 }

@@ -275,3 +275,55 @@ async fn a_2_gib_artifact_through_s3_with_the_host_under_300_mib() {
     let uploads = s3.client().await.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "uploads left open after a finished one");
 }
+
+/// Drains a body into one buffer.
+async fn drain(mut body: storehost::domain::body::BodyStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+/// The fs plugin hands the host the artifact's file (`artifact-bodies`): a read of several
+/// chunks is one plugin call, its instance is back in the pool before the body is read, and the
+/// bytes are the range asked for, also when the artifact is replaced or deleted mid-read (the
+/// file opened is the one read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fs_plugin_hands_the_host_its_files_so_the_bytes_skip_the_plugin() {
+    use storehost::domain::{ArtifactStore, ByteRange, Ctx};
+    use storehost::origin::PluginArtifactStore;
+    use storehost::runtime::Interface;
+
+    let runtime = storehost_tests::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let body = pattern(4 * CHUNK as usize + 17);
+    let ctx = Ctx::background();
+    let plugin = storehost_tests::load(&runtime, storehost_tests::fs_spec(dir.path())).await;
+    assert!(plugin.exports().contains(Interface::ArtifactBodies));
+    let store = std::sync::Arc::new(PluginArtifactStore::new(plugin.clone()).unwrap());
+    let mut sink = store.clone().open_write(&ctx, "big/body.bin", None, Some(body.len() as u64)).await.unwrap();
+    for piece in body.chunks(300_000) {
+        sink.write(&ctx, Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    let meta = sink.finish(&ctx).await.unwrap();
+    assert_eq!(meta.size, body.len() as u64);
+
+    let before = plugin.stats().calls;
+    let reader = store.open_read(&ctx, "big/body.bin", ByteRange::new(CHUNK - 3, Some(3 * CHUNK + 5))).await.unwrap();
+    assert_eq!(reader.meta, meta);
+    assert_eq!(reader.range, CHUNK - 3..4 * CHUNK + 2);
+    assert_eq!(plugin.stats().calls - before, 1, "opening is one call");
+    assert_eq!(plugin.stats().pool_in_use, 0, "no instance is held while the body is read");
+    // Replaced while being read: the reader keeps the version it opened.
+    store.put(&ctx, "big/body.bin", Bytes::from_static(b"new"), None).await.unwrap();
+    let got = drain(reader.body).await;
+    assert!(got == body[(CHUNK - 3) as usize..(4 * CHUNK + 2) as usize], "{} bytes, not the range", got.len());
+    assert_eq!(plugin.stats().calls - before, 2, "reading four chunks called the plugin");
+
+    let reader = store.open_read(&ctx, "big/body.bin", ByteRange::ALL).await.unwrap();
+    store.delete(&ctx, "big/body.bin").await.unwrap();
+    assert_eq!(drain(reader.body).await, b"new", "read after the delete");
+    let past_end = store.open_read(&ctx, "big/body.bin", ByteRange::new(10, None)).await;
+    assert!(matches!(past_end, Err(e) if e.kind() == storehost::base::ErrorKind::NotFound));
+}

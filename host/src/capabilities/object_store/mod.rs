@@ -31,7 +31,7 @@ use crate::base::units;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        inline: "package storehost:object-store-capability; world object-store { import storehost:host/object-store@0.1.1; }",
+        inline: "package storehost:object-store-capability; world object-store { import storehost:host/object-store@0.1.2; }",
         path: "../wit/deps/host",
         imports: { default: async | trappable },
         trappable_error_type: { "storehost:host/object-store.object-error" => crate::capabilities::object_store::ObjectFailure },
