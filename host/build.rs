@@ -16,12 +16,15 @@ fn main() {
     // One wasm target dir beside the host's, shared by every profile and by the tests.
     let target_dir = wasm_target_dir(&out_dir);
 
-    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
+    // Relative to this package, so that cargo checks the sources of the checkout it builds:
+    // checkouts sharing a target directory (a CI clone beside a working tree) share this
+    // script's fingerprint, and an absolute path would be the other checkout's.
+    println!("cargo:rerun-if-changed=../plugins/Cargo.toml");
+    println!("cargo:rerun-if-changed=../plugins/Cargo.lock");
     for plugin in PLUGINS.iter().copied().chain(["rules", "kit", "fixtures"]) {
-        println!("cargo:rerun-if-changed={}", plugins.join(plugin).display());
+        println!("cargo:rerun-if-changed=../plugins/{plugin}");
     }
-    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed=../wit");
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);

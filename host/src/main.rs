@@ -340,7 +340,8 @@ async fn inspect(component: &str, json: bool) -> Result<()> {
     }
     match report.origin_version {
         Some(version) if version.streams() => {
-            let files = if report.interfaces.contains(&runtime::Interface::ArtifactBodies) { "; artifact bodies in files read by the host" } else { "" };
+            let files =
+                if report.interfaces.contains(&runtime::Interface::ArtifactBodies) { "; artifact bodies in files read by the host" } else { "" };
             println!("contract: storehost:origin@{} (streamed bodies{files})", version.as_str())
         }
         Some(version) => println!("contract: storehost:origin@{} (whole bodies only; the host streams over them)", version.as_str()),

@@ -6,12 +6,10 @@ use bytes::Bytes;
 use super::stream::{self, Writer};
 use super::{check_key_len, for_each_version, mirror, open_session, plugin_call, require_export, session_call, streams_through};
 use crate::base::{Ctx, Result, StoreError};
-use crate::capabilities::CapabilityHost;
-use crate::capabilities::files::HostFile;
 use crate::domain::artifact;
 use crate::domain::body::CHUNK;
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Served};
-use crate::runtime::{CallFuture, Guests, Interface, Plugin, Session};
+use crate::runtime::{CallFuture, Guests, HostFile, Interface, Plugin, Session};
 
 for_each_version!(artifacts =>
     mirror!(wit::ArtifactMeta => ArtifactMeta { key, size, content_type, sha256, created_at });
@@ -62,7 +60,7 @@ impl PluginArtifactStore {
                     Ok(match g.call_open(&mut *store, &key, range.offset, range.len).await? {
                         Ok((meta, Body::Reader(reader))) => Ok(((meta.into(), None), Some(reader))),
                         Ok((meta, Body::File(BodyFile { file, start }))) => {
-                            let file = store.data_mut().capabilities().table.delete(file)?;
+                            let file = store.data_mut().take(file)?;
                             Ok(((meta.into(), Some((file, start))), None))
                         }
                         Err(e) => Err(e.into()),

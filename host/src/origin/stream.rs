@@ -10,9 +10,8 @@ use futures_util::stream;
 use sha2::{Digest, Sha256};
 
 use crate::base::{Ctx, Result, StoreError};
-use crate::capabilities::files::HostFile;
 use crate::domain::body::{BodySink, BodyStream, CHUNK};
-use crate::runtime::Session;
+use crate::runtime::{HostFile, Session};
 
 /// Reads the next chunk (at most [`CHUNK`] bytes; `None` at the end) from a session's reader.
 pub(super) type ReadChunk = for<'a> fn(&'a mut Session, &'a Ctx) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;

@@ -32,6 +32,12 @@ impl PluginState {
         self.capabilities.deadline
     }
 
+    /// Takes a host resource the guest handed back (a file it opened, returned as a body) out
+    /// of the instance's table.
+    pub(crate) fn take<T: 'static>(&mut self, resource: wasmtime::component::Resource<T>) -> wasmtime::Result<T> {
+        Ok(self.capabilities.table.delete(resource)?)
+    }
+
     /// Whether the instance was stopped for growing past its memory cap.
     pub(crate) fn memory_exceeded(&self) -> bool {
         self.memory.exceeded

@@ -20,6 +20,8 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// A file a plugin opened and handed back as a body, which the host reads itself.
+pub use crate::capabilities::files::HostFile;
 pub(crate) use call::{CallFuture, Session};
 pub use compiled_cache::CompileSource;
 pub(crate) use interfaces::Guests;

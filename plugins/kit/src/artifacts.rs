@@ -11,10 +11,10 @@ use std::marker::PhantomData;
 
 use sha2::{Digest, Sha256};
 
+use crate::bindings::exports::storehost::origin::artifact_bodies::{self, Body, BodyFile};
 use crate::bindings::exports::storehost::origin::artifacts::{
     Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
 };
-use crate::bindings::exports::storehost::origin::artifact_bodies::{self, Body, BodyFile};
 use crate::bindings::storehost::host::files::File as HostFile;
 use crate::stream::RangeReader;
 use crate::{

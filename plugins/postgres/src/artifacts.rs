@@ -1,10 +1,10 @@
 //! Gateway artifacts: one row per key, the body in `bytea`.
 
 use sha2::{Digest, Sha256};
+use storehost_plugin_kit::bindings::exports::storehost::origin::artifact_bodies::{self, Body};
 use storehost_plugin_kit::bindings::exports::storehost::origin::artifacts::{
     Artifact, ArtifactMeta, ArtifactPage, BodyReader, BodyWriter, Guest, GuestBodyReader, GuestBodyWriter,
 };
-use storehost_plugin_kit::bindings::exports::storehost::origin::artifact_bodies::{self, Body};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, prefix_successor, validate_artifact_key};
 
