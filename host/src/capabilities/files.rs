@@ -103,16 +103,7 @@ impl GrantedDirs {
 
     /// At most `max_len` bytes of the file at the guest path `path`; `None` when there is none.
     pub fn read(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, String> {
-        let Some((dir, relative)) = self.resolve(path) else { return Err(format!("{path} is outside the preopened directories")) };
-        let mut options = cap_primitives::fs::OpenOptions::new();
-        options.read(true);
-        // cap-primitives resolves `relative` inside `dir`: `..`, absolute paths and symlinks
-        // cannot leave it.
-        let file = match cap_primitives::fs::open(dir, relative, &options) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("opening {path}: {e}")),
-        };
+        let Some(file) = self.open_read(path)? else { return Ok(None) };
         let size = file.metadata().map_err(|e| format!("reading {path}: {e}"))?.len();
         let mut out = Vec::with_capacity(size.min(max_len) as usize);
         file.take(max_len).read_to_end(&mut out).map_err(|e| format!("reading {path}: {e}"))?;
@@ -121,19 +112,27 @@ impl GrantedDirs {
 
     /// The file at the guest path `path`, opened for reading; `None` when there is none.
     pub fn open(&self, path: &str) -> Result<Option<HostFile>, String> {
-        let Some((dir, relative)) = self.resolve(path) else { return Err(format!("{path} is outside the preopened directories")) };
-        let mut options = cap_primitives::fs::OpenOptions::new();
-        options.read(true);
-        let file = match cap_primitives::fs::open(dir, relative, &options) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("opening {path}: {e}")),
-        };
+        let Some(file) = self.open_read(path)? else { return Ok(None) };
         let meta = file.metadata().map_err(|e| format!("opening {path}: {e}"))?;
         if !meta.is_file() {
             return Err(format!("opening {path}: not a file"));
         }
         Ok(Some(HostFile { file, size: meta.len(), path: path.to_string() }))
+    }
+
+    /// The guest path `path` opened read-only inside its preopened directory; `None` when
+    /// nothing is there.
+    fn open_read(&self, path: &str) -> Result<Option<std::fs::File>, String> {
+        let Some((dir, relative)) = self.resolve(path) else { return Err(format!("{path} is outside the preopened directories")) };
+        let mut options = cap_primitives::fs::OpenOptions::new();
+        options.read(true);
+        // cap-primitives resolves `relative` inside `dir`: `..`, absolute paths and symlinks
+        // cannot leave it.
+        match cap_primitives::fs::open(dir, relative, &options) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("opening {path}: {e}")),
+        }
     }
 }
 
@@ -231,8 +230,9 @@ mod tests {
         GrantedDirs(vec![("/data".into(), cap_primitives::fs::open_ambient_dir(dir, cap_primitives::ambient_authority()).unwrap())])
     }
 
-    #[test]
-    fn reads_inside_the_grant_and_nothing_outside() {
+    /// A granted directory holding `a/file` ("hello world"), a symlink to it and two symlinks
+    /// out of it, beside a file it does not grant.
+    fn sandbox() -> (tempfile::TempDir, PathBuf, GrantedDirs) {
         let root = tempfile::tempdir().unwrap();
         let (inside, outside) = (root.path().join("granted"), root.path().join("secret"));
         std::fs::create_dir_all(inside.join("a")).unwrap();
@@ -242,6 +242,12 @@ mod tests {
         std::os::unix::fs::symlink("../secret", inside.join("relative-out")).unwrap();
         std::os::unix::fs::symlink("a/file", inside.join("link-in")).unwrap();
         let dirs = granted(&inside);
+        (root, inside, dirs)
+    }
+
+    #[test]
+    fn reads_inside_the_grant_and_nothing_outside() {
+        let (_root, _, dirs) = sandbox();
 
         assert_eq!(dirs.read("/data/a/file", u64::MAX).unwrap().as_deref(), Some(&b"hello world"[..]));
         assert_eq!(dirs.read("/data/a/file", 5).unwrap().as_deref(), Some(&b"hello"[..]));
@@ -260,14 +266,7 @@ mod tests {
 
     #[test]
     fn opens_inside_the_grant_only_and_reads_at_offsets() {
-        let root = tempfile::tempdir().unwrap();
-        let (inside, outside) = (root.path().join("granted"), root.path().join("secret"));
-        std::fs::create_dir_all(inside.join("a")).unwrap();
-        std::fs::write(inside.join("a/file"), b"hello world").unwrap();
-        std::fs::write(&outside, b"not yours").unwrap();
-        std::os::unix::fs::symlink(&outside, inside.join("link-out")).unwrap();
-        std::os::unix::fs::symlink("../secret", inside.join("relative-out")).unwrap();
-        let dirs = granted(&inside);
+        let (_root, inside, dirs) = sandbox();
 
         let file = dirs.open("/data/a/file").unwrap().unwrap();
         assert_eq!(file.size(), 11);
