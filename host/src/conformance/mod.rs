@@ -150,7 +150,7 @@ fn has(stores: &Stores, interface: Interface) -> bool {
         Interface::UiDocuments => stores.ui.is_some(),
         Interface::Workspaces => stores.workspace.is_some(),
         Interface::RunnerArtifacts => stores.runner.is_some(),
-        Interface::Plugin | Interface::MockControl | Interface::ArtifactBodies => false,
+        Interface::Plugin | Interface::MockControl | Interface::ArtifactBodies | Interface::RunnerBodies => false,
     }
 }
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::stream::{self, Writer};
 use super::{check_key_len, for_each_version, mirror, open_session, plugin_call, require_export, session_call, streams_through};
-use crate::base::{Ctx, Result, StoreError};
+use crate::base::{Ctx, Result};
 use crate::domain::artifact;
 use crate::domain::body::CHUNK;
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Served};
@@ -69,23 +69,8 @@ impl PluginArtifactStore {
             })
             .await?;
         let range = range.within(meta.size);
-        let body = match (file, session) {
-            (Some((file, start)), _) => {
-                if start.checked_add(meta.size).is_none_or(|end| end > file.size()) {
-                    return Err(StoreError::Internal(format!(
-                        "plugin {}: the body of {:?} ({} bytes from byte {start}) is past the end of {} ({} bytes)",
-                        self.plugin.name(),
-                        meta.key,
-                        meta.size,
-                        file.path(),
-                        file.size()
-                    )));
-                }
-                stream::file(file, start + range.start, range.end - range.start)
-            }
-            (None, Some(session)) => stream::reader(session, ctx, range.end - range.start, read_chunk),
-            (None, None) => unreachable!("a reader comes with its session"),
-        };
+        let what = format!("the body of {:?}", meta.key);
+        let body = stream::opened(&self.plugin, &what, meta.size, range.clone(), (file, session), ctx, read_chunk)?;
         Ok(ArtifactReader { meta, range, body, served: Served::Origin })
     }
 }

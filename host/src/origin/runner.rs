@@ -9,7 +9,7 @@ use crate::base::{Ctx, Result};
 use crate::domain::body::CHUNK;
 use crate::domain::runner;
 use crate::domain::{ByteRange, RunPage, RunnerReader, RunnerSink, RunnerStore};
-use crate::runtime::{Interface, Plugin};
+use crate::runtime::{CallFuture, Guests, HostFile, Interface, Plugin, Session};
 
 /// [`RunnerStore`] over a plugin exporting `storehost:origin/runner-artifacts`. Files stream
 /// through a 0.2.0 plugin; a 0.1.0 one takes and gives them whole.
@@ -29,6 +29,36 @@ impl PluginRunnerStore {
         check_key_len(&self.plugin, "the file name", name)?;
         Ok((run.to_string(), name.to_string()))
     }
+
+    /// `runner-bodies.open`: a file the plugin keeps as a file is read here, without the plugin,
+    /// whose instance goes back to the pool at once; any other, through the plugin's reader as
+    /// `open-read` gives it.
+    async fn open_body(&self, ctx: &Ctx, run: String, name: String, range: ByteRange) -> Result<RunnerReader> {
+        use crate::runtime::bindings::v2::origin::runner_bodies::{Body, BodyFile};
+        let what = format!("file {name:?} of run {run:?}");
+        let ((size, file), session): ((u64, Option<(HostFile, u64)>), _) = self
+            .plugin
+            .open_maybe_session(ctx, "runner-bodies.open", move |guests, store| {
+                let Guests::V2(guests) = guests else { return None };
+                let g = guests.runner_bodies.as_ref()?;
+                Some(Box::pin(async move {
+                    Ok(match g.call_open(&mut *store, &run, &name, range.offset, range.len).await? {
+                        Ok((size, Body::Reader(reader))) => Ok(((size, None), Some(reader))),
+                        Ok((size, Body::File(BodyFile { file, start }))) => Ok(((size, Some((store.data_mut().take(file)?, start))), None)),
+                        Err(e) => Err(e.into()),
+                    })
+                }) as CallFuture<'_, _>)
+            })
+            .await?;
+        let range = range.within(size);
+        let body = stream::opened(&self.plugin, &what, size, range.clone(), (file, session), ctx, read_chunk)?;
+        Ok(RunnerReader { size, range, body })
+    }
+}
+
+/// The next chunk of a run's file from the plugin's reader.
+fn read_chunk<'a>(session: &'a mut Session, ctx: &'a Ctx) -> futures_util::future::BoxFuture<'a, Result<Option<Vec<u8>>>> {
+    session_call!(session, ctx, "runner-artifacts.file-reader.read", runner_artifacts.file_reader, |g, s, r| g.call_read(s, r, CHUNK as u32))
 }
 
 #[async_trait]
@@ -69,14 +99,15 @@ impl RunnerStore for PluginRunnerStore {
         if !self.streams {
             return Ok(RunnerReader::sliced(self.read(ctx, &run, &name).await?, range));
         }
+        if self.plugin.exports().contains(Interface::RunnerBodies) {
+            return self.open_body(ctx, run, name, range).await;
+        }
         let (size, session) = open_session!(self.plugin, ctx, "runner-artifacts.open-read", runner_artifacts, |g, s| {
             g.call_open_read(s, &run, &name, range.offset, range.len)
         })
         .await?;
         let range = range.within(size);
-        let body = stream::reader(session, ctx, range.end - range.start, |session, ctx| {
-            session_call!(session, ctx, "runner-artifacts.file-reader.read", runner_artifacts.file_reader, |g, s, r| g.call_read(s, r, CHUNK as u32))
-        });
+        let body = stream::reader(session, ctx, range.end - range.start, read_chunk);
         Ok(RunnerReader { size, range, body })
     }
 

@@ -2,6 +2,7 @@
 //! by the host from a file the plugin handed over, and a sink writing chunks to a guest's
 //! writer resource.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::base::{Ctx, Result, StoreError};
 use crate::domain::body::{BodySink, BodyStream, CHUNK};
-use crate::runtime::{HostFile, Session};
+use crate::runtime::{HostFile, Plugin, Session};
 
 /// Reads the next chunk (at most [`CHUNK`] bytes; `None` at the end) from a session's reader.
 pub(super) type ReadChunk = for<'a> fn(&'a mut Session, &'a Ctx) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
@@ -54,6 +55,37 @@ pub(super) fn reader(session: Session, ctx: &Ctx, len: u64, read: ReadChunk) -> 
             Err(e) => Some((Err(e), state)),
         }
     }))
+}
+
+/// The `range` of a body of `size` bytes that a plugin opened: from the file it handed over
+/// (the body's bytes from byte `start` of it), or else through its reader's session.
+///
+/// # Errors
+/// The file is shorter than the plugin says the body is; `what` names the body.
+pub(super) fn opened(
+    plugin: &Plugin,
+    what: &str,
+    size: u64,
+    range: Range<u64>,
+    (file, session): (Option<(HostFile, u64)>, Option<Session>),
+    ctx: &Ctx,
+    read: ReadChunk,
+) -> Result<BodyStream> {
+    match (file, session) {
+        (Some((file, start)), _) => {
+            if start.checked_add(size).is_none_or(|end| end > file.size()) {
+                return Err(StoreError::Internal(format!(
+                    "plugin {}: {what} ({size} bytes from byte {start}) is past the end of {} ({} bytes)",
+                    plugin.name(),
+                    file.path(),
+                    file.size()
+                )));
+            }
+            Ok(self::file(file, start + range.start, range.end - range.start))
+        }
+        (None, Some(session)) => Ok(reader(session, ctx, range.end - range.start, read)),
+        (None, None) => unreachable!("a reader comes with its session"),
+    }
 }
 
 /// `len` bytes of `file` from `offset`, read by the host in chunks of [`CHUNK`] bytes (on the

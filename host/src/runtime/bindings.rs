@@ -31,7 +31,7 @@ pub(crate) mod v1 {
 
 /// `storehost:origin@0.2.1` (and 0.2.0, which it extends: an export of a 0.2.0 component is
 /// found under its 0.2.1 name): streamed bodies, key limits, listings of every domain; since
-/// 0.2.1, artifact bodies handed to the host as files.
+/// 0.2.1, artifact bodies and runs' files handed to the host as files.
 pub(crate) mod v2 {
     wasmtime::component::bindgen!({
         inline: "
@@ -47,6 +47,7 @@ pub(crate) mod v2 {
                 export storehost:origin/ui-documents@0.2.1;
                 export storehost:origin/workspaces@0.2.1;
                 export storehost:origin/runner-artifacts@0.2.1;
+                export storehost:origin/runner-bodies@0.2.1;
                 export storehost:origin/mock-control@0.2.1;
             }
         ",

@@ -26,7 +26,7 @@ pub enum OriginVersion {
     /// `init`.
     #[serde(rename = "0.2.0")]
     V0_2,
-    /// 0.2.0 and `artifact-bodies`: artifact bodies handed to the host as files.
+    /// 0.2.0, `artifact-bodies` and `runner-bodies`: bodies handed to the host as files.
     #[default]
     #[serde(rename = "0.2.1")]
     V0_2_1,
@@ -89,8 +89,9 @@ macro_rules! interfaces {
                 }
             }
 
-            /// The domain whose data it holds (`None` for `plugin`, `mock-control` and
-            /// `artifact-bodies`, which opens what `artifacts` holds).
+            /// The domain whose data it holds (`None` for `plugin`, `mock-control`,
+            /// `artifact-bodies` and `runner-bodies`, which open what `artifacts` and
+            /// `runner-artifacts` hold).
             pub fn domain(self) -> Option<Domain> {
                 match self {
                     $(Interface::$variant => $domain,)*
@@ -205,12 +206,14 @@ interfaces! {
     @added_in_0_2_1 {
         /// Artifact bodies the host reads itself where they are files.
         ArtifactBodies = "artifact-bodies" => artifact_bodies, None;
+        /// Runs' files the host reads itself where they are files.
+        RunnerBodies = "runner-bodies" => runner_bodies, None;
     }
 }
 
 impl Interface {
-    /// True for the interfaces that hold data (all but `plugin`, `mock-control` and
-    /// `artifact-bodies`).
+    /// True for the interfaces that hold data (all but `plugin`, `mock-control`,
+    /// `artifact-bodies` and `runner-bodies`).
     pub fn is_domain(self) -> bool {
         self.domain().is_some()
     }

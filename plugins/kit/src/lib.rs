@@ -17,14 +17,15 @@
 
 pub mod bindings {
     wit_bindgen::generate!({
-        // Every origin export, artifact bodies handed to the host where a backend keeps them
-        // in files, and the sql import for the database plugin: a component imports only the
+        // Every origin export, bodies (artifacts', runs' files) handed to the host where a
+        // backend keeps them in files, and the sql import for the database plugin: a component imports only the
         // interfaces its code calls, so the other plugins do not import sql.
         inline: "
             package storehost:plugin-kit;
             world kit {
                 include storehost:origin/sql-full-origin@0.2.1;
                 export storehost:origin/artifact-bodies@0.2.1;
+                export storehost:origin/runner-bodies@0.2.1;
             }
         ",
         path: "../../wit",
@@ -140,9 +141,9 @@ pub trait Backend: Sized + 'static {
         Ok(self.get(table, key)?.map(|value| Box::new(stream::InMemory(value)) as Box<dyn ValueReader>))
     }
 
-    /// The value opened for reading an artifact's body: a backend that keeps values as files
-    /// in its preopened directories opens them with `storehost:host/files.file`, so that the
-    /// host reads the body without the plugin; `None` when absent. By default
+    /// The value opened for reading a body (an artifact's, a run's file): a backend that keeps
+    /// values as files in its preopened directories opens them with `storehost:host/files.file`,
+    /// so that the host reads the body without the plugin; `None` when absent. By default
     /// [`open_value`](Self::open_value).
     fn open_body(&mut self, table: Table, key: &str) -> Result<Option<Opened>> {
         Ok(self.open_value(table, key)?.map(Opened::Value))

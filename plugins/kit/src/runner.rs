@@ -5,8 +5,11 @@ use std::marker::PhantomData;
 
 use crate::artifacts::MAX_BODY;
 use crate::bindings::exports::storehost::origin::runner_artifacts::{FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, RunPage};
+use crate::bindings::exports::storehost::origin::runner_bodies::{self, Body, BodyFile};
 use crate::stream::RangeReader;
-use crate::{Backend, Origin, Result, StoreError, Table, ValueWriter, page_limit, prefix_successor, validate_artifact_key, validate_run};
+use crate::{
+    Backend, Opened, Origin, Result, StoreError, Table, ValueReader, ValueWriter, page_limit, prefix_successor, validate_artifact_key, validate_run,
+};
 
 fn not_found(run: &str, name: &str) -> StoreError {
     StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}"))
@@ -48,6 +51,31 @@ impl<B: Backend> GuestFileWriter for KitFileWriter<B> {
         let value = self.value.borrow_mut().take().ok_or_else(|| StoreError::Invalid("the writer was already finished".into()))?;
         value.commit()?;
         Ok(self.size.get())
+    }
+}
+
+/// The size of `value` and a reader of `len` bytes (`None`: to the end) of it from `offset`.
+fn file_reader<B: Backend>(run: String, value: Box<dyn ValueReader>, offset: u64, len: Option<u64>) -> (u64, FileReader) {
+    let size = value.size();
+    let start = offset.min(size);
+    let end = len.map_or(size, |len| start.saturating_add(len).min(size));
+    (size, FileReader::new(KitFileReader::<B> { run, range: RangeReader::new(value, start, end), backend: PhantomData }))
+}
+
+impl<B: Backend> runner_bodies::Guest for Origin<B> {
+    /// The same call as `open-read` to the backend (and to `before_call`), answered with the
+    /// file where the backend has one: a run's file is the whole value.
+    fn open(run: String, name: String, offset: u64, len: Option<u64>) -> Result<(u64, Body)> {
+        B::with(|b| {
+            b.before_call("runner-artifacts.open-read", &run)?;
+            match b.open_body(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| not_found(&run, &name))? {
+                Opened::File(file) => Ok((file.size(), Body::File(BodyFile { file, start: 0 }))),
+                Opened::Value(value) => {
+                    let (size, reader) = file_reader::<B>(run, value, offset, len);
+                    Ok((size, Body::Reader(reader)))
+                }
+            }
+        })
     }
 }
 
@@ -117,11 +145,7 @@ impl<B: Backend> Guest for Origin<B> {
         B::with(|b| {
             b.before_call("runner-artifacts.open-read", &run)?;
             let value = b.open_value(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| not_found(&run, &name))?;
-            let size = value.size();
-            let start = offset.min(size);
-            let end = len.map_or(size, |len| start.saturating_add(len).min(size));
-            let reader = KitFileReader::<B> { run, range: RangeReader::new(value, start, end), backend: PhantomData };
-            Ok((size, FileReader::new(reader)))
+            Ok(file_reader::<B>(run, value, offset, len))
         })
     }
 

@@ -3,6 +3,7 @@
 use storehost_plugin_kit::bindings::exports::storehost::origin::runner_artifacts::{
     FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, RunPage,
 };
+use storehost_plugin_kit::bindings::exports::storehost::origin::runner_bodies::{self, Body};
 use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, page_limit, prefix_successor, validate_artifact_key, validate_run};
 
@@ -117,5 +118,12 @@ impl Guest for Postgres {
             &[text(run), text(prefix.as_str()), opt_text(prefix_successor(&prefix))],
         )?;
         rows.into_iter().map(|r| Row(r).text(0)).collect()
+    }
+}
+
+/// Files are rows: always read through the plugin, as `open-read` reads them.
+impl runner_bodies::Guest for Postgres {
+    fn open(run: String, name: String, offset: u64, len: Option<u64>) -> Result<(u64, Body)> {
+        <Postgres as Guest>::open_read(run, name, offset, len).map(|(size, reader)| (size, Body::Reader(reader)))
     }
 }

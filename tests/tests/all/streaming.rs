@@ -326,4 +326,62 @@ async fn the_fs_plugin_hands_the_host_its_files_so_the_bytes_skip_the_plugin() {
     assert_eq!(drain(reader.body).await, b"new", "read after the delete");
     let past_end = store.open_read(&ctx, "big/body.bin", ByteRange::new(10, None)).await;
     assert!(matches!(past_end, Err(e) if e.kind() == storehost::base::ErrorKind::NotFound));
+
+    // A run's file, the same way (`runner-bodies`).
+    use storehost::domain::RunnerStore;
+    assert!(plugin.exports().contains(Interface::RunnerBodies));
+    let runner = storehost::origin::PluginRunnerStore::new(plugin.clone()).unwrap();
+    runner.write(&ctx, "run-1", "logs/out.txt", Bytes::from(body.clone())).await.unwrap();
+    let before = plugin.stats().calls;
+    let reader = runner.open_read(&ctx, "run-1", "logs/out.txt", ByteRange::new(2 * CHUNK + 1, None)).await.unwrap();
+    assert_eq!((reader.size, plugin.stats().pool_in_use), (body.len() as u64, 0));
+    assert!(drain(reader.body).await == body[2 * CHUNK as usize + 1..], "the run's file, from an offset");
+    assert_eq!(plugin.stats().calls - before, 1, "reading a run's file called the plugin");
+}
+
+/// A component built against 0.2.0 (the fs plugin with its exports renamed to 0.2.0's, the two
+/// interfaces 0.2.1 adds renamed out of the contract) loads as 0.2.0, and its bodies stream
+/// through its readers, a call per chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_of_0_2_0_streams_through_its_readers() {
+    use storehost::domain::{ArtifactStore, ByteRange, Ctx};
+    use storehost::origin::PluginArtifactStore;
+    use storehost::runtime::{Interface, OriginVersion};
+
+    /// Replaces `from` by `to` (as long) where no digit follows (`@0.2.1`, not `@0.2.12`).
+    fn replace(bytes: &mut [u8], from: &[u8], to: &[u8]) -> usize {
+        assert_eq!(from.len(), to.len());
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(at) = bytes[i..].windows(from.len()).position(|w| w == from) {
+            let (start, end) = (i + at, i + at + from.len());
+            if !bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                bytes[start..end].copy_from_slice(to);
+                n += 1;
+            }
+            i = end;
+        }
+        n
+    }
+    let mut wasm = storehost::builtin("fs").unwrap().to_vec();
+    assert!(replace(&mut wasm, b"storehost:origin/artifact-bodies", b"storehost:origin/artifact-bodiez") > 0);
+    assert!(replace(&mut wasm, b"storehost:origin/runner-bodies", b"storehost:origin/runner-bodiez") > 0);
+    assert!(replace(&mut wasm, b"@0.2.1", b"@0.2.0") > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = storehost_tests::fs_spec(dir.path());
+    spec.wasm = wasm.into();
+    let plugin = storehost_tests::load(&storehost_tests::runtime(), spec).await;
+    assert_eq!(plugin.exports().version(), OriginVersion::V0_2);
+    assert!(!plugin.exports().contains(Interface::ArtifactBodies) && !plugin.exports().contains(Interface::RunnerBodies));
+
+    let ctx = Ctx::background();
+    let store = std::sync::Arc::new(PluginArtifactStore::new(plugin.clone()).unwrap());
+    let body = pattern(3 * CHUNK as usize + 5);
+    let mut sink = store.clone().open_write(&ctx, "old/contract.bin", None, None).await.unwrap();
+    sink.write(&ctx, Bytes::from(body.clone())).await.unwrap();
+    assert_eq!(sink.finish(&ctx).await.unwrap().size, body.len() as u64);
+    let before = plugin.stats().calls;
+    let reader = store.open_read(&ctx, "old/contract.bin", ByteRange::new(7, None)).await.unwrap();
+    assert!(drain(reader.body).await == body[7..]);
+    assert!(plugin.stats().calls - before >= 4, "{} calls for four chunks", plugin.stats().calls - before);
 }
