@@ -6,7 +6,6 @@
 //! an artifact's body ([`HostFile`]), which the host then reads without the plugin.
 
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -152,33 +151,13 @@ impl HostFile {
         self.size
     }
 
-    /// At most `len` bytes from `offset`: fewer only at the end of the file, none past it.
-    ///
-    /// # Errors
-    /// The read failed; the message names the file.
-    pub fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, String> {
-        let len = len.min(self.size.saturating_sub(offset)) as usize;
-        let mut out = vec![0; len];
-        let mut filled = 0;
-        while filled < len {
-            match self.file.read_at(&mut out[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("reading {}: {e}", self.path)),
-            }
-        }
-        out.truncate(filled);
-        Ok(out)
-    }
-
-    /// At most `len` bytes from `offset` (fewer only at the end of the file), read into a new
-    /// buffer without zeroing it first: the host's reads of a body, in chunks, one at a time
-    /// (it moves the file's position).
+    /// At most `len` bytes from `offset` (fewer only at the end of the file, none past it), read
+    /// into a new buffer without zeroing it first. It moves the file's position: the plugin
+    /// reads the file, or the host does once the plugin handed it over, one read at a time.
     ///
     /// # Errors
     /// The read failed.
-    pub fn read_chunk(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         use std::io::{Seek, SeekFrom};
         let len = len.min(self.size.saturating_sub(offset) as usize);
         let mut out = Vec::with_capacity(len);
@@ -213,7 +192,8 @@ impl wit::HostFile for Scoped<'_, Files> {
     }
 
     fn read_at(&mut self, file: Resource<HostFile>, offset: u64, len: u64) -> wasmtime::Result<Result<Vec<u8>, String>> {
-        Ok(self.table.get(&file)?.read_at(offset, len))
+        let file = self.table.get(&file)?;
+        Ok(file.read_at(offset, usize::try_from(len).unwrap_or(usize::MAX)).map_err(|e| format!("reading {}: {e}", file.path)))
     }
 
     fn drop(&mut self, file: Resource<HostFile>) -> wasmtime::Result<()> {
@@ -274,8 +254,8 @@ mod tests {
         assert_eq!(file.read_at(0, 5).unwrap(), b"hello");
         assert_eq!(file.read_at(11, 5).unwrap(), b"");
         assert_eq!(file.read_at(50, 5).unwrap(), b"");
-        assert_eq!(file.read_chunk(4, 3).unwrap(), b"o w");
-        assert_eq!(file.read_chunk(8, 100).unwrap(), b"rld");
+        assert_eq!(file.read_at(4, 3).unwrap(), b"o w");
+        assert_eq!(file.read_at(8, 100).unwrap(), b"rld");
         // The file as it was opened: one renamed over its path later is not seen.
         std::fs::write(inside.join("a/next"), b"HELLO WORLD, LONGER").unwrap();
         std::fs::rename(inside.join("a/next"), inside.join("a/file")).unwrap();

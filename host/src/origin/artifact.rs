@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::stream::{self, Writer};
-use super::{check_key_len, for_each_version, mirror, open_session, plugin_call, require_export, session_call, streams_through};
+use super::{check_key_len, for_each_version, mirror, open_body, open_session, plugin_call, require_export, session_call, streams_through};
 use crate::base::{Ctx, Result};
 use crate::domain::artifact;
 use crate::domain::body::CHUNK;
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Served};
-use crate::runtime::{CallFuture, Guests, HostFile, Interface, Plugin, Session};
+use crate::runtime::{Interface, Plugin, Session};
 
 for_each_version!(artifacts =>
     mirror!(wit::ArtifactMeta => ArtifactMeta { key, size, content_type, sha256, created_at });
@@ -50,27 +50,10 @@ impl PluginArtifactStore {
     /// plugin, whose instance goes back to the pool at once; any other, through the plugin's
     /// reader as `open-read` gives it.
     async fn open_body(&self, ctx: &Ctx, key: String, range: ByteRange) -> Result<ArtifactReader> {
-        use crate::runtime::bindings::v2::origin::artifact_bodies::{Body, BodyFile};
-        let ((meta, file), session): ((ArtifactMeta, Option<(HostFile, u64)>), _) = self
-            .plugin
-            .open_maybe_session(ctx, "artifact-bodies.open", move |guests, store| {
-                let Guests::V2(guests) = guests else { return None };
-                let g = guests.artifact_bodies.as_ref()?;
-                Some(Box::pin(async move {
-                    Ok(match g.call_open(&mut *store, &key, range.offset, range.len).await? {
-                        Ok((meta, Body::Reader(reader))) => Ok(((meta.into(), None), Some(reader))),
-                        Ok((meta, Body::File(BodyFile { file, start }))) => {
-                            let file = store.data_mut().take(file)?;
-                            Ok(((meta.into(), Some((file, start))), None))
-                        }
-                        Err(e) => Err(e.into()),
-                    })
-                }) as CallFuture<'_, _>)
-            })
-            .await?;
+        let (meta, opened): (ArtifactMeta, _) =
+            open_body!(self.plugin, ctx, "artifact-bodies.open", artifact_bodies, |g, s| g.call_open(&mut *s, &key, range.offset, range.len)).await?;
         let range = range.within(meta.size);
-        let what = format!("the body of {:?}", meta.key);
-        let body = stream::opened(&self.plugin, &what, meta.size, range.clone(), (file, session), ctx, read_chunk)?;
+        let body = stream::opened(&self.plugin, meta.size, range.clone(), opened, ctx, read_chunk)?;
         Ok(ArtifactReader { meta, range, body, served: Served::Origin })
     }
 }

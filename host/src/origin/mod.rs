@@ -132,6 +132,29 @@ macro_rules! open_session {
 }
 use open_session;
 
+/// Opens a body with a 0.2.1 `open` (`$guest` is `artifact_bodies` or `runner_bodies`): `$body`
+/// answers the value (converted with `.into()`) and where the body is. A file the plugin hands
+/// over comes out of the instance's table, with where the body starts in it, for the host to
+/// read ([`stream::opened`]); a reader is kept in a session.
+macro_rules! open_body {
+    ($plugin:expr, $ctx:expr, $method:literal, $guest:ident, |$g:ident, $store:ident| $body:expr) => {
+        $plugin.open_body($ctx, $method, move |guests, $store| {
+            use crate::runtime::Handed;
+            use crate::runtime::bindings::v2::origin::$guest::{Body, BodyFile};
+            let crate::runtime::Guests::V2(guests) = guests else { return None };
+            let $g = guests.$guest.as_ref()?;
+            Some(Box::pin(async move {
+                Ok(match $body.await? {
+                    Ok((value, Body::Reader(reader))) => Ok((value.into(), Handed::Guest(reader))),
+                    Ok((value, Body::File(BodyFile { file, start }))) => Ok((value.into(), Handed::Host(($store.data_mut().take(file)?, start)))),
+                    Err(e) => Err(e.into()),
+                })
+            }) as crate::runtime::CallFuture<'_, _>)
+        })
+    };
+}
+use open_body;
+
 /// Calls a method of a session's resource (`$guest.$resource()`'s `call_…`).
 macro_rules! session_call {
     ($session:expr, $ctx:expr, $method:literal, $guest:ident . $resource:ident, |$g:ident, $store:ident, $res:ident| $body:expr) => {

@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::stream::{self, Writer};
-use super::{check_key_len, open_session, plugin_call, plugin_call_v2, require_export, require_listing, session_call, streams_through};
+use super::{check_key_len, open_body, open_session, plugin_call, plugin_call_v2, require_export, require_listing, session_call, streams_through};
 use crate::base::{Ctx, Result};
 use crate::domain::body::CHUNK;
 use crate::domain::runner;
 use crate::domain::{ByteRange, RunPage, RunnerReader, RunnerSink, RunnerStore};
-use crate::runtime::{CallFuture, Guests, HostFile, Interface, Plugin, Session};
+use crate::runtime::{Interface, Plugin, Session};
 
 /// [`RunnerStore`] over a plugin exporting `storehost:origin/runner-artifacts`. Files stream
 /// through a 0.2.0 plugin; a 0.1.0 one takes and gives them whole.
@@ -34,24 +34,11 @@ impl PluginRunnerStore {
     /// whose instance goes back to the pool at once; any other, through the plugin's reader as
     /// `open-read` gives it.
     async fn open_body(&self, ctx: &Ctx, run: String, name: String, range: ByteRange) -> Result<RunnerReader> {
-        use crate::runtime::bindings::v2::origin::runner_bodies::{Body, BodyFile};
-        let what = format!("file {name:?} of run {run:?}");
-        let ((size, file), session): ((u64, Option<(HostFile, u64)>), _) = self
-            .plugin
-            .open_maybe_session(ctx, "runner-bodies.open", move |guests, store| {
-                let Guests::V2(guests) = guests else { return None };
-                let g = guests.runner_bodies.as_ref()?;
-                Some(Box::pin(async move {
-                    Ok(match g.call_open(&mut *store, &run, &name, range.offset, range.len).await? {
-                        Ok((size, Body::Reader(reader))) => Ok(((size, None), Some(reader))),
-                        Ok((size, Body::File(BodyFile { file, start }))) => Ok(((size, Some((store.data_mut().take(file)?, start))), None)),
-                        Err(e) => Err(e.into()),
-                    })
-                }) as CallFuture<'_, _>)
-            })
-            .await?;
+        let (size, opened): (u64, _) =
+            open_body!(self.plugin, ctx, "runner-bodies.open", runner_bodies, |g, s| g.call_open(&mut *s, &run, &name, range.offset, range.len))
+                .await?;
         let range = range.within(size);
-        let body = stream::opened(&self.plugin, &what, size, range.clone(), (file, session), ctx, read_chunk)?;
+        let body = stream::opened(&self.plugin, size, range.clone(), opened, ctx, read_chunk)?;
         Ok(RunnerReader { size, range, body })
     }
 }

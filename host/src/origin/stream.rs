@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::base::{Ctx, Result, StoreError};
 use crate::domain::body::{BodySink, BodyStream, CHUNK};
-use crate::runtime::{HostFile, Plugin, Session};
+use crate::runtime::{HostFile, Opened, Plugin, Session};
 
 /// Reads the next chunk (at most [`CHUNK`] bytes; `None` at the end) from a session's reader.
 pub(super) type ReadChunk = for<'a> fn(&'a mut Session, &'a Ctx) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
@@ -61,21 +61,20 @@ pub(super) fn reader(session: Session, ctx: &Ctx, len: u64, read: ReadChunk) -> 
 /// (the body's bytes from byte `start` of it), or else through its reader's session.
 ///
 /// # Errors
-/// The file is shorter than the plugin says the body is; `what` names the body.
+/// The file is shorter than the plugin says the body is.
 pub(super) fn opened(
     plugin: &Plugin,
-    what: &str,
     size: u64,
     range: Range<u64>,
-    (file, session): (Option<(HostFile, u64)>, Option<Session>),
+    opened: Opened<(HostFile, u64)>,
     ctx: &Ctx,
     read: ReadChunk,
 ) -> Result<BodyStream> {
-    match (file, session) {
-        (Some((file, start)), _) => {
+    match opened {
+        Opened::Host((file, start)) => {
             if start.checked_add(size).is_none_or(|end| end > file.size()) {
                 return Err(StoreError::Internal(format!(
-                    "plugin {}: {what} ({size} bytes from byte {start}) is past the end of {} ({} bytes)",
+                    "plugin {}: a body of {size} bytes from byte {start} is past the end of {} ({} bytes)",
                     plugin.name(),
                     file.path(),
                     file.size()
@@ -83,8 +82,7 @@ pub(super) fn opened(
             }
             Ok(self::file(file, start + range.start, range.end - range.start))
         }
-        (None, Some(session)) => Ok(reader(session, ctx, range.end - range.start, read)),
-        (None, None) => unreachable!("a reader comes with its session"),
+        Opened::Session(session) => Ok(reader(session, ctx, range.end - range.start, read)),
     }
 }
 
@@ -99,7 +97,7 @@ pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
         }
         let want = CHUNK.min((end - at) as usize);
         let reading = file.clone();
-        let chunk = match tokio::task::spawn_blocking(move || reading.read_chunk(at, want)).await {
+        let chunk = match tokio::task::spawn_blocking(move || reading.read_at(at, want)).await {
             Ok(Ok(chunk)) => chunk,
             Ok(Err(e)) => return Err(failed(&file, &e)),
             Err(e) => return Err(failed(&file, &e)),

@@ -54,32 +54,37 @@ impl Plugin {
         T: Send + 'static,
         F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, ResourceAny), StoreError>>> + Send,
     {
-        let (value, session) = self
-            .open_maybe_session(ctx, method, |guests, store| {
+        let (value, opened) = self
+            .open_body::<T, std::convert::Infallible, _>(ctx, method, |guests, store| {
                 let call = f(guests, store)?;
-                Some(Box::pin(async move { Ok(call.await?.map(|(value, resource)| (value, Some(resource)))) }) as CallFuture<'_, _>)
+                Some(Box::pin(async move { Ok(call.await?.map(|(value, resource)| (value, Handed::Guest(resource)))) }) as CallFuture<'_, _>)
             })
             .await?;
-        Ok((value, session.expect("the call returned a resource")))
+        match opened {
+            Opened::Session(session) => Ok((value, session)),
+            Opened::Host(never) => match never {},
+        }
     }
 
-    /// As [`Plugin::open_session`], for a call that may return no guest resource (a body the
-    /// host reads itself): then there is no session, and the instance goes back to the pool at
-    /// once.
-    pub(crate) async fn open_maybe_session<T, F>(&self, ctx: &Ctx, method: &'static str, f: F) -> Result<(T, Option<Session>), StoreError>
+    /// As [`Plugin::open_session`], for a call whose answer may instead be something of the
+    /// host's (a file the host reads itself): then there is no session, and the instance goes
+    /// back to the pool at once.
+    pub(crate) async fn open_body<T, H, F>(&self, ctx: &Ctx, method: &'static str, f: F) -> Result<(T, Opened<H>), StoreError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, Option<ResourceAny>), StoreError>>> + Send,
+        H: Send + 'static,
+        F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, Handed<H>), StoreError>>> + Send,
     {
         let (mut warm, lease) = self.lease(ctx).await?;
         let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
         match result {
-            Ok((value, Some(resource))) => {
-                Ok((value, Some(Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }) })))
-            }
-            Ok((value, None)) => {
+            Ok((value, Handed::Guest(resource))) => Ok((
+                value,
+                Opened::Session(Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }) }),
+            )),
+            Ok((value, Handed::Host(host))) => {
                 self.inner().give_back(warm, lease, healthy);
-                Ok((value, None))
+                Ok((value, Opened::Host(host)))
             }
             Err(e) => {
                 self.inner().give_back(warm, lease, healthy);
@@ -199,6 +204,21 @@ impl PluginInner {
             }
         }
     }
+}
+
+/// What a call that opens a body hands back besides its value.
+pub(crate) enum Handed<H> {
+    /// A guest resource to read or write through: the instance is held for it.
+    Guest(ResourceAny),
+    /// Something of the host's, taken out of the instance (a file the host reads itself).
+    Host(H),
+}
+
+/// An opened body: a session over the guest's resource, or what the host took.
+#[expect(clippy::large_enum_variant, reason = "made once per body and moved into its stream, as a session alone would be")]
+pub(crate) enum Opened<H> {
+    Session(Session),
+    Host(H),
 }
 
 /// An instance held for a stream, with the guest resource the stream reads or writes.

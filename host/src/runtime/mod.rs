@@ -22,7 +22,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 /// A file a plugin opened and handed back as a body, which the host reads itself.
 pub use crate::capabilities::files::HostFile;
-pub(crate) use call::{CallFuture, Session};
+pub(crate) use call::{CallFuture, Handed, Opened, Session};
 pub use compiled_cache::CompileSource;
 pub(crate) use interfaces::Guests;
 pub use interfaces::{Exports, Interface, OriginVersion, WIT_VERSION};
