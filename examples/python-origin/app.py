@@ -10,9 +10,9 @@ reader or a writer, an exported resource, and calls it once per chunk.
 
 How a dropped resource is handled: componentize-py does not tell an exported resource that
 the host dropped it. Its runtime keeps the Python object alive for the rest of the instance and
-its destructor hook does nothing, so neither `__del__` nor `__exit__` is ever called. Readers and
-writers here therefore hold no open file between calls (each call opens, seeks, reads or
-appends, and closes), and a writer the host drops unfinished leaves only its temporary file in
+its destructor hook does nothing, so neither `__del__` nor `__exit__` is ever called. Writers
+here therefore hold no open file between calls (each call opens, appends, and closes), a reader
+holds its file only while it has bytes left to give (see `Chunks`), and a writer the host drops unfinished leaves only its temporary file in
 `.tmp/`, which `sweep_temp` removes once it has not been written for an hour (at `init` and at
 every `open-write`). Nothing of it is visible in the meantime: only `finish` renames it into place.
 """
@@ -187,33 +187,37 @@ def load(key: str) -> Artifact:
     return unpack(key, data)
 
 
-def identity(stat: os.stat_result) -> Tuple[int, int, int]:
-    # A write replaces a file by rename: the new one is another inode, with its own mtime.
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-def open_artifact(key: str) -> Tuple[str, ArtifactMeta, int, Tuple[int, int, int]]:
-    """Reads only the header of the artifact at `key`: its path, metadata, where the body
-    starts, and the identity of the file read."""
+def open_artifact(key: str):
+    """Opens the artifact at `key` and reads only its header: the open file, the metadata, and
+    where the body starts."""
     check_key(key)
     path = path_of(os.path.join(ROOT, "artifacts"), key)
     damaged = Err(StoreError_Internal(f"artifact {key!r} is damaged"))
     try:
-        with open(path, "rb") as f:
-            prefix = f.read(4)
-            if len(prefix) != 4:
-                raise damaged
-            (length,) = struct.unpack("<I", prefix)
-            header = f.read(length)
-            stat = os.fstat(f.fileno())
+        f = open(path, "rb")
     except (FileNotFoundError, NotADirectoryError):
         raise Err(StoreError_NotFound(f"artifact {key!r}"))
-    if len(header) != length:
-        raise damaged
-    meta = meta_of(header)
-    if stat.st_size - 4 - length != meta.size:
-        raise damaged
-    return path, meta, 4 + length, identity(stat)
+    try:
+        prefix = f.read(4)
+        if len(prefix) != 4:
+            raise damaged
+        (length,) = struct.unpack("<I", prefix)
+        header = f.read(length)
+        if len(header) != length:
+            raise damaged
+        meta = meta_of(header)
+        if os.fstat(f.fileno()).st_size - 4 - length != meta.size:
+            raise damaged
+    except BaseException:
+        f.close()
+        raise
+    return f, meta, 4 + length
+
+
+def artifact_meta(key: str) -> ArtifactMeta:
+    f, meta, _ = open_artifact(key)
+    f.close()
+    return meta
 
 
 def byte_range(size: int, offset: int, length: Optional[int]) -> Tuple[int, int]:
@@ -223,33 +227,77 @@ def byte_range(size: int, offset: int, length: Optional[int]) -> Tuple[int, int]
     return start, end
 
 
-class Chunks:
-    """Bytes `[start, end)` of the file at `path`, read a chunk per call. The file is opened
-    for each call (see the module's note on dropped resources), and must still be the file
-    `open-read` saw: one replaced or removed since cannot be read further."""
+# A range of up to this many bytes is read whole at `open-read`.
+READ_AT_OPEN = 1 << 20
+# A reader left unread this long is taken as dropped by the host, and its file closed.
+READER_IDLE_SECS = 600
 
-    def __init__(self, what: str, path: str, ident: Tuple[int, int, int], start: int, end: int):
+# The files of open long readers: see `Chunks`.
+open_readers: List["Chunks"] = []
+
+
+class Chunks:
+    """Bytes `[start, end)` of the file opened at `open-read`, read a chunk per call: the
+    version that existed then, whole, whatever is written or removed at its path afterwards
+    (a write renames a new file into place, a removal unlinks it; the open file keeps its
+    bytes). A range of up to `READ_AT_OPEN` bytes is read at once and holds no file. A longer
+    one holds its file until its last byte is read; since the host's drop of a reader is never
+    seen here (see the module's note), a reader not read for `READER_IDLE_SECS` is closed at
+    the next `open-read`."""
+
+    def __init__(self, what: str, f, start: int, end: int):
         self.what = what
-        self.path = path
-        self.ident = ident
         self.next = start
         self.end = end
+        self.held = None
+        self.file = None
+        self.used = time.monotonic()
+        if end - start <= READ_AT_OPEN:
+            f.seek(start)
+            self.held = f.read(end - start)
+            f.close()
+            if len(self.held) != end - start:
+                raise Err(StoreError_Internal(f"{self.what} ended early"))
+            self.next = 0
+            self.end = len(self.held)
+        else:
+            close_idle_readers()
+            self.file = f
+            open_readers.append(self)
 
     def read(self, max_len: int) -> Optional[bytes]:
         if self.next >= self.end or max_len == 0:
+            self.close()
             return None
-        try:
-            with open(self.path, "rb") as f:
-                if identity(os.fstat(f.fileno())) != self.ident:
-                    raise Err(StoreError_Unavailable(f"{self.what} was replaced while it was read"))
-                f.seek(self.next)
-                chunk = f.read(min(max_len, self.end - self.next))
-        except (FileNotFoundError, NotADirectoryError):
-            raise Err(StoreError_Unavailable(f"{self.what} was removed while it was read"))
+        want = min(max_len, self.end - self.next)
+        if self.held is not None:
+            chunk = self.held[self.next : self.next + want]
+        elif self.file is None:
+            raise Err(StoreError_Unavailable(f"{self.what} was left unread for {READER_IDLE_SECS} s and closed"))
+        else:
+            self.file.seek(self.next)
+            chunk = self.file.read(want)
         if not chunk:
+            self.close()
             raise Err(StoreError_Internal(f"{self.what} ended early"))
         self.next += len(chunk)
+        self.used = time.monotonic()
+        if self.next >= self.end:
+            self.close()
         return chunk
+
+    def close(self) -> None:
+        self.held = None if self.next >= self.end else self.held
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            open_readers.remove(self)
+
+
+def close_idle_readers() -> None:
+    now = time.monotonic()
+    for reader in [r for r in open_readers if now - r.used > READER_IDLE_SECS]:
+        reader.close()
 
 
 class TempFile:
@@ -368,17 +416,17 @@ class Artifacts(exports.Artifacts):
         return load(key)
 
     def head(self, key: str) -> ArtifactMeta:
-        return open_artifact(key)[1]
+        return artifact_meta(key)
 
     def list(self, prefix: str, cursor: Optional[str], limit: int) -> ArtifactPage:
         limit = 100 if limit == 0 else min(limit, 1000)
         keys = [k for k in walk(os.path.join(ROOT, "artifacts"), prefix) if cursor is None or k > cursor]
         page = keys[:limit]
-        items = [open_artifact(k)[1] for k in page]
+        items = [artifact_meta(k) for k in page]
         return ArtifactPage(items, page[-1] if len(keys) > limit else None)
 
     def get_url(self, key: str, expires_in_secs: int) -> Optional[str]:
-        open_artifact(key)
+        artifact_meta(key)
         return None
 
     def delete(self, key: str) -> None:
@@ -386,9 +434,9 @@ class Artifacts(exports.Artifacts):
         remove(path_of(os.path.join(ROOT, "artifacts"), key))
 
     def open_read(self, key: str, offset: int, length: Optional[int]) -> Tuple[ArtifactMeta, BodyReader]:
-        path, meta, body_start, ident = open_artifact(key)
+        f, meta, body_start = open_artifact(key)
         start, end = byte_range(meta.size, offset, length)
-        chunks = Chunks(f"artifact {key!r}", path, ident, body_start + start, body_start + end)
+        chunks = Chunks(f"artifact {key!r}", f, body_start + start, body_start + end)
         return meta, BodyReader(chunks)
 
     def open_write(self, key: str, content_type: Optional[str], size_hint: Optional[int]) -> BodyWriter:
@@ -440,12 +488,13 @@ class RunnerArtifacts(exports.RunnerArtifacts):
     def open_read(self, run: str, name: str, offset: int, length: Optional[int]) -> Tuple[int, FileReader]:
         path = self._path(run, name)
         try:
-            stat = os.stat(path)
+            f = open(path, "rb")
         except (FileNotFoundError, NotADirectoryError):
             raise Err(StoreError_NotFound(f"runner artifact {name!r} of run {run!r}"))
-        start, end = byte_range(stat.st_size, offset, length)
-        chunks = Chunks(f"runner artifact {name!r} of run {run!r}", path, identity(stat), start, end)
-        return stat.st_size, FileReader(chunks)
+        size = os.fstat(f.fileno()).st_size
+        start, end = byte_range(size, offset, length)
+        chunks = Chunks(f"runner artifact {name!r} of run {run!r}", f, start, end)
+        return size, FileReader(chunks)
 
     def open_write(self, run: str, name: str, size_hint: Optional[int]) -> FileWriter:
         path = self._path(run, name)

@@ -53,6 +53,10 @@ enum Command {
         /// The file to write; without it, standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// The manifest whose server it describes (with `[server] tokens`, the bearer scheme);
+        /// without it, the embedded default.
+        #[arg(long, short)]
+        manifest: Option<PathBuf>,
     },
     /// Validate a manifest and load its plugins (exit 1 with the errors).
     Check {
@@ -204,8 +208,10 @@ async fn run(command: Command) -> Result<()> {
             storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
-        Command::Openapi { output } => {
-            let mut text = serde_json::to_string_pretty(&storehost::http::openapi::document())?;
+        Command::Openapi { output, manifest } => {
+            let secured = !load_manifest(manifest.as_ref())?.server.tokens.is_empty();
+            let doc = if secured { storehost::http::openapi::document() } else { storehost::http::openapi::open_document() };
+            let mut text = serde_json::to_string_pretty(&doc)?;
             text.push('\n');
             match output {
                 Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display())),

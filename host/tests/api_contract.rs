@@ -73,7 +73,18 @@ async fn the_document_names_every_path_and_method_the_router_answers() {
     // Every error answer is the documented shape.
     let schema = &doc["components"]["schemas"]["Error"];
     assert_eq!(schema["required"], json!(["error"]));
-    assert!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
+    // A server without tokens asks for no credentials, and its document says so.
+    assert!(doc.get("security").is_none() && doc["components"].get("securitySchemes").is_none(), "{}", doc["security"]);
+    let paths = doc["paths"].as_object().unwrap().values();
+    assert!(paths.flat_map(|item| item.as_object().unwrap().values()).all(|op| op["responses"].get("401").is_none()), "401 without tokens");
+    // One with tokens declares the bearer scheme.
+    let manifest = dir.path().join("tokens.toml");
+    std::fs::write(&manifest, MANIFEST_WITH_TOKENS).unwrap();
+    let out = Command::new(support::binary()).arg("openapi").arg("--manifest").arg(&manifest).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secured: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(secured["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(secured["security"], json!([{ "bearer": [] }]));
 }
 
 /// Every domain on the memory plugin, under memory and disk caches, behind tokens. The memory

@@ -90,6 +90,33 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_is_sent() {
     assert!(started.elapsed() < Duration::from_secs(2), "the 413 took {:?}", started.elapsed());
 }
 
+/// A body framed both by `Content-Length` and by `Transfer-Encoding` is refused with 400 and the
+/// connection closed (each hop in front of the server may read it the other way), and nothing
+/// is written; the connection is not read further, so a request hidden in the body never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_framed_two_ways_is_refused_and_the_connection_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let smuggled = b"PUT /v1/artifacts/ok/smuggle HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nPUT /v1/artifacts/ok/hidden HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\nx";
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(smuggled).await.unwrap();
+    let mut response = Vec::new();
+    // The server closes the connection after its answer: read_to_end ends well before the timeout.
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await.expect("the connection was left open").unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(!text.contains("HTTP/1.1 2"), "a second request was answered: {text}");
+    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["error"]["kind"], "invalid");
+    let http = Client::new();
+    for key in ["ok/smuggle", "ok/hidden"] {
+        assert_eq!(http.get(server.url(&format!("/v1/artifacts/{key}"))).send().await.unwrap().status(), 404, "{key} was written");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_answer_is_json() {
     let dir = tempfile::tempdir().unwrap();

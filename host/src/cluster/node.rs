@@ -22,6 +22,11 @@ use crate::cache::{Caches, Invalidation};
 
 /// Events read from the log at a time.
 const READ_BATCH: u32 = 5_000;
+/// How long a write waits for its invalidation to reach the log (within its own deadline) while
+/// the log cannot be reached, before it is answered `unavailable`: a connection to the log that
+/// was reset is reconnected well within it.
+pub(crate) const PUBLISH_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Invalidations appended in one statement at most.
 const APPEND_BATCH: usize = 5_000;
 
@@ -203,17 +208,18 @@ impl NodeInner {
     }
 
     /// Puts a write's invalidations in the log and returns the position they were published at.
-    /// Waits for the append (batched with other writes' appends) for at most the caller's
-    /// deadline; a failed or late append stays queued and is retried until it lands.
+    /// Waits for the append (batched with other writes' appends, and retried every `poll` while
+    /// the log cannot be reached) for at most [`PUBLISH_PATIENCE`] within the caller's deadline;
+    /// an append still failing then stays queued and is retried until it lands.
     pub(crate) async fn publish(&self, ctx: &Ctx, invalidations: Vec<Invalidation>) -> Result<u64, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.publish
             .send(Pending { invalidations, reply })
             .map_err(|_| StoreError::Unavailable("the host is shutting down: its replication log is closed".into()))?;
-        let answer = match ctx.get_deadline() {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| "its deadline passed first".to_string()),
-            None => Ok(answer.await),
-        };
+        let patience = Instant::now() + PUBLISH_PATIENCE;
+        let deadline = ctx.get_deadline().map_or(patience, |deadline| deadline.min(patience));
+        let answer =
+            tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| "the log did not take it in the time a write waits".to_string());
         match answer {
             Ok(Ok(Ok(seq))) => {
                 ctx.record_write(seq);
@@ -229,6 +235,8 @@ impl NodeInner {
 
     async fn publish_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Pending>, stop: CancellationToken) {
         let mut backlog: Vec<Invalidation> = Vec::new();
+        // Writes whose append failed and that still wait for it: answered when a retry lands.
+        let mut parked: Vec<Pending> = Vec::new();
         let mut retry = tokio::time::interval(self.config.poll);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -254,16 +262,15 @@ impl NodeInner {
                     self.head_seen.fetch_max(head, Ordering::AcqRel);
                     self.metrics.published.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     self.metrics.batches.fetch_add(1, Ordering::Relaxed);
-                    for pending in waiting {
+                    for pending in parked.drain(..).chain(waiting) {
                         let _ = pending.reply.send(Ok(head));
                     }
                 }
                 Err(e) => {
                     self.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, events = batch.len(), "appending to the invalidation log failed; retrying");
-                    for pending in waiting {
-                        let _ = pending.reply.send(Err(format!("appending failed: {e}")));
-                    }
+                    parked.extend(waiting);
+                    parked.retain(|pending| !pending.reply.is_closed());
                     backlog = batch;
                 }
             }

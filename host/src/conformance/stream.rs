@@ -59,3 +59,58 @@ pub(crate) async fn check_range(what: &str, range: ByteRange, got: std::ops::Ran
     ensure!(bytes == want, "{what} {range:?}: the bytes differ from what was written");
     Ok(())
 }
+
+/// The sizes the read-while-written cases open: 1 byte, one chunk, one chunk and a byte, and
+/// several chunks.
+pub(crate) const OPENED_SIZES: [usize; 4] = [1, CHUNK, CHUNK + 1, 3 * CHUNK];
+
+/// The reads of a read-while-written case that a change comes before (a body read in small
+/// pieces is not rewritten before every one of them).
+const CHANGED_READS: u32 = 4;
+
+/// A body of `len` bytes that differs from [`pattern`] (and from other rounds) at every offset.
+pub(crate) fn other_pattern(len: usize, round: u32) -> Bytes {
+    pattern(len).iter().map(|b| b ^ (0x5a ^ round as u8) | 1).collect::<Vec<u8>>().into()
+}
+
+/// What a read-while-written case does to what the reader was opened on, before a read:
+/// `None` when it leaves it alone that round.
+pub(crate) type Change = Box<dyn FnMut(u32) -> Option<futures_util::future::BoxFuture<'static, crate::domain::Result<()>>> + Send>;
+
+/// Reads `body` to its end, running `change` before each read (a replace or a delete of what it
+/// was opened on), and checks that it yields `expected` whole: the version that existed at open.
+///
+/// A target that runs one call at a time (one instance) cannot run a change while a reader holds
+/// it: a change that has not finished within a second is left queued behind the reader, and
+/// awaited once the reader is dropped.
+pub(crate) async fn read_while_changed(what: &str, mut body: BodyStream, expected: &Bytes, mut change: Change) -> Result<()> {
+    use futures_util::StreamExt;
+    let mut queued = None;
+    let mut got = Vec::with_capacity(expected.len());
+    for round in 0.. {
+        if queued.is_none()
+            && round < CHANGED_READS
+            && let Some(future) = change(round)
+        {
+            let mut task = tokio::spawn(future);
+            match tokio::time::timeout(std::time::Duration::from_secs(1), &mut task).await {
+                Ok(done) => done
+                    .map_err(|e| anyhow::anyhow!("{what}: the change panicked: {e}"))?
+                    .map_err(|e| anyhow::anyhow!("{what}: change {round}: {e}"))?,
+                Err(_) => queued = Some(task),
+            }
+        }
+        match body.next().await {
+            Some(Ok(chunk)) => got.extend_from_slice(&chunk),
+            Some(Err(e)) => anyhow::bail!("{what}: after {} of {} bytes, a change (round {round}) failed the read: {e}", got.len(), expected.len()),
+            None => break,
+        }
+    }
+    drop(body);
+    if let Some(task) = queued {
+        task.await.map_err(|e| anyhow::anyhow!("{what}: the change panicked: {e}"))?.map_err(|e| anyhow::anyhow!("{what}: a queued change: {e}"))?;
+    }
+    ensure!(got.len() == expected.len(), "{what}: read {} bytes of the {} opened", got.len(), expected.len());
+    ensure!(got == expected[..], "{what}: the bytes read are not the version that was opened");
+    Ok(())
+}

@@ -20,7 +20,7 @@ use super::error::ErrorBody;
 use super::extract::NoQuery;
 use crate::app::metrics::render_histogram;
 use crate::app::{DomainMetrics, ReloadReport, render_cluster, render_prometheus};
-use crate::base::{Ctx, ErrorKind, StoreError};
+use crate::base::{Ctx, Domain, ErrorKind, StoreError};
 
 pub fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(plugins)).routes(routes!(cache)).routes(routes!(reload))
@@ -150,6 +150,13 @@ async fn metrics(State(state): State<Shared>) -> Response {
     ];
     for (name, help, value) in reloads {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP storehost_http_bodies_cut_total Answers whose body failed after the head was sent (the connection was closed short).\n# TYPE storehost_http_bodies_cut_total counter"
+    );
+    for domain in Domain::ALL {
+        let _ = writeln!(out, "storehost_http_bodies_cut_total{{domain=\"{domain}\"}} {}", state.bodies_cut[domain as usize].load(Ordering::Relaxed));
     }
     let _ = writeln!(out, "# HELP storehost_plugin_generation Loads of a plugin so far (1 at start-up).\n# TYPE storehost_plugin_generation gauge");
     for (name, load) in &app.loads {

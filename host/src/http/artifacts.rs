@@ -151,12 +151,17 @@ async fn serve(state: &Shared, artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &s
         out.remove(header::CONTENT_LENGTH);
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
-    let Some(spec) = spec else { return Ok((out, Body::from_stream(reader.body)).into_response()) };
+    let len = reader.range.end - reader.range.start;
+    let Some(spec) = spec else {
+        let body = body::primed(state, Domain::Artifact, key, len, reader.body).await?;
+        return Ok((out, body).into_response());
+    };
     let size = reader.meta.size;
     let Some(range) = spec.resolve(size) else { return Err(body::unsatisfiable(size)) };
     debug_assert_eq!(range, reader.range);
     let status = body::partial(&mut out, &range, size);
-    Ok((status, out, Body::from_stream(reader.body)).into_response())
+    let body = body::primed(state, Domain::Artifact, key, len, reader.body).await?;
+    Ok((status, out, body).into_response())
 }
 
 #[utoipa::path(

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::{ApiError, ApiResult};
-use crate::base::Ctx;
-use crate::domain::{BodySink, ByteRange};
+use super::{ApiError, ApiResult, Shared};
+use crate::base::{Ctx, Domain, StoreError};
+use crate::domain::body::CHUNK;
+use crate::domain::{BodySink, BodyStream, ByteRange};
 
 /// One range of a `Range: bytes=…` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +82,67 @@ pub(crate) fn unsatisfiable(size: u64) -> ApiError {
 /// `Accept-Ranges: bytes`.
 pub(crate) fn accept_ranges(headers: &mut HeaderMap) {
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+}
+
+/// The body of an answer of `len` bytes, read from `body` up to its first [`CHUNK`] before the
+/// status line goes out: a body that fits in one chunk is in hand whole, so any failure of it is
+/// a JSON error answer rather than a `200` that stops short. A longer body that fails after the
+/// head went out closes the connection (the client sees fewer bytes than `Content-Length`, never
+/// other bytes), and is logged at WARN with where it came from and counted
+/// (`storehost_http_bodies_cut_total`).
+pub(crate) async fn primed(state: &Shared, domain: Domain, key: &str, len: u64, mut body: BodyStream) -> ApiResult<Body> {
+    let mut first: Vec<Bytes> = Vec::new();
+    let mut held: u64 = 0;
+    while held < len && held < CHUNK as u64 {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                held += chunk.len() as u64;
+                first.push(chunk);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => break,
+        }
+    }
+    if held > len || (held < len && held < CHUNK as u64) {
+        return Err(StoreError::Internal(format!("the origin gave {held} bytes of a body of {len}")).into());
+    }
+    if held == len {
+        return Ok(match first.len() {
+            0 => Body::empty(),
+            1 => Body::from(first.pop().expect("one chunk")),
+            _ => Body::from(first.concat()),
+        });
+    }
+    let mut cut = CutWatch { state: state.clone(), domain, key: key.to_string(), len, sent: held };
+    let rest = body.map(move |item| {
+        match &item {
+            Ok(chunk) => cut.sent += chunk.len() as u64,
+            Err(e) => cut.report(e),
+        }
+        item
+    });
+    Ok(Body::from_stream(futures_util::stream::iter(first.into_iter().map(Ok)).chain(rest)))
+}
+
+/// What a body that fails after its head went out is reported with.
+struct CutWatch {
+    state: Shared,
+    domain: Domain,
+    key: String,
+    len: u64,
+    sent: u64,
+}
+
+impl CutWatch {
+    fn report(&self, error: &StoreError) {
+        self.state.bodies_cut[self.domain as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let app = self.state.app();
+        let origin = app.manifest.domains.get(self.domain).map_or("", |d| d.origin.as_str());
+        tracing::warn!(
+            domain = %self.domain, key = %self.key, origin, sent = self.sent, len = self.len, %error,
+            "a body failed after its head was sent: the connection is closed short"
+        );
+    }
 }
 
 /// The `Content-Length` a request declares.

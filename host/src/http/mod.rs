@@ -120,6 +120,8 @@ pub struct ServerState {
     reloading: tokio::sync::Mutex<()>,
     pub(crate) reloads: AtomicU64,
     pub(crate) failed_reloads: AtomicU64,
+    /// Bodies that failed after their head was sent, per domain (indexed as `Domain::ALL`).
+    pub(crate) bodies_cut: [AtomicU64; Domain::ALL.len()],
 }
 
 pub type Shared = Arc<ServerState>;
@@ -141,6 +143,7 @@ impl ServerState {
             reloading: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
             failed_reloads: AtomicU64::new(0),
+            bodies_cut: Default::default(),
         }
     }
 

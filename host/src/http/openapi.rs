@@ -7,6 +7,7 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -221,7 +222,33 @@ pub fn document() -> Value {
     complete(super::routes(&super::Limits::default()).1)
 }
 
-static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(serde_json::to_vec(&document()).expect("the document is JSON")));
+/// The document of a server without tokens: no security scheme, and no `401` answers.
+pub fn open_document() -> Value {
+    let mut doc = document();
+    if let Some(object) = doc.as_object_mut() {
+        object.remove("security");
+    }
+    if let Some(components) = doc["components"].as_object_mut() {
+        components.remove("securitySchemes");
+    }
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
+        for (_, operation) in item.as_object_mut().into_iter().flatten().filter(|(method, _)| OPERATIONS.contains(&method.as_str())) {
+            let Some(operation) = operation.as_object_mut() else { continue };
+            operation.remove("security");
+            if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+                responses.remove("401");
+            }
+        }
+    }
+    doc
+}
+
+fn serialized(doc: Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(&doc).expect("the document is JSON"))
+}
+
+static SECURED: LazyLock<Bytes> = LazyLock::new(|| serialized(document()));
+static OPEN: LazyLock<Bytes> = LazyLock::new(|| serialized(open_document()));
 
 /// `GET /openapi.json`.
 #[utoipa::path(
@@ -233,8 +260,11 @@ static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(serde_json::to_v
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object))
 )]
-pub(super) async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.clone()).into_response()
+pub(super) async fn openapi_json(State(state): State<super::Shared>) -> Response {
+    // The bearer scheme only where the server asks for it: a client generated from the
+    // document of a server without tokens has no credentials to send.
+    let doc = if state.tokens.is_empty() { OPEN.clone() } else { SECURED.clone() };
+    ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
 }
 
 #[cfg(test)]

@@ -45,7 +45,14 @@ pub fn routes() -> OpenApiRouter<Shared> {
         (status = 416, description = "The range is outside the file", body = ErrorBody),
     )
 )]
-async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, String)>, _: NoQuery, headers: HeaderMap) -> ApiResult<Response> {
+async fn read(
+    State(state): State<Shared>,
+    Store(runs): Runs,
+    ctx: Ctx,
+    ApiPath(path): ApiPath<(String, String)>,
+    _: NoQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (run, name) = run_file(path)?;
     let spec = body::requested(&headers);
     let range = match spec {
@@ -64,10 +71,16 @@ async fn read(Store(runs): Runs, ctx: Ctx, ApiPath(path): ApiPath<(String, Strin
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(reader.size));
     body::accept_ranges(&mut out);
-    let Some(spec) = spec else { return Ok((out, Body::from_stream(reader.body)).into_response()) };
+    let len = reader.range.end - reader.range.start;
+    let file = format!("{run}/{name}");
+    let Some(spec) = spec else {
+        let body = body::primed(&state, Domain::Runner, &file, len, reader.body).await?;
+        return Ok((out, body).into_response());
+    };
     let Some(range) = spec.resolve(reader.size) else { return Err(body::unsatisfiable(reader.size)) };
     let status = body::partial(&mut out, &range, reader.size);
-    Ok((status, out, Body::from_stream(reader.body)).into_response())
+    let body = body::primed(&state, Domain::Runner, &file, len, reader.body).await?;
+    Ok((status, out, body).into_response())
 }
 
 /// Streams the file into the store; a cut upload leaves nothing.

@@ -9,7 +9,7 @@ use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, now_ms, page_limit, prefix_successor, validate_artifact_key};
 
 use crate::db::{Db, Row, int, opt_text, text, ts};
-use crate::stream::{Ranged, Upload};
+use crate::stream::{BodyRead, Stored, Upload};
 use crate::{Postgres, check_body};
 
 const META: &str = "key, size, content_type, sha256, created_at";
@@ -26,12 +26,12 @@ fn head(key: &str) -> Result<Option<ArtifactMeta>> {
     Db::Pool.query_opt(&format!("SELECT {META} FROM {{s}}.artifacts WHERE key = $1"), &[text(key)])?.map(|r| meta(&Row(r))).transpose()
 }
 
-/// A range of an artifact's body; the artifact must keep its SHA-256 while it is read.
-pub struct PgBodyReader(Ranged);
+/// A range of an artifact's body, of the version that existed at open.
+pub struct PgBodyReader(BodyRead);
 
 impl GuestBodyReader for PgBodyReader {
     fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
-        self.0.read(max_len, "the artifact")
+        self.0.read(max_len)
     }
 }
 
@@ -67,12 +67,9 @@ impl Guest for Postgres {
 
     fn open_read(key: String, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, BodyReader)> {
         validate_artifact_key(&key)?;
-        let meta = head(&key)?.ok_or_else(|| not_found(&key))?;
-        let start = offset.min(meta.size);
-        let end = len.map_or(meta.size, |len| start.saturating_add(len).min(meta.size));
-        let select = "SELECT substring(body FROM $1::int FOR $2::int) FROM {s}.artifacts WHERE key = $3 AND sha256 = $4".to_string();
-        let reader = Ranged::new(select, vec![text(key.as_str()), text(meta.sha256.as_str())], start, end);
-        Ok((meta, BodyReader::new(PgBodyReader(reader))))
+        let stored = Stored { columns: META, column: "body", from: "{s}.artifacts WHERE key = $1", params: vec![text(key.as_str())] };
+        let (row, body) = stored.open(offset, len)?.ok_or_else(|| not_found(&key))?;
+        Ok((meta(&row)?, BodyReader::new(PgBodyReader(body))))
     }
 
     fn open_write(key: String, content_type: Option<String>, size_hint: Option<u64>) -> Result<BodyWriter> {

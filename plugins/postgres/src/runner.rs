@@ -8,19 +8,19 @@ use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
 use storehost_plugin_kit::{Result, StoreError, page_limit, prefix_successor, validate_artifact_key, validate_run};
 
 use crate::db::{Db, Row, int, opt_text, text};
-use crate::stream::{Ranged, Upload};
+use crate::stream::{BodyRead, Stored, Upload};
 use crate::{Postgres, check_body};
 
 fn not_found(run: &str, name: &str) -> StoreError {
     StoreError::NotFound(format!("runner artifact {name:?} of run {run:?}"))
 }
 
-/// A range of a file.
-pub struct PgFileReader(Ranged);
+/// A range of a file, as it was at open.
+pub struct PgFileReader(BodyRead);
 
 impl GuestFileReader for PgFileReader {
     fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
-        self.0.read(max_len, "the file")
+        self.0.read(max_len)
     }
 }
 
@@ -76,15 +76,14 @@ impl Guest for Postgres {
 
     fn open_read(run: String, name: String, offset: u64, len: Option<u64>) -> Result<(u64, FileReader)> {
         check(&run, &name)?;
-        let row = Db::Pool.query_opt(
-            "SELECT octet_length(data)::bigint FROM {s}.runner_files WHERE run = $1 AND name = $2",
-            &[text(run.as_str()), text(name.as_str())],
-        )?;
-        let size = Row(row.ok_or_else(|| not_found(&run, &name))?).u64(0)?;
-        let start = offset.min(size);
-        let end = len.map_or(size, |len| start.saturating_add(len).min(size));
-        let select = "SELECT substring(data FROM $1::int FOR $2::int) FROM {s}.runner_files WHERE run = $3 AND name = $4".to_string();
-        Ok((size, FileReader::new(PgFileReader(Ranged::new(select, vec![text(run), text(name)], start, end)))))
+        let stored = Stored {
+            columns: "octet_length(data)::bigint",
+            column: "data",
+            from: "{s}.runner_files WHERE run = $1 AND name = $2",
+            params: vec![text(run.as_str()), text(name.as_str())],
+        };
+        let (row, body) = stored.open(offset, len)?.ok_or_else(|| not_found(&run, &name))?;
+        Ok((row.u64(0)?, FileReader::new(PgFileReader(body))))
     }
 
     fn open_write(run: String, name: String, size_hint: Option<u64>) -> Result<FileWriter> {

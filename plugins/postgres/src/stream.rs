@@ -2,11 +2,12 @@
 //! [`CHUNK`] bytes) under an upload id, and `finish` puts them together into the destination's
 //! `bytea` in the one transaction that makes it visible: an unfinished upload is never seen, and
 //! a writer dropped unfinished deletes its rows. Reads take `substring`s of the stored `bytea`, so
-//! a body is never held whole in the plugin.
+//! a body is never held whole in the plugin, and every read of a body sees one version of it
+//! ([`Stored::open`]).
 
 use std::cell::{Cell, RefCell};
 
-use storehost_plugin_kit::bindings::storehost::host::sql::SqlValue;
+use storehost_plugin_kit::bindings::storehost::host::sql::{SqlValue, Transaction};
 use storehost_plugin_kit::{Result, StoreError};
 
 use crate::check_body;
@@ -100,34 +101,145 @@ impl Drop for Upload {
     }
 }
 
-/// A range of a stored `bytea`, read a `substring` at a time. `select` takes `$1` (the offset,
-/// 1-based), `$2` (the length) and its own parameters after them, and returns the bytes.
-pub struct Ranged {
+/// A range asked for at open up to this size is read with the metadata, in the one statement
+/// that finds the row: it is one version by construction, and needs no transaction.
+const READ_AT_OPEN: u64 = CHUNK as u64;
+
+/// The most one `substring` of a longer range reads.
+const READ_MOST: u64 = 4 * CHUNK as u64;
+
+/// A stored `bytea` column and the row it is in: `SELECT {columns}, <size>, <range> FROM {from}`,
+/// where `from` names the table and its `WHERE` clause with `$1`…`$n` standing for `params`.
+pub struct Stored<'a> {
+    pub columns: &'a str,
+    pub column: &'a str,
+    pub from: &'a str,
+    pub params: Vec<SqlValue>,
+}
+
+impl Stored<'_> {
+    /// The statement that reads `columns`, the body's size and `substring`s of the body: its
+    /// two last parameters are the 1-based position and the length.
+    fn select(&self, columns: &str) -> String {
+        let n = self.params.len();
+        let range = format!("substring({} FROM ${}::int FOR ${}::int)", self.column, n + 1, n + 2);
+        let columns = if columns.is_empty() { range } else { format!("{columns}, {range}") };
+        format!("SELECT {columns} FROM {}", self.from)
+    }
+
+    fn params(&self, from: u64, len: u64) -> Vec<SqlValue> {
+        // A `bytea` holds at most 1 GiB, so a position past `int` reads nothing either way.
+        let position = from.saturating_add(1).min(i32::MAX as u64);
+        let mut params = self.params.clone();
+        params.extend([int(position), int(len.min(i32::MAX as u64))]);
+        params
+    }
+
+    /// Opens `len` bytes (`None`: to the end) from `offset` of the body, with the row's
+    /// `columns`; `None` when there is no row.
+    ///
+    /// The body read is the version of the row that existed at open, whatever is written or
+    /// deleted afterwards: a range of up to [`READ_AT_OPEN`] bytes is read with the row in one
+    /// statement; a longer one is read inside a read-only `REPEATABLE READ` transaction that the
+    /// reader holds (and so one pooled connection) until it is dropped, all of whose statements
+    /// see the one snapshot its first statement took.
+    pub fn open(&self, offset: u64, len: Option<u64>) -> Result<Option<(Row, BodyRead)>> {
+        let Some(found) = self.find(&Db::Pool, offset, len)? else { return Ok(None) };
+        if found.end - found.start <= READ_AT_OPEN {
+            return Ok(Some((found.row, BodyRead::held(found.bytes, found.end - found.start)?)));
+        }
+        let tx = crate::db::begin()?;
+        Db::Tx(&tx).execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", &[])?;
+        // The snapshot is taken here: the row and its body as they are now, which may be a
+        // newer version than the one found above.
+        let Some(Found { row, start, end, bytes }) = self.find(&Db::Tx(&tx), offset, len)? else { return Ok(None) };
+        let next = start + bytes.len() as u64;
+        let snapshot = Snapshot { tx, select: self.select(""), params: self.params.clone(), next: Cell::new(next), end };
+        Ok(Some((row, BodyRead { pending: RefCell::new(bytes), at: Cell::new(0), snapshot: Some(snapshot) })))
+    }
+
+    /// The row, the range `[start, end)` of the body asked for, and its first
+    /// [`READ_AT_OPEN`] bytes, in one statement.
+    fn find(&self, db: &Db<'_>, offset: u64, len: Option<u64>) -> Result<Option<Found>> {
+        let columns = format!("{}, octet_length({})::bigint", self.columns, self.column);
+        let ask = len.unwrap_or(u64::MAX).min(READ_AT_OPEN);
+        let Some(row) = db.query_opt(&self.select(&columns), &self.params(offset, ask))? else { return Ok(None) };
+        let mut row = Row(row);
+        let width = row.0.len();
+        let size = row.u64(width - 2)?;
+        let bytes = row.take_bytes(width - 1)?;
+        row.0.truncate(width - 2);
+        let start = offset.min(size);
+        let end = len.map_or(size, |len| start.saturating_add(len).min(size));
+        Ok(Some(Found { row, start, end, bytes }))
+    }
+}
+
+/// What [`Stored::find`] found.
+struct Found {
+    row: Row,
+    start: u64,
+    end: u64,
+    bytes: Vec<u8>,
+}
+
+/// A body being read: the bytes in hand, then (for a long range) the rest from the snapshot.
+pub struct BodyRead {
+    pending: RefCell<Vec<u8>>,
+    at: Cell<usize>,
+    snapshot: Option<Snapshot>,
+}
+
+/// The rest of a long range, read inside the transaction whose snapshot the read began in.
+struct Snapshot {
+    tx: Transaction,
     select: String,
     params: Vec<SqlValue>,
     next: Cell<u64>,
     end: u64,
 }
 
-impl Ranged {
-    pub fn new(select: String, params: Vec<SqlValue>, start: u64, end: u64) -> Ranged {
-        Ranged { select, params, next: Cell::new(start), end }
+impl BodyRead {
+    fn held(bytes: Vec<u8>, len: u64) -> Result<BodyRead> {
+        if bytes.len() as u64 != len {
+            return Err(StoreError::Internal(format!("postgres: read {} bytes of a range of {len}", bytes.len())));
+        }
+        Ok(BodyRead { pending: RefCell::new(bytes), at: Cell::new(0), snapshot: None })
     }
 
-    pub fn read(&self, max_len: u32, what: &str) -> Result<Option<Vec<u8>>> {
-        let next = self.next.get();
-        if next >= self.end || max_len == 0 {
+    /// The next at most `max_len` bytes; `None` at the end of the range.
+    pub fn read(&self, max_len: u32) -> Result<Option<Vec<u8>>> {
+        if max_len == 0 {
             return Ok(None);
         }
-        let len = (self.end - next).min(u64::from(max_len)).min(CHUNK as u64 * 4);
-        let mut params = vec![int(next + 1), int(len)];
-        params.extend(self.params.iter().cloned());
-        let row = Db::Pool.query_opt(&self.select, &params)?;
-        let bytes = Row(row.ok_or_else(|| StoreError::Unavailable(format!("{what} changed or was deleted while it was read")))?).take_bytes(0)?;
-        if bytes.is_empty() {
-            return Err(StoreError::Unavailable(format!("{what} changed while it was read")));
+        let mut pending = self.pending.borrow_mut();
+        let at = self.at.get();
+        if at < pending.len() {
+            let n = (pending.len() - at).min(max_len as usize);
+            let out = if at == 0 && n == pending.len() { std::mem::take(&mut *pending) } else { pending[at..at + n].to_vec() };
+            if at + n >= pending.len() {
+                pending.clear();
+                self.at.set(0);
+            } else {
+                self.at.set(at + n);
+            }
+            return Ok(Some(out));
         }
-        self.next.set(next + bytes.len() as u64);
+        let Some(snapshot) = &self.snapshot else { return Ok(None) };
+        let next = snapshot.next.get();
+        if next >= snapshot.end {
+            return Ok(None);
+        }
+        let len = (snapshot.end - next).min(u64::from(max_len)).min(READ_MOST);
+        let mut params = snapshot.params.clone();
+        params.extend([int(next + 1), int(len)]);
+        let row = Db::Tx(&snapshot.tx).query_opt(&snapshot.select, &params)?;
+        // The snapshot still holds the row: anything else is a fault, not a writer.
+        let bytes = Row(row.ok_or_else(|| StoreError::Internal("postgres: the row left the read's snapshot".into()))?).take_bytes(0)?;
+        if bytes.len() as u64 != len {
+            return Err(StoreError::Internal(format!("postgres: the snapshot gave {} bytes at {next}, not {len}", bytes.len())));
+        }
+        snapshot.next.set(next + len);
         Ok(Some(bytes))
     }
 }

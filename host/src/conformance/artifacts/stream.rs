@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use bytes::Bytes;
+use futures_util::FutureExt;
 
 use super::{sha256_hex, store};
-use crate::conformance::stream::{BOUNDARIES, check_range, feed, pattern, ranges};
+use crate::conformance::stream::{BOUNDARIES, Change, OPENED_SIZES, check_range, feed, other_pattern, pattern, ranges, read_while_changed};
 use crate::conformance::{Step, ctx, invalid, not_found, suite_cases, unique};
 use crate::domain::body::{ByteRange, CHUNK, collect};
 use crate::domain::{ArtifactMeta, ArtifactStore, Stores};
@@ -21,6 +22,8 @@ suite_cases!(Artifacts, "stream";
     dropped_writer_keeps_the_old_body,
     replaced_by_a_stream,
     missing_and_bad_keys,
+    a_read_is_the_version_opened_while_it_is_replaced,
+    a_read_is_the_version_opened_after_a_delete,
 );
 
 async fn write(st: &std::sync::Arc<dyn ArtifactStore>, key: &str, body: &Bytes, content_type: Option<&str>) -> Result<ArtifactMeta> {
@@ -149,6 +152,64 @@ async fn missing_and_bad_keys(s: Stores) -> Result<()> {
     for key in ["", "/leading", "a//b", "a/../b"] {
         invalid(&format!("open-read {key:?}"), st.open_read(&ctx(), key, ByteRange::ALL).await.map(|r| r.meta))?;
         invalid(&format!("open-write {key:?}"), st.clone().open_write(&ctx(), key, None, None).await.map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// A body opened is the version that existed at open, whole, while other versions replace it
+/// before each read; and the new version is there afterwards.
+async fn a_read_is_the_version_opened_while_it_is_replaced(s: Stores) -> Result<()> {
+    let st = store(&s);
+    for size in OPENED_SIZES {
+        for range in [ByteRange::ALL, ByteRange::new(1, None)] {
+            let key = unique("stream/opened");
+            let body = pattern(size);
+            st.put(&ctx(), &key, body.clone(), None).await.step("put")?;
+            let reader = st.open_read(&ctx(), &key, range).await.step("open-read")?;
+            let want = range.within(size as u64);
+            let expected = body.slice(want.start as usize..want.end as usize);
+            let (writer, written) = (st.clone(), key.clone());
+            let last = std::sync::Arc::new(parking_lot::Mutex::new(Bytes::new()));
+            let seen = last.clone();
+            // Versions of another size each round: shorter, then longer, than the one opened.
+            let change: Change = Box::new(move |round| {
+                let (st, key, last) = (writer.clone(), written.clone(), seen.clone());
+                let next = other_pattern(if round % 2 == 0 { 3 } else { size + CHUNK / 2 }, round);
+                Some(
+                    async move {
+                        st.put(&ctx(), &key, next.clone(), None).await?;
+                        *last.lock() = next;
+                        Ok(())
+                    }
+                    .boxed(),
+                )
+            });
+            read_while_changed(&format!("a body of {size} bytes, {range:?}, replaced before each read"), reader.body, &expected, change).await?;
+            let now = st.get(&ctx(), &key).await.step("get after the replaces")?;
+            ensure!(now.body == *last.lock(), "after the replaces, get read {} bytes that are not the last version", now.body.len());
+        }
+    }
+    Ok(())
+}
+
+/// A body opened is the version that existed at open, whole, when the artifact is deleted
+/// before its first read or after it; and it is gone afterwards.
+async fn a_read_is_the_version_opened_after_a_delete(s: Stores) -> Result<()> {
+    let st = store(&s);
+    for size in OPENED_SIZES {
+        for delete_at in [0, 1] {
+            let key = unique("stream/deleted");
+            let body = pattern(size);
+            st.put(&ctx(), &key, body.clone(), None).await.step("put")?;
+            let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step("open-read")?;
+            let (writer, deleted) = (st.clone(), key.clone());
+            let change: Change = Box::new(move |round| {
+                let (st, key) = (writer.clone(), deleted.clone());
+                (round == delete_at).then(|| async move { st.delete(&ctx(), &key).await }.boxed())
+            });
+            read_while_changed(&format!("a body of {size} bytes deleted before read {delete_at}"), reader.body, &body, change).await?;
+            not_found("get after the delete", st.get(&ctx(), &key).await.map(|a| a.meta))?;
+        }
     }
     Ok(())
 }

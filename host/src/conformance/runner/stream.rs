@@ -5,14 +5,21 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use bytes::Bytes;
+use futures_util::FutureExt;
 
 use super::store;
-use crate::conformance::stream::{BOUNDARIES, check_range, feed, pattern, ranges};
+use crate::conformance::stream::{BOUNDARIES, Change, OPENED_SIZES, check_range, feed, other_pattern, pattern, ranges, read_while_changed};
 use crate::conformance::{Step, ctx, invalid, not_found, suite_cases, unique};
 use crate::domain::body::{ByteRange, CHUNK};
 use crate::domain::{RunnerStore, Stores};
 
-suite_cases!(RunnerArtifacts, "stream"; ranges_read_exactly, empty_and_boundaries, dropped_writer_leaves_nothing, missing_and_bad_names);
+suite_cases!(RunnerArtifacts, "stream";
+    ranges_read_exactly,
+    empty_and_boundaries,
+    dropped_writer_leaves_nothing,
+    missing_and_bad_names,
+    a_read_is_the_file_opened_while_it_is_replaced_or_removed,
+);
 
 async fn write(st: &std::sync::Arc<dyn RunnerStore>, run: &str, name: &str, body: &Bytes) -> Result<u64> {
     let mut sink = st.clone().open_write(&ctx(), run, name, Some(body.len() as u64)).await.step("open-write")?;
@@ -76,5 +83,40 @@ async fn missing_and_bad_names(s: Stores) -> Result<()> {
     not_found("open-read of a missing file", st.open_read(&ctx(), &run, "nothing", ByteRange::ALL).await.map(|r| r.size))?;
     invalid("open-write of a bad name", st.clone().open_write(&ctx(), &run, "a//b", None).await.map(|_| ()))?;
     invalid("open-write in a bad run", st.clone().open_write(&ctx(), "", "f", None).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// A file opened is the version that existed at open, whole, while it is rewritten before each
+/// read, or removed before its first read or after it.
+async fn a_read_is_the_file_opened_while_it_is_replaced_or_removed(s: Stores) -> Result<()> {
+    let (st, run) = (store(&s), unique("run"));
+    for size in OPENED_SIZES {
+        for remove_at in [None, Some(0), Some(1)] {
+            let name = unique("opened/file");
+            let body = pattern(size);
+            st.write(&ctx(), &run, &name, body.clone()).await.step("write")?;
+            let reader = st.open_read(&ctx(), &run, &name, ByteRange::ALL).await.step("open-read")?;
+            let (writer, run_, name_) = (st.clone(), run.clone(), name.clone());
+            let change: Change = Box::new(move |round| {
+                let (st, run, name) = (writer.clone(), run_.clone(), name_.clone());
+                match remove_at {
+                    None => {
+                        let next = other_pattern(if round % 2 == 0 { 3 } else { size + CHUNK / 2 }, round);
+                        Some(async move { st.write(&ctx(), &run, &name, next).await }.boxed())
+                    }
+                    Some(at) if at == round => Some(async move { st.remove(&ctx(), &run, &name).await }.boxed()),
+                    Some(_) => None,
+                }
+            });
+            let what = match remove_at {
+                None => format!("a file of {size} bytes rewritten before each read"),
+                Some(at) => format!("a file of {size} bytes removed before read {at}"),
+            };
+            read_while_changed(&what, reader.body, &body, change).await?;
+            if remove_at.is_some() {
+                not_found("read after the remove", st.read(&ctx(), &run, &name).await)?;
+            }
+        }
+    }
     Ok(())
 }
