@@ -6,7 +6,10 @@
 //! s3s-fs stores an object at the path of its key, with its metadata in a file named after the
 //! whole key; that cannot hold what S3 can (a key longer than ~170 bytes, or both `a` and `a/z`).
 //! So objects are stored under the SHA-256 of their key, and [`KeyedFs`] keeps the bucket's keys
-//! in order to answer ListObjectsV2; everything else is s3s-fs's own handling.
+//! in order to answer ListObjectsV2; it also checks a read's `If-Match`, which s3s-fs ignores,
+//! and keeps a read from seeing half a write; everything else is s3s-fs's own handling. s3s-fs
+//! writes an object into a new file renamed into place, so a GET under way goes on serving the
+//! version it opened, as S3 does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -15,7 +18,7 @@ use parking_lot::Mutex;
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
     CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
-    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
+    ETagCondition, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
     ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output, MultipartUpload, Object, PutObjectInput, PutObjectOutput, UploadPartInput,
     UploadPartOutput,
 };
@@ -37,10 +40,30 @@ struct KeyedFs {
     /// Multipart uploads begun and neither completed nor aborted: upload id → `(bucket, key)`.
     /// s3s-fs does not list them; this answers ListMultipartUploads.
     uploads: Mutex<BTreeMap<String, (String, String)>>,
+    /// s3s-fs renames a new body into place and writes its checksum and ETag after, and reads
+    /// them after opening the body: held shared by a read until its answer is made (the body
+    /// then streams from the file opened), and exclusively by a write, so that a read answers
+    /// one version's body with that version's metadata, as S3 does.
+    versions: tokio::sync::RwLock<()>,
 }
 
 fn stored(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl KeyedFs {
+    /// A read's `If-Match`, which s3s-fs does not check: 412 unless the object stored at `key`
+    /// has that ETag (under [`KeyedFs::versions`], as the read itself).
+    async fn check_match<T: Clone>(&self, req: &S3Request<T>, bucket: &str, key: &str, condition: Option<&ETagCondition>) -> S3Result<()> {
+        let Some(condition) = condition else { return Ok(()) };
+        let head = HeadObjectInput { bucket: bucket.to_string(), key: key.to_string(), ..Default::default() };
+        let found = self.fs.head_object(req.clone().map_input(|_| head)).await?.output.e_tag;
+        match (condition, found) {
+            (ETagCondition::Any, Some(_)) => Ok(()),
+            (ETagCondition::ETag(want), Some(have)) if want.value() == have.value() => Ok(()),
+            _ => Err(s3s::s3_error!(PreconditionFailed)),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -55,6 +78,7 @@ impl S3 for KeyedFs {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let entry = (req.input.bucket.clone(), req.input.key.clone());
+        let _writing = self.versions.write().await;
         let out = self.fs.put_object(req.map_input(|mut i| {
             i.key = stored(&i.key);
             i
@@ -65,25 +89,28 @@ impl S3 for KeyedFs {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        self.fs
-            .get_object(req.map_input(|mut i| {
-                i.key = stored(&i.key);
-                i
-            }))
-            .await
+        let req = req.map_input(|mut i| {
+            i.key = stored(&i.key);
+            i
+        });
+        let _reading = self.versions.read().await;
+        self.check_match(&req, &req.input.bucket, &req.input.key, req.input.if_match.as_ref()).await?;
+        self.fs.get_object(req).await
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.fs
-            .head_object(req.map_input(|mut i| {
-                i.key = stored(&i.key);
-                i
-            }))
-            .await
+        let req = req.map_input(|mut i| {
+            i.key = stored(&i.key);
+            i
+        });
+        let _reading = self.versions.read().await;
+        self.check_match(&req, &req.input.bucket, &req.input.key, req.input.if_match.as_ref()).await?;
+        self.fs.head_object(req).await
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let entry = (req.input.bucket.clone(), req.input.key.clone());
+        let _writing = self.versions.write().await;
         let out = self
             .fs
             .delete_object(req.map_input(|mut i| {
@@ -123,6 +150,7 @@ impl S3 for KeyedFs {
     async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let entry = (req.input.bucket.clone(), req.input.key.clone());
         let id = req.input.upload_id.clone();
+        let _writing = self.versions.write().await;
         let out = self
             .fs
             .complete_multipart_upload(req.map_input(|mut i| {
@@ -205,7 +233,10 @@ impl S3 for KeyedFs {
         let mut contents = Vec::with_capacity(page.len());
         for key in &page {
             let head = HeadObjectInput { bucket: input.bucket.clone(), key: stored(key), ..Default::default() };
-            let head = self.fs.head_object(req.clone().map_input(|_| head)).await?.output;
+            let head = {
+                let _reading = self.versions.read().await;
+                self.fs.head_object(req.clone().map_input(|_| head)).await?.output
+            };
             contents.push(Object {
                 key: Some(key.clone()),
                 size: head.content_length,
@@ -249,8 +280,12 @@ impl S3Server {
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the directory");
         let (access_key, secret_key) = ("storehost-test-key".to_string(), format!("secret-{}", std::process::id()));
-        let mut builder =
-            s3s::service::S3ServiceBuilder::new(KeyedFs { fs, keys: Mutex::new(BTreeSet::new()), uploads: Mutex::new(BTreeMap::new()) });
+        let mut builder = s3s::service::S3ServiceBuilder::new(KeyedFs {
+            fs,
+            keys: Mutex::new(BTreeSet::new()),
+            uploads: Mutex::new(BTreeMap::new()),
+            versions: tokio::sync::RwLock::new(()),
+        });
         builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
         let service = builder.build();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");

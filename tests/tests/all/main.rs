@@ -1,5 +1,6 @@
 //! One test binary (linking wasmtime once), one module per concern.
 
+mod atomic_reads;
 mod bad_input;
 mod cache;
 mod cluster;

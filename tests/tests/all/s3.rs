@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use sha2::Digest;
 use storehost::app::{App, Manifest};
 use storehost::conformance;
-use storehost::domain::{ArtifactStore, Ctx, RunnerStore, StoreError};
+use storehost::domain::body::{BodyStream, CHUNK};
+use storehost::domain::{ArtifactStore, ByteRange, Ctx, RunnerStore, StoreError};
 use storehost::origin::{PluginArtifactStore, PluginRunnerStore};
 use storehost::runtime::{Interface, LoadError, Plugin};
+use storehost_tests::proxy::Proxy;
 use storehost_tests::s3::{BUCKET, S3Server};
 use storehost_tests::{builtin, load, runtime, stores};
 
@@ -385,4 +389,180 @@ async fn the_s3_example_manifest_passes_plugin_test() {
     assert!(suite.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(" 0 failed"), "{stdout}");
     assert!(stdout.contains("longest_key_round_trips") && !stdout.contains("FAIL"), "{stdout}");
+}
+
+/// The plugin's stores on `endpoint` (`None`: the server's own). An open read holds one of the
+/// plugin's instances; writes run on the others.
+async fn both_stores(server: &S3Server, endpoint: Option<String>) -> (PluginArtifactStore, PluginRunnerStore) {
+    let mut spec = server.spec();
+    assert!(spec.settings.instances >= 2);
+    if let Some(endpoint) = endpoint {
+        spec.grants.object_store.as_mut().unwrap().endpoint = Some(endpoint);
+    }
+    let plugin = load(&runtime(), spec).await;
+    (PluginArtifactStore::new(plugin.clone()).unwrap(), PluginRunnerStore::new(plugin).unwrap())
+}
+
+/// `len` bytes that differ from those of any other `seed` at every position.
+fn version(len: usize, seed: u8) -> Bytes {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect::<Vec<u8>>().into()
+}
+
+fn sha256(body: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(body))
+}
+
+/// What happens to an object while a read of it is open.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Replace,
+    Delete,
+}
+
+/// `first` (the bytes taken before a change) and what the stream yields after it; and the error
+/// it ended with, if any.
+async fn rest(first: BytesMut, mut body: BodyStream) -> (BytesMut, Option<StoreError>) {
+    let mut got = first;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => got.extend_from_slice(&chunk),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+    (got, None)
+}
+
+async fn take(body: &mut BodyStream, chunks: usize) -> BytesMut {
+    let mut got = BytesMut::new();
+    for _ in 0..chunks {
+        got.extend_from_slice(&body.next().await.expect("a chunk").unwrap());
+    }
+    got
+}
+
+/// Sizes around the host's chunk: a read replaced or deleted after none or one of its chunks
+/// still yields the bytes of the version opened, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_read_is_the_version_opened_whatever_is_written_after() {
+    let server = S3Server::start().await;
+    let (store, runs) = both_stores(&server, None).await;
+    for size in [1, CHUNK, CHUNK + 1, 3 * CHUNK] {
+        for change in [Change::Replace, Change::Delete] {
+            for before in [0, 1] {
+                let case = format!("{size} bytes, {change:?} after {before} chunks");
+                let (key, old) = (format!("open/{size}"), version(size, 1));
+                let meta = store.put(&ctx(), &key, old.clone(), Some("application/x-old".into())).await.unwrap();
+                let mut reader = store.open_read(&ctx(), &key, ByteRange::ALL).await.unwrap();
+                assert_eq!(reader.meta, meta, "{case}");
+                let first = take(&mut reader.body, before).await;
+                match change {
+                    Change::Replace => {
+                        store.put(&ctx(), &key, version(size, 2), Some("application/x-new".into())).await.unwrap();
+                    }
+                    Change::Delete => store.delete(&ctx(), &key).await.unwrap(),
+                }
+                let (got, error) = rest(first, reader.body).await;
+                assert!(error.is_none(), "{case}: {error:?}");
+                assert!(got == old, "{case}: {} bytes read, not the version opened", got.len());
+
+                // A run's file, the same way.
+                runs.write(&ctx(), "run-1", &key, old.clone()).await.unwrap();
+                let mut reader = runs.open_read(&ctx(), "run-1", &key, ByteRange::ALL).await.unwrap();
+                assert_eq!(reader.size, size as u64, "{case}");
+                let first = take(&mut reader.body, before).await;
+                match change {
+                    Change::Replace => runs.write(&ctx(), "run-1", &key, version(size, 2)).await.unwrap(),
+                    Change::Delete => runs.remove(&ctx(), "run-1", &key).await.unwrap(),
+                }
+                let (got, error) = rest(first, reader.body).await;
+                assert!(error.is_none(), "run file, {case}: {error:?}");
+                assert!(got == old, "run file, {case}: {} bytes read, not the version opened", got.len());
+            }
+        }
+    }
+}
+
+/// A range reports the whole object it was opened on (its size and SHA-256, which a ranged GET
+/// does not give), whatever is written after; a range with nothing in it reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_reports_the_whole_version_it_opened() {
+    let server = S3Server::start().await;
+    let (store, runs) = both_stores(&server, None).await;
+    let size = 3 * CHUNK as u64;
+    let old = version(size as usize, 1);
+    let ranges = [
+        (1, Some(CHUNK as u64)),
+        (CHUNK as u64 + 1, None),
+        (0, Some(10)),
+        (0, Some(size)),
+        (size - 1, Some(100)),
+        (size, None),
+        (size + 5, Some(1)),
+        (7, Some(0)),
+    ];
+    for (offset, len) in ranges {
+        let range = ByteRange::new(offset, len);
+        let meta = store.put(&ctx(), "ranged/k", old.clone(), None).await.unwrap();
+        assert_eq!(meta.sha256, sha256(&old));
+        let reader = store.open_read(&ctx(), "ranged/k", range).await.unwrap();
+        store.put(&ctx(), "ranged/k", version(size as usize + 3, 2), Some("text/new".into())).await.unwrap();
+        assert_eq!(reader.meta, meta, "{range:?}");
+        let within = range.within(size);
+        assert_eq!(reader.range, within, "{range:?}");
+        let (got, error) = rest(BytesMut::new(), reader.body).await;
+        assert!(error.is_none(), "{range:?}: {error:?}");
+        assert!(got == old[within.start as usize..within.end as usize], "{range:?}: {} bytes, not the range of the version opened", got.len());
+
+        runs.write(&ctx(), "run-1", "ranged", old.clone()).await.unwrap();
+        let reader = runs.open_read(&ctx(), "run-1", "ranged", range).await.unwrap();
+        runs.remove(&ctx(), "run-1", "ranged").await.unwrap();
+        assert_eq!((reader.size, reader.range.clone()), (size, within.clone()), "{range:?}");
+        let (got, error) = rest(BytesMut::new(), reader.body).await;
+        assert!(error.is_none() && got == old[within.start as usize..within.end as usize], "run file, {range:?}: {error:?}");
+    }
+
+    // An empty object, read whole and from a range: nothing, with its metadata.
+    let empty = store.put(&ctx(), "ranged/empty", Bytes::new(), None).await.unwrap();
+    for range in [ByteRange::ALL, ByteRange::new(0, Some(5)), ByteRange::new(3, None)] {
+        let reader = store.open_read(&ctx(), "ranged/empty", range).await.unwrap();
+        assert_eq!((&reader.meta, reader.range.clone()), (&empty, 0..0), "{range:?}");
+        assert!(rest(BytesMut::new(), reader.body).await.0.is_empty(), "{range:?}");
+    }
+    for range in [ByteRange::ALL, ByteRange::new(2, Some(3))] {
+        let missing = store.open_read(&ctx(), "ranged/missing", range).await.err().expect("no such artifact");
+        assert_eq!(missing.kind(), storehost::base::ErrorKind::NotFound, "{range:?}");
+    }
+}
+
+/// A connection broken mid-body is resumed from the next byte, of the same version: the bytes
+/// are whole when it is still there, and the read fails (rather than go on with another
+/// body's bytes) when it was replaced in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_cut_mid_body_resumes_on_the_same_version_only() {
+    let server = S3Server::start().await;
+    let proxy = Proxy::start(server.endpoint.trim_start_matches("http://").parse().unwrap()).await;
+    let (store, _) = both_stores(&server, Some(format!("http://{}", proxy.addr))).await;
+    // Longer than every buffer between the store and the reader, so that the cut is mid-body.
+    let size = 48 << 20;
+    let old = version(size, 1);
+    for replaced in [false, true] {
+        let meta = store.put(&ctx(), "cut/k", old.clone(), None).await.unwrap();
+        let mut reader = store.open_read(&ctx(), "cut/k", ByteRange::new(1, None)).await.unwrap();
+        assert_eq!(reader.meta, meta);
+        let first = take(&mut reader.body, 1).await;
+        proxy.cut();
+        proxy.restore();
+        if replaced {
+            store.put(&ctx(), "cut/k", version(size, 2), None).await.unwrap();
+        }
+        let (got, error) = rest(first, reader.body).await;
+        assert!(old.get(1..1 + got.len()) == Some(&got[..]), "replaced {replaced}: bytes of another version after {} bytes", got.len());
+        match error {
+            None => assert!(!replaced && got.len() == size - 1, "replaced {replaced}: {} bytes, and no error", got.len()),
+            Some(e) => {
+                assert!(replaced, "{e}");
+                assert!(e.to_string().contains("was replaced or deleted while it was read"), "{e}");
+            }
+        }
+    }
 }

@@ -47,7 +47,7 @@ mod stream;
 use bindings::storehost::host::object_store::{
     self as wit, Host, HostObjectReader, HostObjectUpload, KeyPage, Object, ObjectError, ObjectMeta, ObjectPage, Uploaded,
 };
-pub use stream::{MIN_PART, ObjectReader, ObjectUpload, PART, READ_WINDOW};
+pub use stream::{MIN_PART, ObjectReader, ObjectUpload, PART};
 
 /// A host function's failure: an [`ObjectError`] for the plugin, or a trap.
 pub type ObjectFailure = Failure<ObjectError>;
@@ -307,26 +307,20 @@ impl Bucket {
 
     pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectError> {
         check_key(key)?;
-        Ok(self.head_with_etag(key).await?.map(|(meta, _)| meta))
-    }
-
-    /// The object's metadata and its ETag; `None` when it does not exist.
-    async fn head_with_etag(&self, key: &str) -> Result<Option<(ObjectMeta, Option<String>)>, ObjectError> {
         let sent = self.client.head_object().bucket(&self.bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await;
         let out = match sent {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => return Ok(None),
             Err(e) => return Err(self.failed("head", key, e)),
         };
-        let meta = ObjectMeta {
+        Ok(Some(ObjectMeta {
             key: key.to_string(),
             size: out.content_length.unwrap_or(0).max(0) as u64,
             sha256: sha256_hex(out.checksum_sha256.as_deref()),
             last_modified: millis(out.last_modified.as_ref()),
             metadata: sorted(out.metadata.as_ref()),
             content_type: out.content_type,
-        };
-        Ok(Some((meta, out.e_tag)))
+        }))
     }
 
     pub(crate) async fn put(
