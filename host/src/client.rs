@@ -225,6 +225,14 @@ impl Client {
         Ok(())
     }
 
+    /// Makes a new secret current for the server's signed URLs (every replica's, with
+    /// `[cluster]`); URLs signed before stay valid until they expire.
+    pub async fn rotate_url_secret(&self) -> Result<()> {
+        let answer: serde_json::Value = self.send(self.request(Method::POST, "/v1/admin/url-secret/rotate")).await?.json().await?;
+        println!("{answer}");
+        Ok(())
+    }
+
     fn run_path(run: &str, name: &str) -> String {
         format!("/v1/runs/{}/artifacts/{}", encode_path(run), encode_path(name))
     }

@@ -76,6 +76,13 @@ enum Command {
         #[command(subcommand)]
         command: ArtifactCommand,
     },
+    /// Administration of a running server.
+    Admin {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Runner artifacts on a running server.
     Runner {
         #[command(flatten)]
@@ -121,6 +128,13 @@ enum ArtifactCommand {
         #[arg(long, default_value_t = 3600)]
         expires_in: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make a new secret current for host-signed URLs (on every replica, with [cluster]); URLs
+    /// signed before stay valid until their own expiry.
+    RotateUrlSecret,
 }
 
 #[derive(Subcommand)]
@@ -239,6 +253,9 @@ async fn run(command: Command) -> Result<()> {
                 ArtifactCommand::Ls { prefix } => client.artifact_ls(&prefix).await,
                 ArtifactCommand::Url { key, expires_in } => client.artifact_url(&key, expires_in).await,
             }
+        }
+        Command::Admin { server, command: AdminCommand::RotateUrlSecret } => {
+            Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok()).rotate_url_secret().await
         }
         Command::Runner { server, run, command } => {
             let client = Client::new(&server.server, std::env::var("STOREHOST_TOKEN").ok());

@@ -84,9 +84,13 @@ pub struct ServerConfig {
     pub max_body: Option<Size>,
     /// Deadline of one request, origin calls included (default 30s); past it, 504.
     pub request_timeout: Option<Dur>,
-    /// Secret of host-signed artifact URLs (default: random at each start, so URLs end with the
-    /// process).
+    /// Secret of host-signed artifact URLs (`${VAR}` allowed). Without it, the secret is made
+    /// once and kept: with `[cluster]` in the log's database (one for every replica), otherwise
+    /// in `url-secrets` under `state_dir`.
     pub url_secret: Option<String>,
+    /// Where the server keeps what it must not lose across restarts (the URL secret), relative
+    /// to the manifest (default `.storehost`).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A bearer token of the HTTP API.
@@ -112,7 +116,7 @@ fn default_listen() -> String {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), tokens: Vec::new(), max_body: None, request_timeout: None, url_secret: None }
+        Self { listen: default_listen(), tokens: Vec::new(), max_body: None, request_timeout: None, url_secret: None, state_dir: None }
     }
 }
 

@@ -113,9 +113,10 @@ fn decode(what: &str, key: String, sub: Option<String>) -> Option<Invalidation> 
 /// The migrations of the log's schema, each a list of statements; a migration's version is its
 /// position, from 1.
 fn migrations(schema: &str) -> Vec<Vec<String>> {
-    vec![vec![
-        format!(
-            "CREATE TABLE {schema}.log (
+    vec![
+        vec![
+            format!(
+                "CREATE TABLE {schema}.log (
                  seq bigserial PRIMARY KEY,
                  host_id text NOT NULL,
                  domain text NOT NULL,
@@ -124,17 +125,30 @@ fn migrations(schema: &str) -> Vec<Vec<String>> {
                  sub text,
                  committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
              )"
-        ),
-        format!("CREATE INDEX log_committed_at ON {schema}.log (committed_at)"),
-        format!(
-            "CREATE TABLE {schema}.meta (
+            ),
+            format!("CREATE INDEX log_committed_at ON {schema}.log (committed_at)"),
+            format!(
+                "CREATE TABLE {schema}.meta (
                  id int PRIMARY KEY CHECK (id = 1),
                  log_id text NOT NULL,
                  pruned_through bigint NOT NULL DEFAULT 0
              )"
-        ),
-        format!("INSERT INTO {schema}.meta (id, log_id) VALUES (1, md5(random()::text || clock_timestamp()::text))"),
-    ]]
+            ),
+            format!("INSERT INTO {schema}.meta (id, log_id) VALUES (1, md5(random()::text || clock_timestamp()::text))"),
+        ],
+        vec![
+            // The secrets of host-signed URLs, one for every replica: the current one has no
+            // `retired_at`.
+            format!(
+                "CREATE TABLE {schema}.url_secrets (
+                 id bigserial PRIMARY KEY,
+                 secret bytea NOT NULL,
+                 created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                 retired_at timestamptz
+             )"
+            ),
+        ],
+    ]
 }
 
 impl InvalidationLog {
@@ -179,6 +193,38 @@ impl InvalidationLog {
             sqlx::query(&format!("INSERT INTO {}.schema_migrations (version) VALUES ($1)", self.schema)).bind(i as i32 + 1).execute(&mut *tx).await?;
         }
         tx.commit().await
+    }
+
+    /// The URL secrets that may still verify a URL signed up to `lifetime` ago, current first;
+    /// `fresh` is stored as the current one when there is none (and the current one is retired
+    /// for it when `rotate`).
+    pub(crate) async fn url_secrets(&self, fresh: Vec<u8>, rotate: bool, lifetime: Duration) -> Result<Vec<(Vec<u8>, Option<i64>)>, sqlx::Error> {
+        let schema = &self.schema;
+        let mut tx = self.pool.begin().await?;
+        // Replicas starting at once make one secret between them.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), 1)").bind(&self.channel).execute(&mut *tx).await?;
+        if rotate {
+            sqlx::query(&format!("UPDATE {schema}.url_secrets SET retired_at = clock_timestamp() WHERE retired_at IS NULL"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.url_secrets (secret) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM {schema}.url_secrets WHERE retired_at IS NULL)"
+        ))
+        .bind(fresh)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!("DELETE FROM {schema}.url_secrets WHERE retired_at < clock_timestamp() - make_interval(secs => $1)"))
+            .bind(lifetime.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(Vec<u8>, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT secret, extract(epoch FROM retired_at)::bigint FROM {schema}.url_secrets ORDER BY retired_at DESC NULLS FIRST, id DESC"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// Appends the invalidations of `host` as one batch, notifies the channel with the batch's

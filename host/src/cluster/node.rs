@@ -141,6 +141,23 @@ impl Node {
         *self.inner.caches.write() = caches;
     }
 
+    /// The secrets of host-signed URLs every replica shares, current first (made on first use).
+    pub(crate) async fn url_secrets(&self) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
+        self.secrets(false).await
+    }
+
+    /// Makes a new URL secret current for every replica; the one before stays, retired.
+    pub(crate) async fn rotate_url_secret(&self) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
+        self.secrets(true).await
+    }
+
+    async fn secrets(&self, rotate: bool) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
+        let fresh = crate::http::signing::Secret::generate()?.bytes;
+        let lifetime = Duration::from_secs(u64::from(crate::http::signing::MAX_URL_LIFETIME));
+        let rows = self.inner.log.url_secrets(fresh, rotate, lifetime).await.context("log: the URL secrets")?;
+        Ok(rows.into_iter().map(|(bytes, retired)| crate::http::signing::Secret { bytes, retired_at: retired.map(|t| t.max(0) as u64) }).collect())
+    }
+
     pub(crate) fn inner(&self) -> &Arc<NodeInner> {
         &self.inner
     }

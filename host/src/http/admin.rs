@@ -23,7 +23,12 @@ use crate::app::{DomainMetrics, ReloadReport, render_cluster, render_prometheus}
 use crate::base::{Ctx, Domain, ErrorKind, StoreError};
 
 pub fn routes() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(plugins)).routes(routes!(cache)).routes(routes!(reload))
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(plugins))
+        .routes(routes!(cache))
+        .routes(routes!(reload))
+        .routes(routes!(rotate_url_secret))
 }
 
 /// Routes without a token: health, readiness, the API's document.
@@ -374,5 +379,37 @@ async fn reload(State(state): State<Shared>, _: NoQuery) -> Response {
             let body = ErrorBody::new("reload-refused", error.message).with_key(error.key);
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
         }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct Rotated {
+    rotated: bool,
+}
+
+/// `POST /v1/admin/url-secret/rotate`: a new secret signs host-signed URLs from now on, on every
+/// replica with `[cluster]`; URLs signed before stay valid until their own expiry.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/url-secret/rotate",
+    tag = "admin",
+    operation_id = "rotate_url_secret",
+    summary = "Make a new secret current for host-signed URLs; URLs signed before stay valid until they expire",
+    responses(
+        (status = 200, description = "Rotated", body = Rotated),
+        (status = 409, description = "The secret is `[server] url_secret`: it is changed in the manifest", body = ErrorBody),
+    )
+)]
+async fn rotate_url_secret(State(state): State<Shared>, _: NoQuery) -> Response {
+    if state.app().manifest.server.url_secret.is_some() {
+        let body = ErrorBody::new("conflict", "the URL secret is [server] url_secret: change it in the manifest instead");
+        return (StatusCode::CONFLICT, Json(body)).into_response();
+    }
+    match state.signer.rotate().await {
+        Ok(()) => {
+            tracing::info!("the URL secret was rotated");
+            Json(Rotated { rotated: true }).into_response()
+        }
+        Err(e) => super::ApiError::from(StoreError::Unavailable(format!("rotating the URL secret: {e:#}"))).into_response(),
     }
 }

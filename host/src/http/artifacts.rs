@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::body::{self, RangeSpec};
 use super::error::ErrorBody;
 use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
+use super::signing::MAX_URL_LIFETIME;
 use super::{ApiError, ApiResult, Shared, encode_path, page_limit};
 use crate::base::{Ctx, Domain, StoreError};
 use crate::domain::{ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactStore, ByteRange, Served, validate_key};
@@ -288,8 +289,6 @@ struct ArtifactUrl {
     signed_by: &'static str,
 }
 
-const MAX_URL_LIFETIME: u32 = 7 * 24 * 3600;
-
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -366,7 +365,8 @@ async fn signed(
     let key = key_of(&key)?;
     state
         .signer
-        .verify(key, q.expires, &q.sig, now_secs())
+        .verify_fresh(key, q.expires, &q.sig, now_secs())
+        .await
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("signed URL refused: {why}")))?;
     serve(&state, artifacts.as_ref(), &ctx, key, &headers).await
 }

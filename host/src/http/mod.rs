@@ -127,12 +127,18 @@ pub struct ServerState {
 pub type Shared = Arc<ServerState>;
 
 impl ServerState {
+    /// A server state whose URL secret is `[server] url_secret`, or else one of this process's
+    /// own ([`serve`] keeps it instead, see [`signing`]).
     pub fn new(app: App) -> Self {
-        let server = &app.manifest.server;
-        let signer = match &server.url_secret {
+        let signer = match &app.manifest.server.url_secret {
             Some(secret) => UrlSigner::new(secret.as_bytes()),
-            None => UrlSigner::random(),
+            None => UrlSigner::ephemeral().expect("the operating system's random source"),
         };
+        Self::with_signer(app, signer)
+    }
+
+    pub fn with_signer(app: App, signer: UrlSigner) -> Self {
+        let server = &app.manifest.server;
         let limits = Limits::new(&app);
         let tokens = server.tokens.clone();
         Self {
@@ -271,22 +277,49 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<()> {
         .next()
         .with_context(|| format!("server.listen: {listen:?} resolves to no address"))?;
     check_exposure(&addr, &app.manifest.server.tokens)?;
-    let state = Arc::new(ServerState::new(app));
+    let signer = match &app.manifest.server.url_secret {
+        Some(secret) => UrlSigner::new(secret.as_bytes()),
+        None => UrlSigner::open(secret_store(&app)).await.context("the URL secret (server.url_secret, or where it is kept)")?,
+    };
+    let state = Arc::new(ServerState::with_signer(app, signer));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     // The first line on stdout, for scripts and tests.
     println!("storehost listening on http://{local}");
     tracing::info!(%local, "serving");
     let hangups = tokio::spawn(reload::on_hangup(state.clone()));
+    let secrets = tokio::spawn(refresh_secrets(state.clone()));
     let watcher = watch.then(|| tokio::spawn(reload::watch(state.clone())));
     axum::serve(connection::Listener(listener), router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
     hangups.abort();
+    secrets.abort();
     if let Some(watcher) = watcher {
         watcher.abort();
     }
     tracing::info!("shutting down: flushing caches");
     state.app().flush()?;
     Ok(())
+}
+
+/// Where the secret of host-signed URLs is kept (see [`signing`]).
+fn secret_store(app: &App) -> signing::SecretStore {
+    match &app.cluster {
+        Some(node) => signing::SecretStore::Cluster(node.clone()),
+        None => {
+            let dir = app.manifest.resolve(app.manifest.server.state_dir.as_deref().unwrap_or(std::path::Path::new(".storehost")));
+            signing::SecretStore::File(dir.join("url-secrets"))
+        }
+    }
+}
+
+/// Reads the URL secrets again now and then, to sign with one rotated on another replica.
+async fn refresh_secrets(state: Shared) {
+    loop {
+        tokio::time::sleep(signing::REFRESH).await;
+        if let Err(e) = state.signer.refresh().await {
+            tracing::warn!(error = %format!("{e:#}"), "reading the URL secrets again failed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,54 +1,281 @@
 //! Host-signed artifact URLs, for origins that cannot presign: `/v1/signed/{key}?expires=UNIX&sig=HEX`
 //! where `sig` is HMAC-SHA256 over the key and the expiry.
+//!
+//! The secret is one for every replica and outlives the process: with `[cluster]` it is kept in
+//! the log's database, otherwise in `url-secrets` under `[server] state_dir` (mode 0600); either
+//! is made once, from the operating system's random source. `[server] url_secret` overrides both.
+//! A rotation makes a new secret current; the one before keeps verifying the URLs it signed
+//! until the longest of them expires ([`MAX_URL_LIFETIME`] after the rotation), then is dropped.
+//! A replica learns of a rotation elsewhere when a signature fails to verify (at most once a
+//! second) and every [`REFRESH`].
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
 use sha2::Sha256;
+
+use crate::cluster::Node;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The longest a host-signed URL lives.
+pub const MAX_URL_LIFETIME: u32 = 7 * 24 * 3600;
+
+/// How often a server reads its secrets again, to sign with a secret rotated elsewhere.
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// Bytes of a new secret.
+const SECRET_BYTES: usize = 32;
+
+/// A signing secret, and when it was retired (unix seconds) if it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secret {
+    pub bytes: Vec<u8>,
+    pub retired_at: Option<u64>,
+}
+
+impl Secret {
+    /// A new secret from the operating system's random source.
+    pub fn generate() -> Result<Secret> {
+        let mut bytes = vec![0u8; SECRET_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the operating system's random source: {e}"))?;
+        Ok(Secret { bytes, retired_at: None })
+    }
+
+    /// Whether it may still verify a URL that expires at `expires`, at `now`: a retired secret
+    /// verifies only URLs signed before it was retired.
+    fn verifies(&self, expires: u64, now: u64) -> bool {
+        self.retired_at.is_none_or(|retired| expires <= retired + u64::from(MAX_URL_LIFETIME) && now <= retired + u64::from(MAX_URL_LIFETIME))
+    }
+}
+
+/// Where the secrets are kept.
 #[derive(Clone)]
+pub enum SecretStore {
+    /// `[server] url_secret`: one secret, never rotated.
+    Fixed,
+    /// A file of this server's.
+    File(PathBuf),
+    /// The cluster log's database, shared by every replica.
+    Cluster(Arc<Node>),
+}
+
 pub struct UrlSigner {
-    secret: Vec<u8>,
+    /// The current secret first, then the retired ones still verifying.
+    secrets: RwLock<Vec<Secret>>,
+    store: SecretStore,
+    /// When the secrets were last read after a failed verification, unix seconds.
+    refreshed: AtomicU64,
 }
 
 impl UrlSigner {
+    /// A signer with one fixed secret.
     pub fn new(secret: &[u8]) -> Self {
-        Self { secret: secret.to_vec() }
+        Self::with(vec![Secret { bytes: secret.to_vec(), retired_at: None }], SecretStore::Fixed)
     }
 
-    /// A signer with a random secret: its URLs are valid only for this process's life.
-    pub fn random() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut secret = Vec::with_capacity(32);
-        for i in 0..4u64 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(i);
-            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-            secret.extend_from_slice(&h.finish().to_le_bytes());
+    /// A signer whose secret lives as long as the process (what a server embedded in a test,
+    /// or a bench, signs with).
+    pub fn ephemeral() -> Result<Self> {
+        Ok(Self::with(vec![Secret::generate()?], SecretStore::Fixed))
+    }
+
+    fn with(secrets: Vec<Secret>, store: SecretStore) -> Self {
+        Self { secrets: RwLock::new(secrets), store, refreshed: AtomicU64::new(0) }
+    }
+
+    /// Opens the secrets in `store`, making the first one if there is none.
+    ///
+    /// # Errors
+    /// The file or the database cannot be read or written.
+    pub async fn open(store: SecretStore) -> Result<Self> {
+        let secrets = load(&store).await?;
+        Ok(Self::with(secrets, store))
+    }
+
+    /// Makes a new secret current in the store; the one before keeps verifying what it signed.
+    ///
+    /// # Errors
+    /// A fixed secret (`[server] url_secret`) cannot be rotated; the store cannot be written.
+    pub async fn rotate(&self) -> Result<()> {
+        let secrets = match &self.store {
+            SecretStore::Fixed => anyhow::bail!("the URL secret is [server] url_secret: change it in the manifest instead"),
+            SecretStore::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || rotate_file(&path)).await??
+            }
+            SecretStore::Cluster(node) => node.rotate_url_secret().await?,
+        };
+        *self.secrets.write() = secrets;
+        Ok(())
+    }
+
+    /// Reads the secrets again from the store.
+    pub async fn refresh(&self) -> Result<()> {
+        if !matches!(self.store, SecretStore::Fixed) {
+            *self.secrets.write() = load(&self.store).await?;
         }
-        Self { secret }
+        Ok(())
     }
 
-    fn mac(&self, key: &str, expires: u64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
+    fn mac(secret: &[u8], key: &str, expires: u64) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(key.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());
         mac
     }
 
+    /// Signs with the current secret.
     pub fn sign(&self, key: &str, expires: u64) -> String {
-        hex::encode(self.mac(key, expires).finalize().into_bytes())
+        let secrets = self.secrets.read();
+        hex::encode(Self::mac(&secrets[0].bytes, key, expires).finalize().into_bytes())
     }
 
-    /// Checks a signature in constant time, and the expiry against `now` (unix seconds).
+    /// Checks a signature in constant time against each secret that may still verify it, and
+    /// the expiry against `now` (unix seconds).
     pub fn verify(&self, key: &str, expires: u64, sig: &str, now: u64) -> Result<(), &'static str> {
         let sig = hex::decode(sig).map_err(|_| "malformed signature")?;
-        self.mac(key, expires).verify_slice(&sig).map_err(|_| "bad signature")?;
+        let secrets = self.secrets.read();
+        let valid = secrets.iter().filter(|s| s.verifies(expires, now)).any(|s| Self::mac(&s.bytes, key, expires).verify_slice(&sig).is_ok());
+        if !valid {
+            return Err("bad signature");
+        }
         if now >= expires {
             return Err("expired");
         }
         Ok(())
+    }
+
+    /// As [`verify`](Self::verify), reading the secrets again first when the signature does not
+    /// verify (a secret rotated on another replica), at most once a second.
+    pub async fn verify_fresh(&self, key: &str, expires: u64, sig: &str, now: u64) -> Result<(), &'static str> {
+        match self.verify(key, expires, sig, now) {
+            Err("bad signature") if self.refreshed.swap(now, Ordering::Relaxed) != now => {
+                if let Err(e) = self.refresh().await {
+                    tracing::warn!(error = %format!("{e:#}"), "reading the URL secrets again failed");
+                }
+                self.verify(key, expires, sig, now)
+            }
+            result => result,
+        }
+    }
+}
+
+/// The secrets in `store`, current first; the first is made when there is none.
+async fn load(store: &SecretStore) -> Result<Vec<Secret>> {
+    match store {
+        SecretStore::Fixed => anyhow::bail!("a fixed secret is not loaded"),
+        SecretStore::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || load_file(&path)).await?
+        }
+        SecretStore::Cluster(node) => node.url_secrets().await,
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Keeps the secrets that may still verify a URL, current first.
+fn live(mut secrets: Vec<Secret>, now: u64) -> Vec<Secret> {
+    secrets.retain(|s| s.retired_at.is_none_or(|retired| now <= retired + u64::from(MAX_URL_LIFETIME)));
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.retired_at.unwrap_or(u64::MAX)));
+    secrets
+}
+
+/// The file's lines: `<hex secret> <retired at, unix seconds; 0 for the current one>`.
+fn parse_file(text: &str, path: &Path) -> Result<Vec<Secret>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (secret, retired) = line.trim().split_once(' ').with_context(|| format!("{}: malformed line {line:?}", path.display()))?;
+            let bytes = hex::decode(secret).with_context(|| format!("{}: a secret is not hex", path.display()))?;
+            let retired: u64 = retired.parse().with_context(|| format!("{}: a retirement time is not a number", path.display()))?;
+            Ok(Secret { bytes, retired_at: (retired != 0).then_some(retired) })
+        })
+        .collect()
+}
+
+fn write_file(path: &Path, secrets: &[Secret]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().context("the secrets file has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let temp = dir.join(format!(".url-secrets.{}", std::process::id()));
+    let text: String = secrets.iter().map(|s| format!("{} {}\n", hex::encode(&s.bytes), s.retired_at.unwrap_or(0))).collect();
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn load_file(path: &Path) -> Result<Vec<Secret>> {
+    let _lock = FileLock::take(path)?;
+    let secrets = match std::fs::read_to_string(path) {
+        Ok(text) => live(parse_file(&text, path)?, now_secs()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if secrets.first().is_some_and(|s| s.retired_at.is_none()) {
+        return Ok(secrets);
+    }
+    let secrets = [vec![Secret::generate()?], secrets].concat();
+    write_file(path, &secrets)?;
+    Ok(secrets)
+}
+
+fn rotate_file(path: &Path) -> Result<Vec<Secret>> {
+    let _lock = FileLock::take(path)?;
+    let now = now_secs();
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => parse_file(&text, path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let retired = old.into_iter().map(|s| Secret { retired_at: Some(s.retired_at.unwrap_or(now)), ..s });
+    let secrets = live([Secret::generate()?].into_iter().chain(retired).collect(), now);
+    write_file(path, &secrets)?;
+    Ok(secrets)
+}
+
+/// One writer of the secrets file at a time, across the processes sharing it.
+struct FileLock(PathBuf);
+
+impl FileLock {
+    fn take(path: &Path) -> Result<FileLock> {
+        let lock = path.with_extension("lock");
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        for _ in 0..200 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+                Ok(_) => return Ok(FileLock(lock)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A lock left by a process that died is taken over after a while.
+                    let stale =
+                        std::fs::metadata(&lock).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(10));
+                    if stale {
+                        let _ = std::fs::remove_file(&lock);
+                    }
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => return Err(e).with_context(|| format!("locking {}", lock.display())),
+            }
+        }
+        anyhow::bail!("{} is held by another process", lock.display())
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -66,5 +293,43 @@ mod tests {
         assert_eq!(s.verify("a/b", 101, &sig, 99), Err("bad signature"));
         assert_eq!(s.verify("a/b", 100, "zz", 99), Err("malformed signature"));
         assert_eq!(UrlSigner::new(b"other").verify("a/b", 100, &sig, 99), Err("bad signature"));
+    }
+
+    #[tokio::test]
+    async fn a_file_secret_is_made_once_private_and_kept_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/url-secrets");
+        let first = UrlSigner::open(SecretStore::File(path.clone())).await.unwrap();
+        let sig = first.sign("k", 4_000_000_000);
+        let again = UrlSigner::open(SecretStore::File(path.clone())).await.unwrap();
+        assert_eq!(again.verify("k", 4_000_000_000, &sig, 1), Ok(()));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_verifies_what_it_signed_until_the_longest_url_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url-secrets");
+        let signer = UrlSigner::open(SecretStore::File(path.clone())).await.unwrap();
+        let now = now_secs();
+        let old = signer.sign("k", now + 100);
+        signer.rotate().await.unwrap();
+        let new = signer.sign("k", now + 100);
+        assert_ne!(old, new);
+        assert_eq!(signer.verify("k", now + 100, &old, now), Ok(()), "a URL signed before the rotation");
+        assert_eq!(signer.verify("k", now + 100, &new, now), Ok(()));
+        // Another process sharing the file sees both.
+        let other = UrlSigner::open(SecretStore::File(path.clone())).await.unwrap();
+        assert_eq!(other.verify("k", now + 100, &old, now), Ok(()));
+        // Past the longest lifetime after the rotation, the old secret verifies nothing, and the
+        // file drops it at the next rotation.
+        let later = now + u64::from(MAX_URL_LIFETIME) + 1;
+        let retired = signer.secrets.read()[1].clone();
+        assert!(retired.retired_at.is_some());
+        let signed_late = UrlSigner::new(&retired.bytes).sign("k", later + 10);
+        assert_eq!(signer.verify("k", later + 10, &signed_late, later), Err("bad signature"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
     }
 }
