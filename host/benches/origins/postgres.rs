@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::{PgPool, Row};
 use storehost::capabilities::sql::SqlGrant;
-use storehost::domain::{ArtifactStore, Ctx, ProjectInput, ProjectStore, UiNode, UiOp, UiStore};
+use storehost::domain::body::collect;
+use storehost::domain::{ArtifactStore, ByteRange, Ctx, ProjectInput, ProjectStore, UiNode, UiOp, UiStore};
 use storehost::origin::{PluginArtifactStore, PluginProjectStore, PluginUiStore};
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 use storehost_plugin_kit::bindings::exports::storehost::origin::ui_documents as kit_ui;
@@ -105,6 +106,29 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
         },
     );
     report.add("postgres artifact get 4 KiB", "postgres plugin", "sqlx native", ours, anchor);
+
+    // A streamed read (what the HTTP API serves a GET with): the body of the version that existed
+    // at open, whole, against one native SELECT of the row.
+    for (label, size) in [("4 KiB", 4 << 10), ("4 MiB", 4 << 20)] {
+        let key = format!("bench/read-{label}");
+        let body = Bytes::from((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+        rt.block_on(artifacts.put(&ctx, &key, body, Some("application/octet-stream".into()))).unwrap();
+        let (ours, anchor) = compare(
+            9,
+            |n| {
+                time_async(rt, n, || async {
+                    let reader = artifacts.open_read(&ctx, &key, ByteRange::ALL).await.unwrap();
+                    black_box(collect(reader.body).await.unwrap());
+                })
+            },
+            |n| {
+                time_async(rt, n, || async {
+                    black_box(native_get(&pool, &key).await);
+                })
+            },
+        );
+        report.add(&format!("postgres artifact open-read {label}"), "postgres plugin", "sqlx native", ours, anchor);
+    }
 
     let projects = PluginProjectStore::new(plugin.clone()).unwrap();
     let state = format!("{{\"cells\":[{}]}}", (0..32).map(|i| i.to_string()).collect::<Vec<_>>().join(","));

@@ -13,7 +13,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use storehost::domain::{ArtifactMeta, ArtifactStore, Ctx};
+use storehost::domain::body::collect;
+use storehost::domain::{ArtifactMeta, ArtifactStore, ByteRange, Ctx};
 use storehost::origin::PluginArtifactStore;
 use storehost::runtime::{Plugin, PluginSpec, Runtime};
 
@@ -96,5 +97,29 @@ pub fn run(rt: &tokio::runtime::Runtime, runtime: &Runtime, report: &mut Report)
             },
         );
         report.add(&format!("s3 artifact get {label}"), "s3 plugin", "aws-sdk-s3 native", ours, anchor);
+    }
+
+    // A streamed read (what the HTTP API serves a GET with): the body of the version that existed
+    // at open, whole, against one native GET of it.
+    for (label, size) in [("4 KiB", 4 << 10), ("8 MiB", 8 << 20)] {
+        let body = Bytes::from((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+        let (plugin_key, native_key) = (format!("bench/read-plugin-{label}"), format!("bench/read-native-{label}"));
+        rt.block_on(artifacts.put(&ctx, &plugin_key, body.clone(), Some("application/octet-stream".into()))).unwrap();
+        rt.block_on(native_put(&client, &native_key, body, "application/octet-stream"));
+        let (ours, anchor) = compare(
+            9,
+            |n| {
+                time_async(rt, n, || async {
+                    let reader = artifacts.open_read(&ctx, &plugin_key, ByteRange::ALL).await.unwrap();
+                    black_box(collect(reader.body).await.unwrap());
+                })
+            },
+            |n| {
+                time_async(rt, n, || async {
+                    black_box(native_get(&client, &native_key).await);
+                })
+            },
+        );
+        report.add(&format!("s3 artifact open-read {label}"), "s3 plugin", "aws-sdk-s3 native", ours, anchor);
     }
 }
