@@ -7,7 +7,7 @@
 //! artifact) and makes it visible at once at the end (fs: a temporary file renamed into place,
 //! without fsync on either side; s3: a multipart upload of 8 MiB parts, four in flight, and the
 //! digest's sidecar object); a read returns every byte (fs: one descriptor read in 1 MiB pieces;
-//! s3: a HEAD, then 8 MiB ranged GETs in turn).
+//! s3: one streamed GET that also answers the metadata).
 
 mod support;
 

@@ -173,7 +173,7 @@ fn artifact_meta(key: String, meta: &ObjectMeta) -> Result<ArtifactMeta> {
 
 struct S3;
 
-/// A range of an object, read by the host in ranged GETs.
+/// A range of an object, read by the host from one GET: the version that existed at open.
 struct S3Reader(ObjectReader);
 
 impl GuestBodyReader for S3Reader {
