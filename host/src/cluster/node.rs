@@ -153,7 +153,7 @@ impl Node {
 
     async fn secrets(&self, rotate: bool) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
         let fresh = crate::http::signing::Secret::generate()?.bytes;
-        let lifetime = Duration::from_secs(u64::from(crate::http::signing::MAX_URL_LIFETIME));
+        let lifetime = crate::http::signing::retired_lifetime();
         let rows = self.inner.log.url_secrets(fresh, rotate, lifetime).await.context("log: the URL secrets")?;
         Ok(rows.into_iter().map(|(bytes, retired)| crate::http::signing::Secret { bytes, retired_at: retired.map(|t| t.max(0) as u64) }).collect())
     }

@@ -6,8 +6,9 @@
 //! is made once, from the operating system's random source. `[server] url_secret` overrides both.
 //! A rotation makes a new secret current; the one before keeps verifying the URLs it signed
 //! until the longest of them expires ([`MAX_URL_LIFETIME`] after the rotation), then is dropped.
-//! A replica learns of a rotation elsewhere when a signature fails to verify (at most once a
-//! second) and every [`REFRESH`].
+//! A replica learns of a rotation elsewhere when a signature fails to verify (at most one read
+//! a second, shared by the requests waiting for it) and every [`REFRESH`]; a retired secret
+//! verifies for [`GRACE`] longer, for the URLs a replica signed with it before it learnt.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,15 @@ pub const MAX_URL_LIFETIME: u32 = 7 * 24 * 3600;
 
 /// How often a server reads its secrets again, to sign with a secret rotated elsewhere.
 pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// How long a retired secret verifies beyond the longest URL it may have signed: a replica
+/// signs with it until it reads the secrets again (at most [`REFRESH`] after the rotation).
+pub const GRACE: Duration = Duration::from_secs(REFRESH.as_secs() + 50);
+
+/// How long a retired secret is kept, in seconds after its retirement.
+pub fn retired_lifetime() -> Duration {
+    Duration::from_secs(u64::from(MAX_URL_LIFETIME)) + GRACE
+}
 
 /// Bytes of a new secret.
 const SECRET_BYTES: usize = 32;
@@ -50,7 +60,8 @@ impl Secret {
     /// Whether it may still verify a URL that expires at `expires`, at `now`: a retired secret
     /// verifies only URLs signed before it was retired.
     fn verifies(&self, expires: u64, now: u64) -> bool {
-        self.retired_at.is_none_or(|retired| expires <= retired + u64::from(MAX_URL_LIFETIME) && now <= retired + u64::from(MAX_URL_LIFETIME))
+        let kept = retired_lifetime().as_secs();
+        self.retired_at.is_none_or(|retired| expires <= retired + kept && now <= retired + kept)
     }
 }
 
@@ -69,8 +80,11 @@ pub struct UrlSigner {
     /// The current secret first, then the retired ones still verifying.
     secrets: RwLock<Vec<Secret>>,
     store: SecretStore,
-    /// When the secrets were last read after a failed verification, unix seconds.
-    refreshed: AtomicU64,
+    /// Reads of the secrets after failed verifications: one at a time, shared by the requests
+    /// waiting for it, at most one a second.
+    refreshing: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Counts those reads, so that a request that waited for one does not start another.
+    generation: AtomicU64,
 }
 
 impl UrlSigner {
@@ -86,7 +100,7 @@ impl UrlSigner {
     }
 
     fn with(secrets: Vec<Secret>, store: SecretStore) -> Self {
-        Self { secrets: RwLock::new(secrets), store, refreshed: AtomicU64::new(0) }
+        Self { secrets: RwLock::new(secrets), store, refreshing: tokio::sync::Mutex::new(None), generation: AtomicU64::new(0) }
     }
 
     /// Opens the secrets in `store`, making the first one if there is none.
@@ -152,14 +166,29 @@ impl UrlSigner {
         Ok(())
     }
 
-    /// As [`verify`](Self::verify), reading the secrets again first when the signature does not
-    /// verify (a secret rotated on another replica), at most once a second.
+    /// As [`verify`](Self::verify), reading the secrets again when the signature does not
+    /// verify (it may be of a secret rotated on another replica since): requests share one read,
+    /// and reads are at least a second apart (a request waits for the next one rather than being
+    /// refused), so that bad signatures cannot drive the store.
     pub async fn verify_fresh(&self, key: &str, expires: u64, sig: &str, now: u64) -> Result<(), &'static str> {
+        if matches!(self.store, SecretStore::Fixed) {
+            return self.verify(key, expires, sig, now);
+        }
+        let seen = self.generation.load(Ordering::Acquire);
         match self.verify(key, expires, sig, now) {
-            Err("bad signature") if self.refreshed.swap(now, Ordering::Relaxed) != now => {
-                if let Err(e) = self.refresh().await {
-                    tracing::warn!(error = %format!("{e:#}"), "reading the URL secrets again failed");
+            Err("bad signature") => {
+                let mut last = self.refreshing.lock().await;
+                if self.generation.load(Ordering::Acquire) == seen {
+                    if let Some(wait) = last.map(|at| Duration::from_secs(1).saturating_sub(at.elapsed())) {
+                        tokio::time::sleep(wait).await;
+                    }
+                    if let Err(e) = self.refresh().await {
+                        tracing::warn!(error = %format!("{e:#}"), "reading the URL secrets again failed");
+                    }
+                    *last = Some(std::time::Instant::now());
+                    self.generation.fetch_add(1, Ordering::AcqRel);
                 }
+                drop(last);
                 self.verify(key, expires, sig, now)
             }
             result => result,
@@ -185,7 +214,7 @@ fn now_secs() -> u64 {
 
 /// Keeps the secrets that may still verify a URL, current first.
 fn live(mut secrets: Vec<Secret>, now: u64) -> Vec<Secret> {
-    secrets.retain(|s| s.retired_at.is_none_or(|retired| now <= retired + u64::from(MAX_URL_LIFETIME)));
+    secrets.retain(|s| s.retired_at.is_none_or(|retired| now <= retired + retired_lifetime().as_secs()));
     secrets.sort_by_key(|s| std::cmp::Reverse(s.retired_at.unwrap_or(u64::MAX)));
     secrets
 }
@@ -325,11 +354,34 @@ mod tests {
         assert_eq!(other.verify("k", now + 100, &old, now), Ok(()));
         // Past the longest lifetime after the rotation, the old secret verifies nothing, and the
         // file drops it at the next rotation.
-        let later = now + u64::from(MAX_URL_LIFETIME) + 1;
+        let later = now + retired_lifetime().as_secs() + 1;
         let retired = signer.secrets.read()[1].clone();
         assert!(retired.retired_at.is_some());
         let signed_late = UrlSigner::new(&retired.bytes).sign("k", later + 10);
         assert_eq!(signer.verify("k", later + 10, &signed_late, later), Err("bad signature"));
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    /// A replica that has not yet read a rotation made elsewhere signs with the secret just
+    /// retired: its longest URLs still verify everywhere, and it verifies the new secret's URLs
+    /// even right after another signature failed, without being refused.
+    #[tokio::test]
+    async fn replicas_agree_across_a_rotation_made_on_one_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url-secrets");
+        let a = UrlSigner::open(SecretStore::File(path.clone())).await.unwrap();
+        let b = UrlSigner::open(SecretStore::File(path.clone())).await.unwrap();
+        // b reads the secrets (a signature failed) just before a rotates.
+        let now = now_secs();
+        assert_eq!(b.verify_fresh("other", now + 60, "00", now).await, Err("bad signature"));
+        a.rotate().await.unwrap();
+        // Seconds later, b still signs with the retired secret, for as long as it may.
+        let later = now + 5;
+        let longest = later + u64::from(MAX_URL_LIFETIME);
+        let from_b = b.sign("k", longest);
+        assert_eq!(a.verify_fresh("k", longest, &from_b, later).await, Ok(()), "a longest URL signed with the secret just retired");
+        let from_a = a.sign("k", now + 60);
+        assert_eq!(b.verify_fresh("k", now + 60, &from_a, now).await, Ok(()), "refused while its last read is under a second old");
+        assert_eq!(b.sign("k", now + 60), from_a, "b signs with the new secret once it has read it");
     }
 }

@@ -12,6 +12,7 @@ mod postgres;
 mod reload;
 mod s3;
 mod sandbox;
+mod signed_urls;
 mod sql;
 mod stale;
 mod streaming;
