@@ -2,7 +2,8 @@
 // directory, built with componentize-js (see build.sh).
 //
 // Layout under the root (`config.root`, default `/data`): `artifacts/<seg>/.../<last>=` and
-// `runs/<run>/<seg>/.../<last>=`, every segment percent-encoded. An artifact file is
+// `runs/<run>/<seg>/.../<last>=`, every segment percent-encoded (a long one split over names of
+// 200 bytes, see `encode`). An artifact file is
 // `[u32 LE header length][metadata JSON][body]`; writes go to `.tmp/` and are renamed into place.
 //
 // Bodies can also be read and written in chunks (`open-read`, `open-write`): the host gets a
@@ -71,9 +72,30 @@ function compare(a, b) {
   return x.length - y.length;
 }
 
+// The longest file name written: an encoded segment longer than this is split into names of at
+// most this many bytes, each but the last ending in '+' (a directory, continued inside it), which
+// no encoded name holds ('+' is encoded as %2B).
+const NAME_PIECE = 200;
+
+// A key segment as a relative path: one file name, or several for a long segment.
 function encode(segment) {
-  const e = encodeURIComponent(segment).replace(/[!'()*~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-  return e.startsWith('.') ? '%2E' + e.slice(1) : e;
+  let e = encodeURIComponent(segment).replace(/[!'()*~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  if (e.startsWith('.')) e = '%2E' + e.slice(1);
+  const pieces = [];
+  while (e.length > NAME_PIECE) {
+    let cut = NAME_PIECE;
+    // An escape is never split.
+    while (e.slice(cut - 2, cut).includes('%')) cut--;
+    pieces.push(e.slice(0, cut) + '+');
+    e = e.slice(cut);
+  }
+  pieces.push(e);
+  return pieces.join('/');
+}
+
+// The key segments of a relative path of encoded names (pieces of long ones joined).
+function decodePath(path) {
+  return path.replaceAll('+/', '').split('/').map(decodeURIComponent);
 }
 
 function pathOf(base, key) {
@@ -226,18 +248,31 @@ function entriesOf(dir) {
 
 function walk(base, prefix) {
   const keys = [];
-  const visit = (dir, parts) => {
+  const visit = (dir, rel) => {
     for (const entry of entriesOf(dir)) {
+      const path = rel === '' ? entry.name : `${rel}/${entry.name}`;
       if (entry.type === 'directory') {
-        visit(`${dir}/${entry.name}`, [...parts, decodeURIComponent(entry.name)]);
+        visit(`${dir}/${entry.name}`, path);
       } else if (entry.name.endsWith('=')) {
-        const key = [...parts, decodeURIComponent(entry.name.slice(0, -1))].join('/');
+        const key = decodePath(path.slice(0, -1)).join('/');
         if (key.startsWith(prefix)) keys.push(key);
       }
     }
   };
-  visit(base, []);
+  visit(base, '');
   return keys.sort(compare);
+}
+
+// The runs under `base/rel`: its directories, and those inside a long id's pieces.
+function runIds(base, rel) {
+  const ids = [];
+  for (const entry of entriesOf(rel === '' ? base : `${base}/${rel}`)) {
+    if (entry.type !== 'directory') continue;
+    const path = rel === '' ? entry.name : `${rel}/${entry.name}`;
+    if (entry.name.endsWith('+')) ids.push(...runIds(base, path));
+    else ids.push(decodePath(path)[0]);
+  }
+  return ids;
 }
 
 function hasFiles(dir) {
@@ -582,9 +617,7 @@ export const runnerArtifacts = {
   listRuns(cursor, limit) {
     const max = limit === 0 ? 100 : Math.min(limit, 1000);
     // A run whose files were all removed keeps its directory: only runs with a file count.
-    const candidates = entriesOf('runs')
-      .filter((e) => e.type === 'directory')
-      .map((e) => decodeURIComponent(e.name))
+    const candidates = runIds('runs', '')
       .filter((r) => cursor === undefined || compare(r, cursor) > 0)
       .sort(compare);
     const runs = [];

@@ -2,7 +2,8 @@
 
 Built with componentize-py against the `storehost:origin/blob-origin` world (see build.sh).
 Layout under the root (`config.root`, default `/data`): `artifacts/<seg>/.../<last>=` and
-`runs/<run>/<seg>/.../<last>=`, every segment percent-encoded. An artifact file is
+`runs/<run>/<seg>/.../<last>=`, every segment percent-encoded (a long one split over names of
+200 bytes, see `encode`). An artifact file is
 `[u32 LE header length][metadata JSON][body]`; writes go to `.tmp/` and are renamed into place.
 
 Bodies can also be read and written in chunks (`open-read`, `open-write`): the host gets a
@@ -69,10 +70,32 @@ def check_run(run: str) -> None:
         raise invalid(f"run {run!r} is not a single path segment")
 
 
+# The longest file name written: an encoded segment longer than this is split into names of at
+# most this many bytes, each but the last ending in "+" (a directory, continued inside it), which
+# no encoded name holds ("+" is encoded as %2B).
+NAME_PIECE = 200
+
+
 def encode(segment: str) -> str:
+    """A key segment as a relative path: one file name, or several for a long segment."""
     # Only [A-Za-z0-9_.-] stay; a leading '.' is encoded too, and '=' marks value files.
     encoded = quote(segment, safe="")
-    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded
+    encoded = "%2E" + encoded[1:] if encoded.startswith(".") else encoded
+    pieces = []
+    while len(encoded) > NAME_PIECE:
+        cut = NAME_PIECE
+        # An escape is never split.
+        while "%" in encoded[cut - 2 : cut]:
+            cut -= 1
+        pieces.append(encoded[:cut] + "+")
+        encoded = encoded[cut:]
+    pieces.append(encoded)
+    return "/".join(pieces)
+
+
+def decode_path(path: str) -> List[str]:
+    """The key segments of a relative path of encoded names (pieces of long ones joined)."""
+    return [unquote(s) for s in path.replace("+/", "").split("/")]
 
 
 def path_of(base: str, key: str) -> str:
@@ -139,14 +162,29 @@ def walk(base: str, prefix: str) -> List[str]:
     keys = []
     for directory, _dirs, files in os.walk(base):
         rel = os.path.relpath(directory, base)
-        parts = [] if rel == "." else [unquote(p) for p in rel.split(os.sep)]
         for name in files:
             if name.endswith("="):
-                key = "/".join(parts + [unquote(name[:-1])])
+                key = "/".join(decode_path(name[:-1] if rel == "." else f"{rel}/{name[:-1]}"))
                 if key.startswith(prefix):
                     keys.append(key)
     keys.sort()
     return keys
+
+
+def run_ids(base: str, rel: str) -> List[str]:
+    """The runs under `base/rel`: its directories, and those inside a long id's pieces."""
+    try:
+        names = os.listdir(os.path.join(base, rel))
+    except FileNotFoundError:
+        return []
+    ids = []
+    for name in names:
+        path = name if not rel else f"{rel}/{name}"
+        if name.endswith("+"):
+            ids.extend(run_ids(base, path))
+        elif not name.endswith("="):
+            ids.append(decode_path(path)[0])
+    return ids
 
 
 def has_files(base: str) -> bool:
@@ -470,12 +508,8 @@ class RunnerArtifacts(exports.RunnerArtifacts):
     def list_runs(self, cursor: Optional[str], limit: int) -> RunPage:
         limit = 100 if limit == 0 else min(limit, 1000)
         base = os.path.join(ROOT, "runs")
-        try:
-            names = os.listdir(base)
-        except FileNotFoundError:
-            names = []
         # A run whose files were all removed keeps its directory: only runs with a file count.
-        candidates = sorted(r for r in map(unquote, names) if cursor is None or r > cursor)
+        candidates = sorted(r for r in run_ids(base, "") if cursor is None or r > cursor)
         runs = []
         for run in candidates:
             if has_files(os.path.join(base, encode(run))):

@@ -32,6 +32,8 @@ struct Files {
     fsync: bool,
     counter: u64,
     seed: u64,
+    /// Large directories' entries in listing order, with the modification time they were read at.
+    dirs: std::collections::HashMap<PathBuf, (SystemTime, std::rc::Rc<Vec<DirEntry>>)>,
 }
 
 thread_local! {
@@ -41,6 +43,7 @@ thread_local! {
         fsync: true,
         counter: 0,
         seed: random_seed(),
+        dirs: Default::default(),
     });
 }
 
@@ -200,28 +203,129 @@ impl Drop for TempValue {
     }
 }
 
-/// The longest encoded segment a file name can hold (with the `=` marker).
+/// The longest encoded segment a file name holds (with the `=` marker); a longer one is named
+/// by its hash ([`segment_name`]).
 const MAX_SEGMENT: usize = 250;
+
+/// A segment's file name: its encoding, or, where that is longer than a file name may be, `#`
+/// and the SHA-256 of the segment (`#` is always encoded otherwise), whose segment is kept in a
+/// file `#<hash>~` beside it. `None` for an encoded name.
+fn segment_name(segment: &str) -> (String, Option<String>) {
+    let name = encode_segment(segment);
+    if name.len() <= MAX_SEGMENT {
+        return (name, None);
+    }
+    use sha2::Digest as _;
+    let hashed = format!("#{:x}", sha2::Sha256::digest(segment.as_bytes()));
+    (hashed.clone(), Some(hashed + "~"))
+}
+
+/// A directory entry of a table, in the order listings walk: by its segment, a directory's with
+/// a `/` after it (every key under it starts so).
+#[derive(Clone, Debug)]
+struct DirEntry {
+    order: String,
+    name: String,
+    dir: bool,
+}
+
+/// Directories of at least this many entries keep their sorted entries between listings
+/// (while their modification time stays), so that paging through one costs the entries on each
+/// page's way rather than the whole directory every page.
+const CACHED_DIR: usize = 256;
+/// A directory changed this recently is read again: a change within its clock's granularity
+/// may leave its modification time as it was.
+const SETTLED: Duration = Duration::from_secs(2);
 
 impl Files {
     fn path(&self, table: Table, key: &str) -> Result<PathBuf> {
+        Ok(self.placed(table, key)?.0)
+    }
+
+    /// The path of a key's value file, and the files that keep the segments of its hashed names
+    /// with what each holds.
+    fn placed(&self, table: Table, key: &str) -> Result<(PathBuf, Vec<(PathBuf, String)>)> {
         let mut path = self.root.join(table.name());
+        let mut kept = Vec::new();
         let segments: Vec<&str> = key.split('/').collect();
         for (i, segment) in segments.iter().enumerate() {
-            let mut name = encode_segment(segment);
-            if name.len() > MAX_SEGMENT {
-                return Err(StoreError::Invalid(format!(
-                    "key segment of {} bytes is too long for a file name (encoded {} > {MAX_SEGMENT} bytes)",
-                    segment.len(),
-                    name.len()
-                )));
+            let (mut name, keeper) = segment_name(segment);
+            if let Some(keeper) = keeper {
+                kept.push((path.join(keeper), segment.to_string()));
             }
             if i + 1 == segments.len() {
                 name.push('=');
             }
             path.push(name);
         }
+        Ok((path, kept))
+    }
+
+    /// The path a key's value is written at, once the segments of its hashed names are kept
+    /// beside them. A kept segment is never removed (a writer may be placing the same name):
+    /// it is a few bytes, and a listing passes over one with no entry.
+    fn path_for_write(&mut self, table: Table, key: &str) -> Result<PathBuf> {
+        let (path, kept) = self.placed(table, key)?;
+        for (file, segment) in kept {
+            if fs::metadata(&file).is_err() {
+                self.write_atomic(&file, segment.as_bytes())?;
+            }
+        }
         Ok(path)
+    }
+
+    /// The entries of `dir` in listing order; none when it does not exist. Entries that go
+    /// while it is read, or whose kept segment is not there yet, are left out.
+    fn sorted_entries(&mut self, dir: &Path) -> Result<std::rc::Rc<Vec<DirEntry>>> {
+        let modified = match fs::metadata(dir) {
+            Ok(m) => m.modified().ok(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io_error("listing", dir, e)),
+        };
+        let settled = modified.filter(|t| SystemTime::now().duration_since(*t).is_ok_and(|age| age > SETTLED));
+        if let Some((when, entries)) = self.dirs.get(dir)
+            && settled == Some(*when)
+        {
+            return Ok(entries.clone());
+        }
+        let read = match fs::read_dir(dir) {
+            Ok(read) => read,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io_error("listing", dir, e)),
+        };
+        let mut entries = Vec::new();
+        for entry in read.flatten() {
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.starts_with('.') || name.ends_with('~') {
+                continue;
+            }
+            let (stem, dir_entry) = match name.strip_suffix('=') {
+                Some(stem) => (stem, false),
+                None => (name.as_str(), true),
+            };
+            let segment = if stem.starts_with('#') {
+                match fs::read_to_string(dir.join(format!("{stem}~"))) {
+                    Ok(segment) => segment,
+                    Err(_) => continue,
+                }
+            } else {
+                match decode_segment(stem) {
+                    Some(segment) => segment,
+                    None => continue,
+                }
+            };
+            let order = if dir_entry { segment + "/" } else { segment };
+            entries.push(DirEntry { order, name, dir: dir_entry });
+        }
+        entries.sort_unstable_by(|a, b| a.order.cmp(&b.order));
+        let entries = std::rc::Rc::new(entries);
+        if let Some(when) = settled.filter(|_| entries.len() >= CACHED_DIR) {
+            if self.dirs.len() >= 64 {
+                self.dirs.clear();
+            }
+            self.dirs.insert(dir.to_path_buf(), (when, entries.clone()));
+        }
+        Ok(entries)
     }
 
     /// The preopened directory holding `path`, and `path` relative to it.
@@ -294,33 +398,37 @@ impl Files {
         Ok(())
     }
 
-    /// Collects the keys under `dir` (whose decoded key so far is `base`) that start with
-    /// `prefix`, skipping directories that cannot hold one.
-    fn walk(&self, dir: &Path, base: &str, prefix: &str, out: &mut Vec<String>) -> Result<()> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error("listing", dir, e)),
+    /// Adds to `out`, in byte order, the keys under `dir` (whose keys all start with `base`)
+    /// that start with `prefix` and come after `after`, until it holds `limit`. Directories
+    /// that hold no such key are not read: a page costs the entries on its way.
+    fn walk(&mut self, dir: &Path, base: &str, prefix: &str, after: Option<&str>, limit: usize, out: &mut Vec<String>) -> Result<()> {
+        let entries = self.sorted_entries(dir)?;
+        // Whether every key under an entry is at or before `after` (entries in order: those are
+        // the first ones).
+        let passed = |e: &DirEntry| {
+            after.is_some_and(|after| {
+                let full = format!("{base}{}", e.order);
+                if e.dir { full.as_str() < after && !after.starts_with(&full) } else { full.as_str() <= after }
+            })
         };
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error("listing", dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let (encoded, leaf) = match name.strip_suffix('=') {
-                Some(stem) => (stem, true),
-                None => (name, false),
-            };
-            let Some(segment) = decode_segment(encoded) else { continue };
-            let key = if base.is_empty() { segment } else { format!("{base}/{segment}") };
-            if leaf {
-                if key.starts_with(prefix) {
-                    out.push(key);
+        let first = entries.partition_point(passed);
+        for entry in &entries[first..] {
+            if out.len() >= limit {
+                return Ok(());
+            }
+            let full = format!("{base}{}", entry.order);
+            // Past every key with the prefix: so is every later entry.
+            if full.as_str() > prefix && !full.starts_with(prefix) {
+                return Ok(());
+            }
+            if entry.dir {
+                let holds_prefix = full.starts_with(prefix) || prefix.starts_with(&full);
+                let before_after = after.is_some_and(|after| full.as_str() < after && !after.starts_with(&full));
+                if holds_prefix && !before_after {
+                    self.walk(&dir.join(&entry.name), &full, prefix, after, limit, out)?;
                 }
-            } else {
-                let dir_key = format!("{key}/");
-                if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
-                    self.walk(&entry.path(), &key, prefix, out)?;
-                }
+            } else if full.starts_with(prefix) && after.is_none_or(|after| full.as_str() > after) {
+                out.push(full);
             }
         }
         Ok(())
@@ -382,7 +490,7 @@ impl Backend for Files {
     }
 
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<()> {
-        let path = self.path(table, key)?;
+        let path = self.path_for_write(table, key)?;
         self.write_atomic(&path, value)
     }
 
@@ -402,7 +510,7 @@ impl Backend for Files {
 
     /// Bounded by the disk, not by `max_len`.
     fn create_value(&mut self, table: Table, key: &str, _max_len: u64) -> Result<Box<dyn ValueWriter>> {
-        let path = self.path(table, key)?;
+        let path = self.path_for_write(table, key)?;
         let temp = self.temp_path();
         let file = self.open(&temp, OpenFlags::CREATE | OpenFlags::EXCLUSIVE, DescriptorFlags::WRITE)?.expect("created");
         Ok(Box::new(TempValue { file: Some(file), temp, path, len: 0, fsync: self.fsync }))
@@ -419,13 +527,9 @@ impl Backend for Files {
 
     fn keys(&mut self, table: Table, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
         let mut keys = Vec::new();
-        self.walk(&self.root.join(table.name()), "", prefix, &mut keys)?;
-        keys.sort_unstable();
-        let start = match after {
-            Some(after) => keys.partition_point(|k| k.as_str() <= after),
-            None => 0,
-        };
-        Ok(keys.into_iter().skip(start).take(limit).collect())
+        let dir = self.root.join(table.name());
+        self.walk(&dir, "", prefix, after, limit, &mut keys)?;
+        Ok(keys)
     }
 
     fn lock(&mut self, table: Table, key: &str) -> Result<LockGuard> {

@@ -237,6 +237,8 @@ impl<B: Backend> Guest for Origin<B> {
             // One more than asked tells whether another page follows.
             let keys = b.keys(Table::Artifacts, &prefix, cursor.as_deref(), limit + 1)?;
             let more = keys.len() > limit;
+            // The page goes on after the last key listed, read or not.
+            let next_cursor = if more { keys.get(limit - 1).cloned() } else { None };
             let mut items = Vec::with_capacity(keys.len().min(limit));
             for key in keys.into_iter().take(limit) {
                 // A key deleted between the listing and the read is skipped.
@@ -244,7 +246,6 @@ impl<B: Backend> Guest for Origin<B> {
                     items.push(meta);
                 }
             }
-            let next_cursor = if more { items.last().map(|m| m.key.clone()) } else { None };
             Ok(ArtifactPage { items, next_cursor })
         })
     }

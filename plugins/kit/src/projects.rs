@@ -19,13 +19,14 @@ impl<B: Backend> projects::Guest for Origin<B> {
             let limit = page_limit(limit);
             let ids = b.keys(Table::Projects, "", cursor.as_deref(), limit + 1)?;
             let more = ids.len() > limit;
+            // The page goes on after the last id listed, read or not.
+            let next_cursor = if more { ids.get(limit - 1).cloned() } else { None };
             let mut items = Vec::new();
             for id in ids.into_iter().take(limit) {
                 if let Some(project) = load::<_, Project>(b, Table::Projects, &id)? {
                     items.push(project);
                 }
             }
-            let next_cursor = if more { items.last().map(|p| p.id.clone()) } else { None };
             Ok(ProjectPage { items, next_cursor })
         })
     }

@@ -36,6 +36,8 @@ impl<B: Backend> Guest for Origin<B> {
             let limit = page_limit(limit);
             let ids = b.keys(Table::Workspaces, "", cursor.as_deref(), limit + 1)?;
             let more = ids.len() > limit;
+            // The page goes on after the last id listed, read or not.
+            let next_cursor = if more { ids.get(limit - 1).cloned() } else { None };
             let mut items = Vec::with_capacity(ids.len().min(limit));
             for id in ids.into_iter().take(limit) {
                 // A workspace removed between the listing and the read is skipped.
@@ -43,7 +45,6 @@ impl<B: Backend> Guest for Origin<B> {
                     items.push(workspace);
                 }
             }
-            let next_cursor = if more { items.last().map(|w| w.id.clone()) } else { None };
             Ok(WorkspacePage { items, next_cursor })
         })
     }
