@@ -200,6 +200,9 @@ impl S3 for KeyedFs {
         let after = [input.start_after.clone(), input.continuation_token.clone()].into_iter().flatten().max();
         let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        // The page and its objects' heads are of one state of the bucket, as S3's are: a key
+        // deleted meanwhile is not listed without its object.
+        let _reading = self.versions.read().await;
         // With a delimiter, keys with it past the prefix roll up into one common prefix each;
         // both count toward `max_keys`, and a common prefix given as the token is resumed after.
         let (page, prefixes, truncated) = {
@@ -233,10 +236,7 @@ impl S3 for KeyedFs {
         let mut contents = Vec::with_capacity(page.len());
         for key in &page {
             let head = HeadObjectInput { bucket: input.bucket.clone(), key: stored(key), ..Default::default() };
-            let head = {
-                let _reading = self.versions.read().await;
-                self.fs.head_object(req.clone().map_input(|_| head)).await?.output
-            };
+            let head = self.fs.head_object(req.clone().map_input(|_| head)).await?.output;
             contents.push(Object {
                 key: Some(key.clone()),
                 size: head.content_length,

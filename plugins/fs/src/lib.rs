@@ -288,14 +288,8 @@ impl Files {
         {
             return Ok(entries.clone());
         }
-        let read = match fs::read_dir(dir) {
-            Ok(read) => read,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Default::default()),
-            Err(e) => return Err(io_error("listing", dir, e)),
-        };
         let mut entries = Vec::new();
-        for entry in read.flatten() {
-            let Ok(name) = entry.file_name().into_string() else { continue };
+        for name in self.entry_names(dir)? {
             if name.starts_with('.') || name.ends_with('~') {
                 continue;
             }
@@ -326,6 +320,31 @@ impl Files {
             self.dirs.insert(dir.to_path_buf(), (when, entries.clone()));
         }
         Ok(entries)
+    }
+
+    /// The names in `dir`; none when it does not exist. An entry removed while the directory is
+    /// read fails on its own (its metadata is gone) and is left out, and the rest are read on:
+    /// `std::fs::read_dir` would end at that error, losing every entry after it.
+    fn entry_names(&self, dir: &Path) -> Result<Vec<String>> {
+        let failed = |e: ErrorCode| StoreError::Internal(format!("listing {}: {e}", dir.display()));
+        let Some((base, rel)) = self.relative(dir) else {
+            return Err(StoreError::Internal(format!("{} is outside the preopened directory", dir.display())));
+        };
+        let opened = match base.open_at(PathFlags::empty(), rel, OpenFlags::DIRECTORY, DescriptorFlags::READ) {
+            Ok(opened) => opened,
+            Err(ErrorCode::NoEntry) => return Ok(Vec::new()),
+            Err(e) => return Err(failed(e)),
+        };
+        let stream = opened.read_directory().map_err(failed)?;
+        let mut names = Vec::new();
+        loop {
+            match stream.read_directory_entry() {
+                Ok(Some(entry)) => names.push(entry.name),
+                Ok(None) => return Ok(names),
+                Err(ErrorCode::NoEntry) => continue,
+                Err(e) => return Err(failed(e)),
+            }
+        }
     }
 
     /// The preopened directory holding `path`, and `path` relative to it.

@@ -7,6 +7,7 @@ mod cluster;
 mod conformance;
 mod copy;
 mod faults;
+mod listings;
 mod persistence;
 mod postgres;
 mod reload;
