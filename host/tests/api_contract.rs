@@ -87,9 +87,7 @@ async fn the_document_names_every_path_and_method_the_router_answers() {
     assert_eq!(secured["security"], json!([{ "bearer": [] }]));
 }
 
-/// Every domain on the memory plugin, under memory and disk caches, behind tokens. The memory
-/// origin takes any key and id the contract allows (the fs plugin also refuses a key segment
-/// longer than a file name can hold), so every request of the documented shape can succeed.
+/// Every domain on the memory plugin, under memory and disk caches, behind tokens.
 const MANIFEST_WITH_TOKENS: &str = r#"
 [server]
 tokens = [{ token = "all-scopes", scopes = ["read", "write", "admin"] }, { token = "reader", scopes = ["read"] }]
@@ -113,23 +111,26 @@ workspace = { origin = "store" }
 runner = { origin = "store" }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schemathesis_finds_no_failure_on_any_route() {
+/// Runs schemathesis against `server` (`args` added to its `run`), with every default check on
+/// every operation as `schemathesis.toml` sets them, and asserts it found no failure and tested
+/// every operation of the document. `name` names the run's directory under
+/// `<target>/schemathesis/` (its JUnit report and its cache), so that runs do not share one.
+async fn schemathesis_passes(server: &Server, name: &str, args: &[&str]) {
     let schemathesis = tool("STOREHOST_SCHEMATHESIS", target_dir().join("tools/schemathesis/bin/schemathesis"));
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(MANIFEST_WITH_TOKENS), &[]);
-    let reports = target_dir().join("schemathesis");
+    let reports = target_dir().join("schemathesis").join(name);
     std::fs::create_dir_all(&reports).unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
     let started = Instant::now();
     let run = tokio::task::spawn_blocking({
         let url = server.url("/openapi.json");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let reports = reports.clone();
         move || {
             Command::new(&schemathesis)
                 .arg("--config-file")
                 .arg(config)
-                .args(["run", &url, "--header", "Authorization: Bearer all-scopes", "--no-color", "--seed", "1"])
+                .args(["run", &url, "--no-color", "--seed", "1"])
+                .args(&args)
                 .args(["--report", "junit", "--report-dir"])
                 .arg(&reports)
                 // It keeps a cache of its own in its working directory.
@@ -143,13 +144,29 @@ async fn schemathesis_finds_no_failure_on_any_route() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let summary: Vec<&str> = stdout.lines().skip_while(|l| !l.contains("SUMMARY")).collect();
-    println!("schemathesis ran for {:.0} s:\n{}", started.elapsed().as_secs_f64(), summary.join("\n"));
-    assert!(run.status.success(), "schemathesis failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    println!("schemathesis ({name}) ran for {:.0} s:\n{}", started.elapsed().as_secs_f64(), summary.join("\n"));
+    assert!(run.status.success(), "schemathesis ({name}) failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     let doc: Value = Client::new().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let operations: usize = doc["paths"].as_object().unwrap().values().map(|item| METHODS.iter().filter(|m| item.get(**m).is_some()).count()).sum();
     let line = |label: &str| summary.iter().find_map(|l| l.trim().strip_prefix(label)).map(str::trim).unwrap_or_default().to_string();
-    assert_eq!(line("Selected:"), format!("{operations}/{operations}"), "schemathesis did not select every operation");
-    assert_eq!(line("Tested:"), operations.to_string(), "schemathesis did not test every operation");
+    assert_eq!(line("Selected:"), format!("{operations}/{operations}"), "schemathesis ({name}) did not select every operation");
+    assert_eq!(line("Tested:"), operations.to_string(), "schemathesis ({name}) did not test every operation");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_failure_on_any_route_of_the_memory_origin_behind_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Some(MANIFEST_WITH_TOKENS), &[]);
+    schemathesis_passes(&server, "memory-tokens", &["--header", "Authorization: Bearer all-scopes"]).await;
+}
+
+/// The embedded default: every domain on the fs plugin, no tokens (the document declares no
+/// security), every key and id the contract allows stored as files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_failure_on_any_route_of_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    schemathesis_passes(&server, "embedded-default", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,15 +1,19 @@
 //! `storehost copy` between real origins: the fs plugin filled with every domain, copied to
 //! PostgreSQL, on to S3 (artifacts and runner files) and back to a fresh fs directory, then
 //! compared record by record; a copy killed halfway and run again; an export to a directory
-//! imported into an empty database.
+//! imported into an empty database; the longest keys and ids from the memory plugin to fs and
+//! back to memory.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use storehost::app::{Manifest, plugin_spec};
+use storehost::base::Domain;
+use storehost::copy::{Content, CopyOptions, DirSide, PluginSide, Quiet, Side};
 use storehost::domain::{Ctx, ProjectArtifact, ProjectInput, Stores, TabInput, UiNode, UiOp, WorkspaceInput};
 use storehost::origin::stores_of;
 use storehost::runtime::Plugin;
@@ -20,14 +24,16 @@ use storehost_tests::s3::S3Server;
 /// The longest artifact key S3 holds under the s3 plugin's `a/` prefix (1024 bytes less it).
 const LONG_KEY_BYTES: usize = 1022;
 
+/// An fs plugin `name` of a manifest, on `dir/sub`.
+fn fs_plugin(dir: &Path, name: &str, sub: &str) -> String {
+    format!(
+        "[plugins.{name}]\nsource = \"builtin:fs\"\ndirs = {{ \"/data\" = {{ host = \"{}\", mode = \"rw\" }} }}\nconfig = {{ fsync = false }}\n\n",
+        dir.join(sub).display()
+    )
+}
+
 fn manifest_text(dir: &Path, db: Option<&TestDatabase>, s3: Option<&S3Server>) -> String {
-    let fs = |name: &str, sub: &str| {
-        format!(
-            "[plugins.{name}]\nsource = \"builtin:fs\"\ndirs = {{ \"/data\" = {{ host = \"{}\", mode = \"rw\" }} }}\nconfig = {{ fsync = false }}\n\n",
-            dir.join(sub).display()
-        )
-    };
-    let mut text = fs("src", "src") + &fs("back", "back");
+    let mut text = fs_plugin(dir, "src", "src") + &fs_plugin(dir, "back", "back");
     if let Some(db) = db {
         text.push_str(&format!("[plugins.pg]\nsource = \"builtin:postgres\"\nsql = {{ url = \"{}\", max_connections = 8 }}\n\n", db.url));
     }
@@ -379,4 +385,230 @@ async fn the_readme_moves_the_embedded_default_to_postgres_and_s3() {
     assert_eq!(tabs.to_string().matches("\"id\":\"t").count(), 3, "{tabs}");
     let file = http.get(server.url("/v1/runs/r1/artifacts/logs/out.txt")).send().await.unwrap();
     assert_eq!(file.text().await.unwrap(), "line 1\nline 2\n");
+}
+
+/// `unit` repeated to `bytes` bytes, the rest (when `unit` does not divide it) in `x`.
+fn text(unit: &str, bytes: usize) -> String {
+    let mut t = unit.repeat(bytes / unit.len());
+    t.push_str(&"x".repeat(bytes - t.len()));
+    t
+}
+
+/// Artifacts `(key, content type, body)` whose keys are the hardest a file system holds: segments
+/// longer than a file name (in ASCII and in multi-byte characters, which encode to three times
+/// their length), a file and a directory of the same long segment, names that share all but
+/// their last byte, and keys of 1024 bytes.
+fn long_artifacts() -> Vec<(String, String, Bytes)> {
+    let deep = format!("deep/{}/{}/{}", text("é", 400), text("語", 300), text("ß", 317));
+    assert_eq!(deep.len(), 1024);
+    [
+        (format!("seg/{}/end.bin", text("s", 300)), "application/x-test", pattern(3000, 1)),
+        (format!("seg/{}", text("s", 300)), "text/plain; charset=utf-8", pattern(10, 2)),
+        (format!("seg/{}t", text("s", 299)), "text/plain", pattern(20, 3)),
+        (format!("seg/{}", text("s", 250)), "text/plain", pattern(30, 4)),
+        (format!("seg/{}", text("s", 251)), "text/plain", pattern(40, 5)),
+        ("seg/b".to_string(), "image/png", pattern(50, 6)),
+        (format!("{}/{}/x", text("ü", 300), text("✓", 300)), "application/json", Bytes::from_static(b"{\"a\":1}")),
+        (text("k", 1024), "application/x-test", pattern(1024, 7)),
+        (text("✓", 1024), "application/x-test", pattern(999, 8)),
+        (deep, "application/x-test", pattern(4096, 9)),
+        (format!("empty/{}", text("e", 400)), "application/octet-stream", Bytes::new()),
+        (format!("big/{}.bin", text("b", 300)), "application/x-test", pattern(3 << 20, 10)),
+    ]
+    .into_iter()
+    .map(|(key, content_type, body)| (key, content_type.to_string(), body))
+    .collect()
+}
+
+/// Runner files `(run, name, body)`: runs of 256 bytes (and one of 255, a prefix of another),
+/// names of 1024 bytes and segments longer than a file name.
+fn long_run_files() -> Vec<(String, String, Bytes)> {
+    let long_name = format!("{}/{}", text("n", 600), text("ñ", 423));
+    assert_eq!(long_name.len(), 1024);
+    [
+        (text("r", 256), long_name, pattern(5000, 11)),
+        (text("r", 256), format!("logs/{}.txt", text("l", 300)), Bytes::from_static(b"line 1\nline 2\n")),
+        (text("r", 256), "a".to_string(), pattern(2 << 20, 12)),
+        (text("r", 255), "f".to_string(), pattern(7, 13)),
+        (text("ř", 256), text("✓", 1024), pattern(300, 14)),
+        (text("ř", 256), "x".to_string(), Bytes::new()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Fills `s` with [`long_artifacts`], [`long_run_files`], and projects, UI documents and
+/// workspaces (with tabs) whose ids are 256 bytes, in ASCII and in multi-byte characters.
+async fn fill_long(s: &Stores) {
+    let ctx = Ctx::background();
+    let store = s.artifact.as_ref().unwrap();
+    for (key, content_type, body) in long_artifacts() {
+        store.put(&ctx, &key, body, Some(content_type)).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    let (projects, records) = (s.project.as_ref().unwrap(), s.project_artifacts.as_ref().unwrap());
+    let keys: Vec<String> = long_artifacts().into_iter().map(|(key, ..)| key).collect();
+    for (i, id) in [text("p", 256), text("ü", 256), text("✓", 256)].into_iter().enumerate() {
+        let state = serde_json::json!({ "id": id, "n": i, "nested": { "list": [1, 2, 3] } }).to_string();
+        projects.save(&ctx, ProjectInput { id: id.clone(), name: format!("Projekt {i} ✓"), state }, None).await.unwrap();
+        for (j, name) in [text("r", 300), text("ö", 300), "report".to_string()].into_iter().enumerate().take(i + 1) {
+            let record = ProjectArtifact { name, artifact_key: keys[i * 3 + j].clone(), size: 10, kind: "text".into(), created_at: 0 };
+            records.add(&ctx, &id, record).await.unwrap();
+        }
+    }
+    let ui = s.ui.as_ref().unwrap();
+    let (root, child) = (text("ж", 300), text("n", 400));
+    let tree = vec![
+        UiOp::InsertNode { node: node(&root, None, &[("title", "\"Главная ✓\"")]), index: 0 },
+        UiOp::InsertNode { node: node(&child, Some(&root), &[("w", "3")]), index: 0 },
+        UiOp::InsertNode { node: node("b", Some(&root), &[]), index: 0 },
+        UiOp::InsertNode { node: node("leaf", Some(&child), &[("list", "[1,2]")]), index: 0 },
+        UiOp::InsertNode { node: node("side", None, &[]), index: 1 },
+    ];
+    ui.apply_ops(&ctx, &text("d", 256), None, tree).await.unwrap();
+    ui.apply_ops(&ctx, &text("ж", 256), None, vec![UiOp::InsertNode { node: node("only", None, &[]), index: 0 }]).await.unwrap();
+    let ws = s.workspace.as_ref().unwrap();
+    let (w1, w2) = (text("w", 256), text("ш", 256));
+    ws.create(&ctx, WorkspaceInput { id: w1.clone(), project_id: text("p", 256), name: "Workspace ✓".into() }).await.unwrap();
+    ws.create(&ctx, WorkspaceInput { id: w2.clone(), project_id: text("ü", 256), name: "Рабочая область".into() }).await.unwrap();
+    for (i, tab) in [text("t", 256), text("ö", 256), text("✓", 256), "short".to_string()].into_iter().enumerate() {
+        ws.create_tab(&ctx, &w1, TabInput { id: tab, title: format!("Tab {i} ✓"), kind: "editor".into() }).await.unwrap();
+    }
+    ws.create_tab(&ctx, &w2, TabInput { id: text("t", 256), title: "The same id".into(), kind: "log".into() }).await.unwrap();
+    ws.update_tab_run(&ctx, &w1, &text("ö", 256), Some(text("r", 256))).await.unwrap();
+    ws.select_tab(&ctx, &w1, &text("✓", 256)).await.unwrap();
+    let runner = s.runner.as_ref().unwrap();
+    for (run, name, body) in long_run_files() {
+        runner.write(&ctx, &run, &name, body).await.unwrap_or_else(|e| panic!("{run}/{name}: {e}"));
+    }
+}
+
+/// Every record `side` holds, domain by domain in its listing order, as the copy compares them
+/// (a project's artifact records without their creation time, which each side stamps).
+async fn records(side: &dyn Side) -> Vec<Content> {
+    let mut all = Vec::new();
+    for domain in Domain::ALL {
+        for listed in side.list(domain, "").await.unwrap() {
+            let content = match listed.content {
+                Some(content) => content,
+                None => side.content(&listed.id).await.unwrap().unwrap_or_else(|| panic!("{} lists {} and lacks it", side.describe(), listed.id)),
+            };
+            all.push(content);
+        }
+    }
+    for content in &mut all {
+        if let Content::Project { artifacts, .. } = content {
+            artifacts.iter_mut().for_each(|a| a.created_at = 0);
+        }
+    }
+    all
+}
+
+/// Every id `s` lists, domain by domain, read in pages of one or two (each page's cursor the
+/// last id of the one before).
+async fn ids_in_small_pages(s: &Stores) -> Vec<String> {
+    let ctx = Ctx::background();
+    let mut ids = Vec::new();
+    macro_rules! every_page {
+        (|$cursor:ident| $page:expr, $items:ident, $id:expr) => {{
+            let mut $cursor: Option<String> = None;
+            loop {
+                let page = $page.await.unwrap();
+                ids.extend(page.$items.into_iter().map($id));
+                match page.next_cursor {
+                    Some(next) => $cursor = Some(next),
+                    None => break,
+                }
+            }
+        }};
+    }
+    let (artifacts, projects, ui) = (s.artifact.as_ref().unwrap(), s.project.as_ref().unwrap(), s.ui.as_ref().unwrap());
+    let (workspaces, runner) = (s.workspace.as_ref().unwrap(), s.runner.as_ref().unwrap());
+    every_page!(|cursor| artifacts.list(&ctx, "", cursor.as_deref(), 2), items, |m| m.key);
+    every_page!(|cursor| projects.list(&ctx, cursor.as_deref(), 1), items, |p| p.id);
+    every_page!(|cursor| ui.list(&ctx, cursor.as_deref(), 1), ids, |id| id);
+    every_page!(|cursor| workspaces.list(&ctx, cursor.as_deref(), 1), items, |w| w.id);
+    every_page!(|cursor| runner.list_runs(&ctx, cursor.as_deref(), 1), runs, |run| run);
+    ids
+}
+
+/// Copies every domain from `from` to `to` in this process, as `storehost copy` does, and
+/// checks every record was copied.
+async fn copy_here(from: &dyn Side, to: &dyn Side, counts: &[(Domain, u64)]) {
+    let options = CopyOptions { domains: Domain::ALL.to_vec(), prefix: String::new(), dry_run: false, jobs: 4 };
+    let summaries = storehost::copy::copy(from, to, &options, &Quiet, &AtomicBool::new(false)).await.unwrap();
+    assert_eq!(summaries.len(), counts.len());
+    for (summary, (domain, records)) in summaries.iter().zip(counts) {
+        assert_eq!(summary.domain, *domain);
+        assert_eq!((summary.records, summary.copied, summary.failed), (*records, *records, 0), "{domain}: {:?}", summary.failures);
+    }
+}
+
+/// The memory plugin holds its records in its instance, in the process that loaded it: a
+/// `storehost copy` process would find its own memory plugin empty. So the memory plugins are
+/// loaded here, and the records cross between them and the binary's fs plugin through export
+/// directories: memory → directory here, directory → fs and fs → directory by `storehost copy`,
+/// directory → a second memory plugin here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_keys_and_ids_go_from_memory_to_fs_and_back_to_memory_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("copy.toml");
+    let memory = "[plugins.mem]\nsource = \"builtin:memory\"\n\n[plugins.mem2]\nsource = \"builtin:memory\"\n\n";
+    std::fs::write(&manifest, fs_plugin(dir.path(), "files", "files") + memory).unwrap();
+    let (mem, mem_stores) = plugin_stores(&manifest, "mem").await;
+    fill_long(&mem_stores).await;
+    let mem = PluginSide::new(&mem);
+    let original = records(&mem).await;
+    let counts: Vec<(Domain, u64)> = Domain::ALL.into_iter().map(|d| (d, original.iter().filter(|c| c.id().domain() == d).count() as u64)).collect();
+    let (artifacts, runs) = (long_artifacts(), long_run_files());
+    assert_eq!(
+        counts,
+        [
+            (Domain::Artifact, artifacts.len() as u64),
+            (Domain::Project, 3),
+            (Domain::Ui, 2),
+            (Domain::Workspace, 2),
+            (Domain::Runner, runs.len() as u64)
+        ]
+    );
+
+    let out = dir.path().join("out");
+    copy_here(&mem, &DirSide::create(&out).unwrap(), &counts).await;
+    let import = copy(&manifest, &["--from-dir", out.to_str().unwrap(), "--to", "files"]).await;
+    ok(&import, "export → fs");
+    for (domain, records) in &counts {
+        assert_eq!(row(&import, domain.name()), (*records, *records, 0, 0), "{domain}");
+    }
+    // The fs plugin, loaded anew, holds every record as the memory plugin does, and lists them
+    // in the same (byte) order, in pages of any size.
+    {
+        let (files, files_stores) = plugin_stores(&manifest, "files").await;
+        assert_eq!(records(&PluginSide::new(&files)).await, original, "the fs plugin's records");
+        assert_eq!(ids_in_small_pages(&files_stores).await, ids_in_small_pages(&mem_stores).await);
+    }
+    let back = dir.path().join("back");
+    let export = copy(&manifest, &["--from", "files", "--to-dir", back.to_str().unwrap()]).await;
+    ok(&export, "fs → export");
+    for (domain, records) in &counts {
+        assert_eq!(row(&export, domain.name()), (*records, *records, 0, 0), "{domain}");
+    }
+    let (mem2, mem2_stores) = plugin_stores(&manifest, "mem2").await;
+    copy_here(&DirSide::open(&back).unwrap(), &PluginSide::new(&mem2), &counts).await;
+
+    // Identical record by record: keys, ids, content types, sizes and digests of the bodies,
+    // projects with their artifact records, documents' nodes, workspaces with their tabs.
+    assert_eq!(records(&PluginSide::new(&mem2)).await, original, "the second memory plugin's records");
+    assert_eq!(ids_in_small_pages(&mem2_stores).await, ids_in_small_pages(&mem_stores).await);
+    // And the bodies themselves, read back.
+    let ctx = Ctx::background();
+    for (key, content_type, body) in &artifacts {
+        let got = mem2_stores.artifact.as_ref().unwrap().get(&ctx, key).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!((got.body.len(), got.meta.content_type.as_deref()), (body.len(), Some(content_type.as_str())), "{key}");
+        assert_eq!(Sha256::digest(&got.body), Sha256::digest(body), "{key}");
+    }
+    let runner = mem2_stores.runner.as_ref().unwrap();
+    for (run, name, body) in &runs {
+        assert_eq!(Sha256::digest(runner.read(&ctx, run, name).await.unwrap()), Sha256::digest(body), "{run}/{name}");
+    }
+    let w1 = mem2_stores.workspace.as_ref().unwrap().get(&ctx, &text("w", 256)).await.unwrap();
+    assert_eq!(w1.selected_tab, Some(text("✓", 256)));
 }
