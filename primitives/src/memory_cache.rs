@@ -298,13 +298,46 @@ struct CachePadded<T>(T);
 
 type LockedShard<K, V> = CachePadded<Mutex<Shard<K, V>>>;
 
+/// A cached value: with an `Arc` value, 32 bytes (40 for an `Arc<[u8]>`), so that a slot of the
+/// table (key, entry, links) is little more than the key and the value.
 struct Entry<V> {
     value: V,
     expires_at: Timestamp,
-    inserted_at: Timestamp,
     weight: u32,
     /// The shard's `tick` when the entry last moved to the most recently used end.
     promoted_at: u32,
+    /// How long it was to live, from which its age follows.
+    lifetime: Lifetime,
+}
+
+/// An entry's time to live in four bytes: milliseconds below 2^31 (24 days), whole seconds with
+/// the top bit set above; `NONE` for an entry without one. Its insertion time is `expires_at`
+/// less it, to within the unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lifetime(u32);
+
+impl Lifetime {
+    const NONE: Lifetime = Lifetime(u32::MAX);
+    const SECONDS: u32 = 1 << 31;
+
+    fn new(ttl: Option<Duration>) -> Lifetime {
+        match ttl {
+            None => Lifetime::NONE,
+            Some(ttl) if ttl.as_millis() < u128::from(Self::SECONDS) => Lifetime(ttl.as_millis() as u32),
+            Some(ttl) => Lifetime(Self::SECONDS | ttl.as_secs().min(u64::from(Self::SECONDS - 2)) as u32),
+        }
+    }
+
+    /// How long ago an entry expiring at `expires_at` was inserted; zero for one without a TTL
+    /// (it never goes stale).
+    fn age(self, expires_at: Timestamp, now: Timestamp) -> Duration {
+        let ttl = match self.0 {
+            u32::MAX => return Duration::ZERO,
+            n if n & Self::SECONDS == 0 => Duration::from_millis(u64::from(n)),
+            n => Duration::from_secs(u64::from(n & !Self::SECONDS)),
+        };
+        now.saturating_duration_since(Timestamp::from_unix_nanos(expires_at.as_unix_nanos().saturating_sub(ttl.as_nanos() as u64)))
+    }
 }
 
 #[derive(Default)]
@@ -403,7 +436,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         if entry.expires_at != Timestamp::NEVER && now >= entry.expires_at + self.keep_stale {
             return None;
         }
-        let answer = (entry.value.clone(), now.saturating_duration_since(entry.inserted_at));
+        let answer = (entry.value.clone(), entry.lifetime.age(entry.expires_at, now));
         shard.counters.stale_hits += 1;
         Some(answer)
     }
@@ -433,7 +466,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let expires_at = ttl.map_or(Timestamp::NEVER, |ttl| now + ttl);
         let hash = self.hasher.hash_one(&key);
         let mut shard = self.shard(hash).lock();
-        let entry = Entry { value, expires_at, inserted_at: now, weight: 0, promoted_at: 0 };
+        let entry = Entry { value, expires_at, weight: 0, promoted_at: 0, lifetime: Lifetime::new(ttl) };
         shard.insert(hash, key, entry, weight, &self.hasher, &self.clock)
     }
 
@@ -697,6 +730,30 @@ impl<K: Hash + Eq, V: Clone> fmt::Debug for MemoryCache<K, V> {
 
 #[cfg(test)]
 mod tests {
+
+    /// An entry holds its value, its expiry and 12 bytes more: a slot of a `String` key is
+    /// the key, the value and 40 bytes.
+    #[test]
+    fn an_entry_is_its_value_and_24_bytes() {
+        assert_eq!(std::mem::size_of::<Entry<Arc<Vec<u8>>>>(), 32);
+        assert_eq!(std::mem::size_of::<crate::lru_table::Slot<String, Entry<Arc<Vec<u8>>>>>(), 64);
+        assert_eq!(std::mem::size_of::<crate::lru_table::Slot<String, Entry<Arc<[u8]>>>>(), 72);
+    }
+
+    #[test]
+    fn lifetimes_give_ages_to_within_their_unit() {
+        let now = Timestamp::from_unix_nanos(1_000_000_000_000_000_000);
+        for ttl in [Duration::from_millis(1), Duration::from_secs(60), Duration::from_secs(30 * 24 * 3600), Duration::from_secs(80 * 365 * 24 * 3600)]
+        {
+            let expires_at = Timestamp::from_unix_nanos(now.as_unix_nanos() + 5_000_000_000);
+            let inserted = expires_at.as_unix_nanos().saturating_sub(ttl.as_nanos() as u64);
+            let age = Lifetime::new(Some(ttl)).age(expires_at, now);
+            let exact = now.saturating_duration_since(Timestamp::from_unix_nanos(inserted));
+            assert!(age.abs_diff(exact) < Duration::from_secs(1), "{ttl:?}: {age:?} vs {exact:?}");
+        }
+        assert_eq!(Lifetime::new(None).age(Timestamp::NEVER, now), Duration::ZERO);
+    }
+
     use super::*;
     use crate::clock::MockClock;
 
