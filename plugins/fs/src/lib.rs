@@ -233,9 +233,14 @@ struct DirEntry {
 /// (while their modification time stays), so that paging through one costs the entries on each
 /// page's way rather than the whole directory every page.
 const CACHED_DIR: usize = 256;
-/// A directory changed this recently is read again: a change within its clock's granularity
-/// may leave its modification time as it was.
-const SETTLED: Duration = Duration::from_secs(2);
+/// How long after a directory's last change its modification time is trusted to show the next
+/// one: a change within the file system's clock granularity may leave the time as it was. Times
+/// with nanoseconds come from a clock of a tick or so (Linux: 1–10 ms); whole seconds from a
+/// coarse one (some file systems keep 1 or 2 s).
+fn settle_time(modified: SystemTime) -> Duration {
+    let fine = modified.duration_since(SystemTime::UNIX_EPOCH).is_ok_and(|d| d.subsec_nanos() != 0);
+    if fine { Duration::from_millis(100) } else { Duration::from_secs(3) }
+}
 
 impl Files {
     fn path(&self, table: Table, key: &str) -> Result<PathBuf> {
@@ -282,7 +287,7 @@ impl Files {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(io_error("listing", dir, e)),
         };
-        let settled = modified.filter(|t| SystemTime::now().duration_since(*t).is_ok_and(|age| age > SETTLED));
+        let settled = modified.filter(|t| SystemTime::now().duration_since(*t).is_ok_and(|age| age > settle_time(*t)));
         if let Some((when, entries)) = self.dirs.get(dir)
             && settled == Some(*when)
         {
