@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a runtime with a compiled-code cache shared by
 //! every test process, and plugin loading shortcuts.
 
+pub mod origin;
 pub mod pg;
 pub mod proxy;
 pub mod s3;

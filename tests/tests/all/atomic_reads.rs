@@ -17,9 +17,9 @@ use crate::support::Server;
 use parking_lot::Mutex;
 use reqwest::{Client, StatusCode, header};
 use sha2::{Digest, Sha256};
+use storehost_tests::origin::Origin;
 use storehost_tests::pg::{TestDatabase, address_of, with_address};
 use storehost_tests::proxy::Proxy;
-use storehost_tests::s3::{BUCKET, S3Server};
 
 /// How long each configuration races; eight of them run side by side under nextest.
 const RACE: Duration = Duration::from_secs(8);
@@ -496,40 +496,6 @@ async fn race(base: &str, length: Duration) -> Arc<Tally> {
         done.expect("a racing task panicked");
     }
     tally
-}
-
-/// The origins, each with what it needs kept alive for the race.
-enum Origin {
-    Fs,
-    Postgres(TestDatabase),
-    S3(S3Server),
-    Memory,
-}
-
-impl Origin {
-    async fn start(name: &str) -> Origin {
-        match name {
-            "fs" => Origin::Fs,
-            "postgres" => Origin::Postgres(TestDatabase::create().await),
-            "s3" => Origin::S3(S3Server::start().await),
-            "memory" => Origin::Memory,
-            _ => unreachable!("{name}"),
-        }
-    }
-
-    /// The body of its `[plugins.origin]` table (the fs plugin's directory is `data` in the
-    /// server's directory).
-    fn plugin(&self) -> String {
-        match self {
-            Origin::Fs => "source = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\nconfig = { fsync = false }\n".into(),
-            Origin::Postgres(db) => format!("source = \"builtin:postgres\"\nsql = {{ url = \"{}\", max_connections = 8 }}\n", db.url),
-            Origin::S3(s3) => format!(
-                "source = \"builtin:s3\"\nobject_store = {{ bucket = \"{BUCKET}\", endpoint = \"{}\", region = \"us-east-1\", path_style = true, access_key_id = \"{}\", secret_access_key = \"{}\" }}\nconfig = {{ prefix = \"artifacts/\" }}\n",
-                s3.endpoint, s3.access_key, s3.secret_key
-            ),
-            Origin::Memory => "source = \"builtin:memory\"\n".into(),
-        }
-    }
 }
 
 /// Artifacts on `plugin`; with `cached`, the memory tier and the disk tier (as the embedded

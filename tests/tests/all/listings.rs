@@ -14,8 +14,8 @@ use crate::support::Server;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use reqwest::{Client, StatusCode, header};
-use storehost_tests::pg::TestDatabase;
-use storehost_tests::s3::{BUCKET, S3Server};
+use storehost::http::encode_path;
+use storehost_tests::origin::Origin;
 
 /// How long the churn goes on while the reader pages.
 const CHURN: Duration = Duration::from_secs(6);
@@ -34,19 +34,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn compiled_cache() -> String {
     std::env::temp_dir().join("storehost-test-compiled-cache").display().to_string()
-}
-
-/// A key as a URL path: every byte but the unreserved ones and `/` percent-encoded.
-fn encode_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn artifact_url(base: &str, key: &str) -> String {
@@ -294,40 +281,6 @@ async fn reader(http: Client, base: String, tally: Arc<Tally>, stable: Arc<BTree
                 }
             }
             Err(why) => tally.note(&tally.failed_pages, why),
-        }
-    }
-}
-
-/// The origins, each with what it needs kept alive while the binary runs on it.
-enum Origin {
-    Fs,
-    Postgres(TestDatabase),
-    S3(S3Server),
-    Memory,
-}
-
-impl Origin {
-    async fn start(name: &str) -> Origin {
-        match name {
-            "fs" => Origin::Fs,
-            "postgres" => Origin::Postgres(TestDatabase::create().await),
-            "s3" => Origin::S3(S3Server::start().await),
-            "memory" => Origin::Memory,
-            _ => unreachable!("{name}"),
-        }
-    }
-
-    /// The body of its `[plugins.origin]` table (the fs plugin's directory is `data` in the
-    /// server's directory).
-    fn plugin(&self) -> String {
-        match self {
-            Origin::Fs => "source = \"builtin:fs\"\ndirs = { \"/data\" = { host = \"data\", mode = \"rw\" } }\nconfig = { fsync = false }\n".into(),
-            Origin::Postgres(db) => format!("source = \"builtin:postgres\"\nsql = {{ url = \"{}\", max_connections = 8 }}\n", db.url),
-            Origin::S3(s3) => format!(
-                "source = \"builtin:s3\"\nobject_store = {{ bucket = \"{BUCKET}\", endpoint = \"{}\", region = \"us-east-1\", path_style = true, access_key_id = \"{}\", secret_access_key = \"{}\" }}\nconfig = {{ prefix = \"artifacts/\" }}\n",
-                s3.endpoint, s3.access_key, s3.secret_key
-            ),
-            Origin::Memory => "source = \"builtin:memory\"\n".into(),
         }
     }
 }
