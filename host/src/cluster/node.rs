@@ -141,21 +141,12 @@ impl Node {
         *self.inner.caches.write() = caches;
     }
 
-    /// The secrets of host-signed URLs every replica shares, current first (made on first use).
-    pub(crate) async fn url_secrets(&self) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
-        self.secrets(false).await
-    }
-
-    /// Makes a new URL secret current for every replica; the one before stays, retired.
-    pub(crate) async fn rotate_url_secret(&self) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
-        self.secrets(true).await
-    }
-
-    async fn secrets(&self, rotate: bool) -> anyhow::Result<Vec<crate::http::signing::Secret>> {
-        let fresh = crate::http::signing::Secret::generate()?.bytes;
-        let lifetime = crate::http::signing::retired_lifetime();
-        let rows = self.inner.log.url_secrets(fresh, rotate, lifetime).await.context("log: the URL secrets")?;
-        Ok(rows.into_iter().map(|(bytes, retired)| crate::http::signing::Secret { bytes, retired_at: retired.map(|t| t.max(0) as u64) }).collect())
+    /// The secrets of host-signed URLs every replica shares, current first, with when each was
+    /// retired (unix seconds): `fresh` becomes the current one where there is none, or in place
+    /// of the current one with `rotate`; retired ones older than `kept` are dropped.
+    pub(crate) async fn url_secrets(&self, fresh: Vec<u8>, rotate: bool, kept: Duration) -> anyhow::Result<Vec<(Vec<u8>, Option<u64>)>> {
+        let rows = self.inner.log.url_secrets(fresh, rotate, kept).await.context("log: the URL secrets")?;
+        Ok(rows.into_iter().map(|(bytes, retired)| (bytes, retired.map(|t| t.max(0) as u64))).collect())
     }
 
     pub(crate) fn inner(&self) -> &Arc<NodeInner> {

@@ -123,7 +123,7 @@ impl UrlSigner {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || rotate_file(&path)).await??
             }
-            SecretStore::Cluster(node) => node.rotate_url_secret().await?,
+            SecretStore::Cluster(node) => cluster_secrets(node, true).await?,
         };
         *self.secrets.write() = secrets;
         Ok(())
@@ -204,8 +204,14 @@ async fn load(store: &SecretStore) -> Result<Vec<Secret>> {
             let path = path.clone();
             tokio::task::spawn_blocking(move || load_file(&path)).await?
         }
-        SecretStore::Cluster(node) => node.url_secrets().await,
+        SecretStore::Cluster(node) => cluster_secrets(node, false).await,
     }
+}
+
+/// The secrets kept in the cluster log's database (a new one made current with `rotate`).
+async fn cluster_secrets(node: &Node, rotate: bool) -> Result<Vec<Secret>> {
+    let rows = node.url_secrets(Secret::generate()?.bytes, rotate, retired_lifetime()).await?;
+    Ok(rows.into_iter().map(|(bytes, retired_at)| Secret { bytes, retired_at }).collect())
 }
 
 fn now_secs() -> u64 {
