@@ -597,3 +597,94 @@ async fn gets_racing_puts_on_a_cluster_host_cut_off_from_its_log_answer_whole_wr
     assert_eq!(unsynced, 2, "the host did not notice that its log was cut: {summary}");
     tally.assert_clean(&summary);
 }
+
+/// An artifact store whose bodies fail where a test says: at once (key `at-once`), or after
+/// their first chunk (any other key).
+struct FailingBodies(std::sync::Arc<dyn storehost::domain::ArtifactStore>);
+
+#[async_trait::async_trait]
+impl storehost::domain::ArtifactStore for FailingBodies {
+    async fn put(
+        &self,
+        ctx: &storehost::domain::Ctx,
+        key: &str,
+        body: bytes::Bytes,
+        content_type: Option<String>,
+    ) -> storehost::domain::Result<storehost::domain::ArtifactMeta> {
+        self.0.put(ctx, key, body, content_type).await
+    }
+    async fn get(&self, ctx: &storehost::domain::Ctx, key: &str) -> storehost::domain::Result<storehost::domain::Artifact> {
+        self.0.get(ctx, key).await
+    }
+    async fn head(&self, ctx: &storehost::domain::Ctx, key: &str) -> storehost::domain::Result<storehost::domain::ArtifactMeta> {
+        self.0.head(ctx, key).await
+    }
+    async fn list(
+        &self,
+        ctx: &storehost::domain::Ctx,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> storehost::domain::Result<storehost::domain::ArtifactPage> {
+        self.0.list(ctx, prefix, cursor, limit).await
+    }
+    async fn get_url(&self, ctx: &storehost::domain::Ctx, key: &str, expires_in_secs: u32) -> storehost::domain::Result<Option<String>> {
+        self.0.get_url(ctx, key, expires_in_secs).await
+    }
+    async fn delete(&self, ctx: &storehost::domain::Ctx, key: &str) -> storehost::domain::Result<()> {
+        self.0.delete(ctx, key).await
+    }
+    async fn open_read(
+        &self,
+        ctx: &storehost::domain::Ctx,
+        key: &str,
+        range: storehost::domain::ByteRange,
+    ) -> storehost::domain::Result<storehost::domain::ArtifactReader> {
+        use futures_util::StreamExt;
+        let mut reader = self.0.open_read(ctx, key, range).await?;
+        let cut = || Err(storehost::domain::StoreError::Unavailable("the origin went away mid-body".into()));
+        // At most one chunk (1 MiB) of the body before the failure.
+        let first = if key == "at-once" { None } else { reader.body.next().await.map(|r| r.map(|b| b.slice(..b.len().min(1 << 20)))) };
+        reader.body = futures_util::stream::iter(first.into_iter().chain([cut()])).boxed();
+        Ok(reader)
+    }
+    fn streams(&self) -> bool {
+        self.0.streams()
+    }
+}
+
+/// A body that fails before its head went out is a JSON error; one that fails after closes the
+/// connection short (never other bytes), and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_fails_is_an_error_before_its_head_and_a_counted_cut_after() {
+    let text = "[plugins.mem]\nsource = \"builtin:memory\"\n[domains]\nartifact = { origin = \"mem\", cache = false }\n";
+    let manifest = storehost::app::Manifest::parse(text, "cut.toml", std::env::temp_dir(), |_| None).unwrap();
+    let mut app = storehost::app::App::build(manifest).await.unwrap();
+    let inner = app.stores.artifact.clone().unwrap();
+    app.stores.artifact = Some(Arc::new(FailingBodies(inner)));
+    let state = Arc::new(storehost::http::ServerState::new(app));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, storehost::http::router(state)).await.unwrap() });
+    let http = Client::new();
+    let big = vec![7u8; 3 << 20];
+    for key in ["at-once", "after-a-chunk"] {
+        let put = http.put(format!("{base}/v1/artifacts/{key}")).body(big.clone()).send().await.unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+    }
+    let at_once = http.get(format!("{base}/v1/artifacts/at-once")).send().await.unwrap();
+    assert_eq!(at_once.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error: serde_json::Value = at_once.json().await.unwrap();
+    assert_eq!(error["error"]["kind"], "unavailable");
+
+    let cut = http.get(format!("{base}/v1/artifacts/after-a-chunk")).send().await.unwrap();
+    assert_eq!(cut.status(), StatusCode::OK);
+    assert_eq!(cut.content_length(), Some(big.len() as u64));
+    match cut.bytes().await {
+        Ok(body) => panic!("a cut body came whole: {} bytes", body.len()),
+        Err(e) => assert!(e.is_body() || e.is_decode() || e.is_request(), "{e}"),
+    }
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("storehost_http_bodies_cut_total{domain=\"artifact\"} 1"), "{metrics}");
+    assert!(metrics.contains("storehost_http_bodies_cut_total{domain=\"runner\"} 0"), "{metrics}");
+}
