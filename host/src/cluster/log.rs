@@ -195,11 +195,20 @@ impl InvalidationLog {
         tx.commit().await
     }
 
-    /// The URL secrets that may still verify a URL signed up to `lifetime` ago, current first;
-    /// `fresh` is stored as the current one when there is none (and the current one is retired
-    /// for it when `rotate`).
-    pub(crate) async fn url_secrets(&self, fresh: Vec<u8>, rotate: bool, lifetime: Duration) -> Result<Vec<(Vec<u8>, Option<i64>)>, sqlx::Error> {
+    /// The URL secrets that may still verify a URL, current first, with when each was retired.
+    /// With `fresh`, it is stored first as the current one where there is none, or (its `true`)
+    /// in place of the current one, which is retired; retired ones older than `lifetime` go.
+    /// Without, the secrets are only read.
+    pub(crate) async fn url_secrets(&self, fresh: Option<(Vec<u8>, bool)>, lifetime: Duration) -> Result<Vec<(Vec<u8>, Option<i64>)>, sqlx::Error> {
         let schema = &self.schema;
+        let select = format!(
+            "SELECT secret, extract(epoch FROM retired_at)::bigint FROM {schema}.url_secrets
+             WHERE retired_at IS NULL OR retired_at >= clock_timestamp() - make_interval(secs => $1)
+             ORDER BY retired_at DESC NULLS FIRST, id DESC"
+        );
+        let Some((fresh, rotate)) = fresh else {
+            return sqlx::query_as(&select).bind(lifetime.as_secs_f64()).fetch_all(&self.pool).await;
+        };
         let mut tx = self.pool.begin().await?;
         // Replicas starting at once make one secret between them.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), 1)").bind(&self.channel).execute(&mut *tx).await?;
@@ -218,11 +227,7 @@ impl InvalidationLog {
             .bind(lifetime.as_secs_f64())
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<(Vec<u8>, Option<i64>)> = sqlx::query_as(&format!(
-            "SELECT secret, extract(epoch FROM retired_at)::bigint FROM {schema}.url_secrets ORDER BY retired_at DESC NULLS FIRST, id DESC"
-        ))
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = sqlx::query_as(&select).bind(lifetime.as_secs_f64()).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(rows)
     }

@@ -142,10 +142,9 @@ impl Node {
     }
 
     /// The secrets of host-signed URLs every replica shares, current first, with when each was
-    /// retired (unix seconds): `fresh` becomes the current one where there is none, or in place
-    /// of the current one with `rotate`; retired ones older than `kept` are dropped.
-    pub(crate) async fn url_secrets(&self, fresh: Vec<u8>, rotate: bool, kept: Duration) -> anyhow::Result<Vec<(Vec<u8>, Option<u64>)>> {
-        let rows = self.inner.log.url_secrets(fresh, rotate, kept).await.context("log: the URL secrets")?;
+    /// retired (unix seconds); with `fresh`, stored first (see [`InvalidationLog::url_secrets`]).
+    pub(crate) async fn url_secrets(&self, fresh: Option<(Vec<u8>, bool)>, kept: Duration) -> anyhow::Result<Vec<(Vec<u8>, Option<u64>)>> {
+        let rows = self.inner.log.url_secrets(fresh, kept).await.context("log: the URL secrets")?;
         Ok(rows.into_iter().map(|(bytes, retired)| (bytes, retired.map(|t| t.max(0) as u64))).collect())
     }
 

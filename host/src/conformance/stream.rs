@@ -68,8 +68,11 @@ pub(crate) const OPENED_SIZES: [usize; 4] = [1, CHUNK, CHUNK + 1, 3 * CHUNK];
 /// pieces is not rewritten before every one of them).
 const CHANGED_READS: u32 = 4;
 
-/// A body of `len` bytes that differs from [`pattern`] (and from other rounds) at every offset.
-pub(crate) fn other_pattern(len: usize, round: u32) -> Bytes {
+/// The version a read-while-written case writes in `round` over a body of `size` bytes: of
+/// another size each round (shorter, then longer, than the one opened), and differing from
+/// [`pattern`] (and from other rounds) at every offset.
+pub(crate) fn next_version(size: usize, round: u32) -> Bytes {
+    let len = if round.is_multiple_of(2) { 3 } else { size + CHUNK / 2 };
     pattern(len).iter().map(|b| b ^ (0x5a ^ round as u8) | 1).collect::<Vec<u8>>().into()
 }
 

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::body::{self, RangeSpec};
 use super::error::ErrorBody;
 use super::extract::{ApiPath, ApiQuery, NoQuery, Store};
-use super::signing::MAX_URL_LIFETIME;
+use super::signing::{MAX_URL_LIFETIME, now_secs};
 use super::{ApiError, ApiResult, Shared, encode_path, page_limit};
 use crate::base::{Ctx, Domain, StoreError};
 use crate::domain::{ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactStore, ByteRange, Served, validate_key};
@@ -154,14 +154,14 @@ async fn serve(state: &Shared, artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &s
     }
     let len = reader.range.end - reader.range.start;
     let Some(spec) = spec else {
-        let body = body::primed(state, Domain::Artifact, key, len, reader.body).await?;
+        let body = body::primed(state, Domain::Artifact, || key.to_string(), len, reader.body).await?;
         return Ok((out, body).into_response());
     };
     let size = reader.meta.size;
     let Some(range) = spec.resolve(size) else { return Err(body::unsatisfiable(size)) };
     debug_assert_eq!(range, reader.range);
     let status = body::partial(&mut out, &range, size);
-    let body = body::primed(state, Domain::Artifact, key, len, reader.body).await?;
+    let body = body::primed(state, Domain::Artifact, || key.to_string(), len, reader.body).await?;
     Ok((status, out, body).into_response())
 }
 
@@ -287,10 +287,6 @@ struct ArtifactUrl {
     expires_at: u64,
     /// `origin` (the origin's own presigned URL) or `host` (a `/v1/signed` URL of this host).
     signed_by: &'static str,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[utoipa::path(

@@ -90,7 +90,9 @@ pub(crate) fn accept_ranges(headers: &mut HeaderMap) {
 /// head went out closes the connection (the client sees fewer bytes than `Content-Length`, never
 /// other bytes), and is logged at WARN with where it came from and counted
 /// (`storehost_http_bodies_cut_total`).
-pub(crate) async fn primed(state: &Shared, domain: Domain, key: &str, len: u64, mut body: BodyStream) -> ApiResult<Body> {
+///
+/// `key` names the body in the log line; it is made only for a body longer than a chunk.
+pub(crate) async fn primed(state: &Shared, domain: Domain, key: impl FnOnce() -> String, len: u64, mut body: BodyStream) -> ApiResult<Body> {
     let mut first: Vec<Bytes> = Vec::new();
     let mut held: u64 = 0;
     while held < len && held < CHUNK as u64 {
@@ -113,7 +115,7 @@ pub(crate) async fn primed(state: &Shared, domain: Domain, key: &str, len: u64, 
             _ => Body::from(first.concat()),
         });
     }
-    let mut cut = CutWatch { state: state.clone(), domain, key: key.to_string(), len, sent: held };
+    let mut cut = CutWatch { state: state.clone(), domain, key: key(), len, sent: held };
     let rest = body.map(move |item| {
         match &item {
             Ok(chunk) => cut.sent += chunk.len() as u64,

@@ -72,14 +72,14 @@ async fn read(
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(reader.size));
     body::accept_ranges(&mut out);
     let len = reader.range.end - reader.range.start;
-    let file = format!("{run}/{name}");
+    let file = || format!("{run}/{name}");
     let Some(spec) = spec else {
-        let body = body::primed(&state, Domain::Runner, &file, len, reader.body).await?;
+        let body = body::primed(&state, Domain::Runner, file, len, reader.body).await?;
         return Ok((out, body).into_response());
     };
     let Some(range) = spec.resolve(reader.size) else { return Err(body::unsatisfiable(reader.size)) };
     let status = body::partial(&mut out, &range, reader.size);
-    let body = body::primed(&state, Domain::Runner, &file, len, reader.body).await?;
+    let body = body::primed(&state, Domain::Runner, file, len, reader.body).await?;
     Ok((status, out, body).into_response())
 }
 

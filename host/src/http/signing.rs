@@ -108,7 +108,7 @@ impl UrlSigner {
     /// # Errors
     /// The file or the database cannot be read or written.
     pub async fn open(store: SecretStore) -> Result<Self> {
-        let secrets = load(&store).await?;
+        let secrets = load(&store, Some(Change::Ensure)).await?;
         Ok(Self::with(secrets, store))
     }
 
@@ -117,14 +117,10 @@ impl UrlSigner {
     /// # Errors
     /// A fixed secret (`[server] url_secret`) cannot be rotated; the store cannot be written.
     pub async fn rotate(&self) -> Result<()> {
-        let secrets = match &self.store {
-            SecretStore::Fixed => anyhow::bail!("the URL secret is [server] url_secret: change it in the manifest instead"),
-            SecretStore::File(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || rotate_file(&path)).await??
-            }
-            SecretStore::Cluster(node) => cluster_secrets(node, true).await?,
-        };
+        if matches!(self.store, SecretStore::Fixed) {
+            anyhow::bail!("the URL secret is [server] url_secret: change it in the manifest instead");
+        }
+        let secrets = load(&self.store, Some(Change::Rotate)).await?;
         *self.secrets.write() = secrets;
         Ok(())
     }
@@ -132,7 +128,7 @@ impl UrlSigner {
     /// Reads the secrets again from the store.
     pub async fn refresh(&self) -> Result<()> {
         if !matches!(self.store, SecretStore::Fixed) {
-            *self.secrets.write() = load(&self.store).await?;
+            *self.secrets.write() = load(&self.store, None).await?;
         }
         Ok(())
     }
@@ -196,25 +192,37 @@ impl UrlSigner {
     }
 }
 
-/// The secrets in `store`, current first; the first is made when there is none.
-async fn load(store: &SecretStore) -> Result<Vec<Secret>> {
+/// The secrets in `store`, current first; with `change`, a new current secret is made first:
+/// in place of the current one (`Change::Rotate`), or where there is none (`Change::Ensure`).
+async fn load(store: &SecretStore, change: Option<Change>) -> Result<Vec<Secret>> {
     match store {
-        SecretStore::Fixed => anyhow::bail!("a fixed secret is not loaded"),
+        SecretStore::Fixed => anyhow::bail!("a fixed secret is neither loaded nor rotated"),
         SecretStore::File(path) => {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || load_file(&path)).await?
+            tokio::task::spawn_blocking(move || match change {
+                Some(change) => change_file(&path, change),
+                None => read_file(&path),
+            })
+            .await?
         }
-        SecretStore::Cluster(node) => cluster_secrets(node, false).await,
+        SecretStore::Cluster(node) => {
+            let fresh = change.map(|change| Ok::<_, anyhow::Error>((Secret::generate()?.bytes, change == Change::Rotate))).transpose()?;
+            let rows = node.url_secrets(fresh, retired_lifetime()).await?;
+            Ok(rows.into_iter().map(|(bytes, retired_at)| Secret { bytes, retired_at }).collect())
+        }
     }
 }
 
-/// The secrets kept in the cluster log's database (a new one made current with `rotate`).
-async fn cluster_secrets(node: &Node, rotate: bool) -> Result<Vec<Secret>> {
-    let rows = node.url_secrets(Secret::generate()?.bytes, rotate, retired_lifetime()).await?;
-    Ok(rows.into_iter().map(|(bytes, retired_at)| Secret { bytes, retired_at }).collect())
+/// What a load changes in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// Makes a current secret where there is none.
+    Ensure,
+    /// Retires the current secret for a new one.
+    Rotate,
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -251,67 +259,34 @@ fn write_file(path: &Path, secrets: &[Secret]) -> Result<()> {
     std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-fn load_file(path: &Path) -> Result<Vec<Secret>> {
-    let _lock = FileLock::take(path)?;
-    let secrets = match std::fs::read_to_string(path) {
-        Ok(text) => live(parse_file(&text, path)?, now_secs()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    if secrets.first().is_some_and(|s| s.retired_at.is_none()) {
-        return Ok(secrets);
+/// The secrets in the file, current first; none when there is no file.
+fn read_file(path: &Path) -> Result<Vec<Secret>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(live(parse_file(&text, path)?, now_secs())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let secrets = [vec![Secret::generate()?], secrets].concat();
-    write_file(path, &secrets)?;
-    Ok(secrets)
 }
 
-fn rotate_file(path: &Path) -> Result<Vec<Secret>> {
-    let _lock = FileLock::take(path)?;
+/// Makes a new current secret in the file (see [`Change`]), one process at a time: under an
+/// advisory lock of `<path>.lock`, which the system releases when its holder dies.
+fn change_file(path: &Path, change: Change) -> Result<Vec<Secret>> {
+    let lock_path = path.with_extension("lock");
+    if let Some(dir) = lock_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let lock = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&lock_path)?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+    let secrets = read_file(path)?;
+    let has_current = secrets.first().is_some_and(|s| s.retired_at.is_none());
+    if change == Change::Ensure && has_current {
+        return Ok(secrets);
+    }
     let now = now_secs();
-    let old = match std::fs::read_to_string(path) {
-        Ok(text) => parse_file(&text, path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let retired = old.into_iter().map(|s| Secret { retired_at: Some(s.retired_at.unwrap_or(now)), ..s });
+    let retired = secrets.into_iter().map(|s| Secret { retired_at: Some(s.retired_at.unwrap_or(now)), ..s });
     let secrets = live([Secret::generate()?].into_iter().chain(retired).collect(), now);
     write_file(path, &secrets)?;
     Ok(secrets)
-}
-
-/// One writer of the secrets file at a time, across the processes sharing it.
-struct FileLock(PathBuf);
-
-impl FileLock {
-    fn take(path: &Path) -> Result<FileLock> {
-        let lock = path.with_extension("lock");
-        if let Some(dir) = lock.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        for _ in 0..200 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
-                Ok(_) => return Ok(FileLock(lock)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A lock left by a process that died is taken over after a while.
-                    let stale =
-                        std::fs::metadata(&lock).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(10));
-                    if stale {
-                        let _ = std::fs::remove_file(&lock);
-                    }
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                Err(e) => return Err(e).with_context(|| format!("locking {}", lock.display())),
-            }
-        }
-        anyhow::bail!("{} is held by another process", lock.display())
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 
 use super::{sha256_hex, store};
-use crate::conformance::stream::{BOUNDARIES, Change, OPENED_SIZES, check_range, feed, other_pattern, pattern, ranges, read_while_changed};
+use crate::conformance::stream::{BOUNDARIES, Change, OPENED_SIZES, check_range, feed, next_version, pattern, ranges, read_while_changed};
 use crate::conformance::{Step, ctx, invalid, not_found, suite_cases, unique};
 use crate::domain::body::{ByteRange, CHUNK, collect};
 use crate::domain::{ArtifactMeta, ArtifactStore, Stores};
@@ -171,10 +171,9 @@ async fn a_read_is_the_version_opened_while_it_is_replaced(s: Stores) -> Result<
             let (writer, written) = (st.clone(), key.clone());
             let last = std::sync::Arc::new(parking_lot::Mutex::new(Bytes::new()));
             let seen = last.clone();
-            // Versions of another size each round: shorter, then longer, than the one opened.
             let change: Change = Box::new(move |round| {
                 let (st, key, last) = (writer.clone(), written.clone(), seen.clone());
-                let next = other_pattern(if round % 2 == 0 { 3 } else { size + CHUNK / 2 }, round);
+                let next = next_version(size, round);
                 Some(
                     async move {
                         st.put(&ctx(), &key, next.clone(), None).await?;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 
 use super::store;
-use crate::conformance::stream::{BOUNDARIES, Change, OPENED_SIZES, check_range, feed, other_pattern, pattern, ranges, read_while_changed};
+use crate::conformance::stream::{BOUNDARIES, Change, OPENED_SIZES, check_range, feed, next_version, pattern, ranges, read_while_changed};
 use crate::conformance::{Step, ctx, invalid, not_found, suite_cases, unique};
 use crate::domain::body::{ByteRange, CHUNK};
 use crate::domain::{RunnerStore, Stores};
@@ -101,7 +101,7 @@ async fn a_read_is_the_file_opened_while_it_is_replaced_or_removed(s: Stores) ->
                 let (st, run, name) = (writer.clone(), run_.clone(), name_.clone());
                 match remove_at {
                     None => {
-                        let next = other_pattern(if round % 2 == 0 { 3 } else { size + CHUNK / 2 }, round);
+                        let next = next_version(size, round);
                         Some(async move { st.write(&ctx(), &run, &name, next).await }.boxed())
                     }
                     Some(at) if at == round => Some(async move { st.remove(&ctx(), &run, &name).await }.boxed()),
