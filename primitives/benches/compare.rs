@@ -10,6 +10,9 @@
 // only place in the crate that needs it.
 #![allow(unsafe_code)]
 
+#[path = "../../host/benches/support/baseline.rs"]
+mod baseline;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -101,6 +104,22 @@ impl Report {
     fn header() {
         println!("{:<44} {:<26} {:<34} {:>12} {:>12} {:>9}", "case", "ours", "anchor", "ours_ns", "anchor_ns", "speedup");
         println!("{}", "-".repeat(44 + 26 + 34 + 12 + 12 + 9 + 5));
+    }
+
+    /// Each ratio's change against the suite's baseline (and the baseline recorded anew when
+    /// asked).
+    fn against_baseline(&self) {
+        let baseline = baseline::Baseline::load(env!("CARGO_MANIFEST_DIR"), "compare");
+        let speedups = || self.rows.iter().map(|r| (baseline::key(&r.case, &r.ours, &r.anchor), r.anchor_ns / r.ours_ns));
+        println!("\n{:<44} {:<26} {:<34} {:>9}  against the baseline", "case", "ours", "anchor", "speedup");
+        for (r, (key, speedup)) in self.rows.iter().zip(speedups()) {
+            println!("{:<44} {:<26} {:<34} {:>8.2}x  {}", r.case, r.ours, r.anchor, speedup, baseline.change(&key, speedup));
+        }
+        let slid = baseline.slid(speedups());
+        if slid > 0 {
+            println!("\n{slid} ratio(s) fell more than {:.0}% below the baseline", baseline::SLIDE * 100.0);
+        }
+        baseline.record_if_asked(speedups());
     }
 
     fn write_json(&self, path: &Path) {
@@ -825,6 +844,7 @@ fn main() {
         "\n{rounds} timed rounds; {:.1}s spent waiting for idle CPUs; {busy} rounds ran while other processes kept the CPUs busy",
         waited.as_secs_f64()
     );
+    report.against_baseline();
     let json = target_dir().join("bench").join("compare.json");
     report.write_json(&json);
     println!("\nwrote {} in {:.1}s", json.display(), started.elapsed().as_secs_f64());

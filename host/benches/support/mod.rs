@@ -1,7 +1,10 @@
 //! The benchmark harness shared by the host's suites: interleaved rounds, medians, and the
-//! report of ARCHITECTURE §10 (a table on stdout, `target/bench/<suite>.json`).
+//! report (a table on stdout with each ratio's change against the suite's baseline,
+//! `target/bench/<suite>.json`).
 
 #![allow(dead_code)]
+
+pub mod baseline;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,22 +33,31 @@ impl Report {
         self.rows.push(Row { case: case.into(), ours: ours.into(), anchor: anchor.into(), ours_ns, anchor_ns });
     }
 
-    /// Prints the table and writes the JSON file.
+    /// Prints the table (each ratio beside its change against the baseline) and writes the
+    /// JSON file.
     pub fn finish(self) {
+        let baseline = baseline::Baseline::load(env!("CARGO_MANIFEST_DIR"), self.suite);
+        let speedups = || self.rows.iter().map(|r| (baseline::key(&r.case, &r.ours, &r.anchor), r.anchor_ns / r.ours_ns));
         println!();
-        println!("| case | ours | anchor | ours | anchor | speedup (anchor/ours) |");
-        println!("|---|---|---|---|---|---|");
+        println!("| case | ours | anchor | ours | anchor | speedup (anchor/ours) | against the baseline |");
+        println!("|---|---|---|---|---|---|---|");
         for r in &self.rows {
+            let speedup = r.anchor_ns / r.ours_ns;
             println!(
-                "| {} | {} | {} | {} | {} | {:.2}x |",
+                "| {} | {} | {} | {} | {} | {speedup:.2}x | {} |",
                 r.case,
                 r.ours,
                 r.anchor,
                 fmt_ns(r.ours_ns),
                 fmt_ns(r.anchor_ns),
-                r.anchor_ns / r.ours_ns
+                baseline.change(&baseline::key(&r.case, &r.ours, &r.anchor), speedup)
             );
         }
+        let slid = baseline.slid(speedups());
+        if slid > 0 {
+            println!("\n{slid} ratio(s) fell more than {:.0}% below the baseline", baseline::SLIDE * 100.0);
+        }
+        baseline.record_if_asked(speedups());
         let json: Vec<String> = self
             .rows
             .iter()

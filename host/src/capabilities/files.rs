@@ -101,11 +101,18 @@ impl GrantedDirs {
     }
 
     /// At most `max_len` bytes of the file at the guest path `path`; `None` when there is none.
+    /// A file of at most [`HostFile::SHORT_READ`] bytes is read as long as its size said when it
+    /// was opened, in as few reads (with no read to find the end).
     pub fn read(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, String> {
         let Some(file) = self.open_read(path)? else { return Ok(None) };
         let size = file.metadata().map_err(|e| format!("reading {path}: {e}"))?.len();
+        let failed = |e: std::io::Error| format!("reading {path}: {e}");
+        if size.min(max_len) <= HostFile::SHORT_READ as u64 {
+            let file = HostFile { file, size, path: String::new() };
+            return file.read_at(0, size.min(max_len) as usize).map(Some).map_err(failed);
+        }
         let mut out = Vec::with_capacity(size.min(max_len) as usize);
-        file.take(max_len).read_to_end(&mut out).map_err(|e| format!("reading {path}: {e}"))?;
+        file.take(max_len).read_to_end(&mut out).map_err(failed)?;
         Ok(Some(out))
     }
 
@@ -151,18 +158,38 @@ impl HostFile {
         self.size
     }
 
-    /// At most `len` bytes from `offset` (fewer only at the end of the file, none past it), read
-    /// into a new buffer without zeroing it first. It moves the file's position: the plugin
-    /// reads the file, or the host does once the plugin handed it over, one read at a time.
+    /// The longest read that zeroes its buffer and reads in place (see [`Self::read_at`]).
+    pub const SHORT_READ: usize = 64 << 10;
+
+    /// At most `len` bytes from `offset` (fewer only at the end of the file, none past it). A
+    /// short read is one positioned read (one system call where the page cache holds it); a
+    /// longer one goes into a buffer that is not zeroed first, and moves the file's position:
+    /// the plugin reads the file, or the host does once the plugin handed it over, one read at
+    /// a time.
     ///
     /// # Errors
     /// The read failed.
     pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::FileExt;
         let len = len.min(self.size.saturating_sub(offset) as usize);
-        let mut out = Vec::with_capacity(len);
-        (&self.file).seek(SeekFrom::Start(offset))?;
-        (&self.file).take(len as u64).read_to_end(&mut out)?;
+        if len > Self::SHORT_READ {
+            let mut out = Vec::with_capacity(len);
+            (&self.file).seek(SeekFrom::Start(offset))?;
+            (&self.file).take(len as u64).read_to_end(&mut out)?;
+            return Ok(out);
+        }
+        let mut out = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.file.read_at(&mut out[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.truncate(filled);
         Ok(out)
     }
 

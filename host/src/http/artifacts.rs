@@ -40,10 +40,12 @@ fn etag(meta: &ArtifactMeta) -> String {
 }
 
 fn meta_headers(meta: &ArtifactMeta, cache: Option<&'static str>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let content_type = meta.content_type.as_deref().unwrap_or("application/octet-stream");
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
-    headers.insert(header::ETAG, HeaderValue::from_str(&etag(meta)).expect("hex is a valid header"));
+    let octets = || HeaderValue::from_static("application/octet-stream");
+    // Room for these, `Accept-Ranges` and a range's two, so the map is allocated once.
+    let mut headers = HeaderMap::with_capacity(8);
+    let content_type = meta.content_type.as_deref().map_or_else(octets, |t| HeaderValue::from_str(t).unwrap_or_else(|_| octets()));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::ETAG, HeaderValue::from_maybe_shared(bytes::Bytes::from(etag(meta))).expect("hex is a valid header"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
     if let Some(cache) = cache {
         headers.insert("x-cache", HeaderValue::from_static(cache));

@@ -1,7 +1,16 @@
-//! What the server checks of every request before a handler sees it, and what it makes of every
-//! error answer on the way out: a body over the limit is refused from its `Content-Length`
-//! (413 before it is read), a path with malformed percent-encoding is 400, and every 4xx and 5xx
-//! answer is the JSON error shape, whichever layer produced it.
+//! What the server does around every request, in one layer (each layer of its own would clone
+//! and drop the services under it for every request):
+//!
+//! - on the way in, it refuses what can be refused from the request line and headers alone (a
+//!   body over the limit from its `Content-Length`, 413 before it is read; a path with malformed
+//!   percent-encoding, 400; a `Storehost-Min-Seq` that is not a number, 400), and gives the
+//!   request the slots its `Ctx` records a stale answer ([`super::stale`]) and its writes' log
+//!   positions ([`super::log_seq`]) in;
+//! - on the way out, it marks a stale answer, adds the log position of a write, makes every 4xx
+//!   and 5xx answer the JSON error shape, whichever layer produced it, and logs one line for the
+//!   request: method, path, status, latency in microseconds.
+
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -9,25 +18,49 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, Shared};
+use super::{ApiError, Shared, log_seq, stale};
 
-/// Refuses what can be refused from the request line and headers alone.
-pub(crate) async fn check_request(State(state): State<Shared>, request: Request, next: Next) -> Response {
+/// The layer around every request (see the module's documentation).
+pub(crate) async fn around(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = match refused(&state, &request) {
+        Some(error) => error.into_response(),
+        None => match log_seq::positions(&mut request) {
+            Err(error) => error.into_response(),
+            Ok(written) => {
+                let stale = stale::slot(&mut request);
+                let mut response = next.run(request).await;
+                stale::mark(&stale, &mut response);
+                log_seq::answer(&written, &mut response);
+                json_errors(response).await
+            }
+        },
+    };
+    tracing::info!(
+        target: "storehost::http",
+        %method,
+        path = %uri.path(),
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// What can be refused from the request line and headers alone.
+fn refused(state: &Shared, request: &Request) -> Option<ApiError> {
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let limit = state.limits.max_body(super::domain_of(request.uri().path()));
     if let Some(declared) = declared.filter(|len| *len > limit) {
-        return ApiError::new(
+        return Some(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
             format!("the request body ({declared} bytes) is over this domain's max_body ({limit} bytes)"),
-        )
-        .into_response();
+        ));
     }
-    if let Some(at) = malformed_escape(request.uri().path()) {
-        return ApiError::invalid(format!("the path has a malformed percent-encoding at byte {at}: '%' must be followed by two hex digits"))
-            .into_response();
-    }
-    next.run(request).await
+    let at = malformed_escape(request.uri().path())?;
+    Some(ApiError::invalid(format!("the path has a malformed percent-encoding at byte {at}: '%' must be followed by two hex digits")))
 }
 
 /// The position of the first `%` not followed by two hex digits.
@@ -61,8 +94,7 @@ fn kind_of(status: StatusCode) -> &'static str {
 
 /// Turns an error answer that is not JSON (axum's 405, a rejection of a layer) into the JSON
 /// error shape, keeping its status, its headers and its text as the message.
-pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {

@@ -7,8 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::ApiError;
 
@@ -28,19 +27,23 @@ pub(crate) struct LogPositions {
     pub(crate) written: Arc<AtomicU64>,
 }
 
-/// Reads `Storehost-Min-Seq`, and answers with `Storehost-Log-Seq` when the request wrote.
-pub(crate) async fn log_positions(mut request: Request, next: Next) -> Response {
+/// Reads `Storehost-Min-Seq` into `request`'s positions; returns where its writes record
+/// theirs.
+pub(crate) fn positions(request: &mut Request) -> Result<Arc<AtomicU64>, ApiError> {
     let min_seq = match request.headers().get(MIN_SEQ).map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok())) {
         None => None,
         Some(Some(seq)) => Some(seq),
-        Some(None) => return ApiError::invalid(format!("{MIN_SEQ} must be a log position (a number)")).into_response(),
+        Some(None) => return Err(ApiError::invalid(format!("{MIN_SEQ} must be a log position (a number)"))),
     };
     let written = Arc::new(AtomicU64::new(0));
     request.extensions_mut().insert(LogPositions { min_seq, written: written.clone() });
-    let mut response = next.run(request).await;
+    Ok(written)
+}
+
+/// `Storehost-Log-Seq` on the answer of a request that wrote (at the position in `written`).
+pub(crate) fn answer(written: &AtomicU64, response: &mut Response) {
     let seq = written.load(std::sync::atomic::Ordering::Acquire);
     if seq > 0 {
         response.headers_mut().insert(LOG_SEQ, HeaderValue::from(seq));
     }
-    response
 }

@@ -24,13 +24,12 @@ mod workspaces;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use parking_lot::RwLock;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -224,29 +223,22 @@ fn routes(limits: &Limits) -> (Routes, utoipa::openapi::OpenApi) {
     (Routes { tokened, public }, doc)
 }
 
-/// The router over a state.
+/// The router over a state. The layer around every request ([`guard::around`]) wraps the
+/// routed service whole, so that a request clones one service, not a chain per route; the
+/// bearer tokens' check wraps the routes that need it, when there are tokens.
 pub fn router(state: Shared) -> Router {
     let (Routes { tokened, public }, _) = routes(&state.limits);
-    Router::new()
+    let tokened = match state.tokens.is_empty() {
+        true => tokened,
+        false => tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)),
+    };
+    let routed = Router::new()
         .merge(public)
-        .merge(tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)))
+        .merge(tokened)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(Limits::DEFAULT_JSON_MAX_BODY as usize))
-        .layer(middleware::from_fn(log_seq::log_positions))
-        .layer(middleware::from_fn(stale::stale_answers))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::check_request))
-        .layer(middleware::from_fn(guard::json_errors))
-        .layer(middleware::from_fn(log_request))
-        .with_state(state)
-}
-
-/// One log line per request: method, path, status, latency.
-async fn log_request(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(target: "storehost::http", %method, %path, status = response.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
-    response
+        .with_state(state.clone());
+    Router::new().fallback_service(routed).layer(middleware::from_fn_with_state(state, guard::around))
 }
 
 /// Checks that the listen address is allowed with the configured tokens.

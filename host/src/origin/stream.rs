@@ -86,9 +86,11 @@ pub(super) fn opened(
     }
 }
 
-/// `len` bytes of `file` from `offset`, read by the host in chunks of [`CHUNK`] bytes (on the
-/// blocking pool: a chunk from the page cache still takes a good part of a millisecond). A
-/// file that ends early ends the stream with an error.
+/// `len` bytes of `file` from `offset`, read by the host in chunks of [`CHUNK`] bytes. A chunk
+/// of at most [`HostFile::SHORT_READ`] bytes is read in place: one positioned read from the page
+/// cache costs less than handing it to another thread and back. A longer one is read on the
+/// blocking pool (a chunk from the page cache still takes a good part of a millisecond). A file
+/// that ends early ends the stream with an error.
 pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
     let failed = |file: &HostFile, e: &dyn std::fmt::Display| StoreError::Internal(format!("reading {}: {e}", file.path()));
     Box::pin(stream::try_unfold((Arc::new(file), offset, offset + len), move |(file, at, end)| async move {
@@ -96,12 +98,14 @@ pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
             return Ok(None);
         }
         let want = CHUNK.min((end - at) as usize);
-        let reading = file.clone();
-        let chunk = match tokio::task::spawn_blocking(move || reading.read_at(at, want)).await {
-            Ok(Ok(chunk)) => chunk,
-            Ok(Err(e)) => return Err(failed(&file, &e)),
-            Err(e) => return Err(failed(&file, &e)),
+        let read = match want <= HostFile::SHORT_READ {
+            true => file.read_at(at, want),
+            false => {
+                let reading = file.clone();
+                tokio::task::spawn_blocking(move || reading.read_at(at, want)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
         };
+        let chunk = read.map_err(|e| failed(&file, &e))?;
         if chunk.is_empty() {
             return Err(failed(&file, &format_args!("the file ended {} bytes early", end - at)));
         }
