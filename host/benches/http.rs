@@ -145,11 +145,14 @@ fn storehost(dir: &Path, manifest: Option<&str>) -> (Running, String) {
     (Running(child), url)
 }
 
-/// `curl`-free HTTP for the set-up: a PUT or a GET over one connection.
+/// The set-up's HTTP client (one runtime and one connection pool for every request it makes).
+static SETUP: std::sync::LazyLock<(tokio::runtime::Runtime, reqwest::Client)> =
+    std::sync::LazyLock::new(|| (tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(), reqwest::Client::new()));
+
+/// A PUT or a GET of the set-up.
 fn request(url: &str, method: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (rt, client) = &*SETUP;
     rt.block_on(async {
-        let client = reqwest::Client::new();
         let request = match method {
             "PUT" => client.put(url).body(body.to_vec()),
             _ => client.get(url),
@@ -270,8 +273,7 @@ fn admin_page() {
         put(&format!("{url}/v1/artifacts/a/{i}"), &[7u8; 4096]);
         get_checked(&format!("{url}/v1/artifacts/a/{i}"), &[7u8; 4096]);
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = &*SETUP;
     let (took, rendered) = rt.block_on(async {
         let (mut each, mut server) = (Vec::new(), Vec::new());
         for _ in 0..500 {

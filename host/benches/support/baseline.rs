@@ -45,14 +45,18 @@ impl Baseline {
     /// [`SLIDE`], or `new` for a row the baseline lacks.
     pub fn change(&self, key: &str, speedup: f64) -> String {
         let Some(before) = self.recorded.get(key) else { return "new".into() };
-        let change = speedup / before - 1.0;
-        let flag = if change < -SLIDE { " SLOWER" } else { "" };
-        format!("{:+.0}% (was {before:.2}x){flag}", change * 100.0)
+        let flag = if self.slid_at(key, speedup) { " SLOWER" } else { "" };
+        format!("{:+.0}% (was {before:.2}x){flag}", (speedup / before - 1.0) * 100.0)
+    }
+
+    /// Whether the row `key` fell more than [`SLIDE`] below its baseline.
+    fn slid_at(&self, key: &str, speedup: f64) -> bool {
+        self.recorded.get(key).is_some_and(|before| speedup / before - 1.0 < -SLIDE)
     }
 
     /// How many rows slid past [`SLIDE`].
     pub fn slid(&self, rows: impl IntoIterator<Item = (String, f64)>) -> usize {
-        rows.into_iter().filter(|(key, speedup)| self.recorded.get(key).is_some_and(|before| speedup / before - 1.0 < -SLIDE)).count()
+        rows.into_iter().filter(|(key, speedup)| self.slid_at(key, *speedup)).count()
     }
 
     /// With `STOREHOST_BENCH_RECORD=1`, writes `rows` (key, speedup) as the new baseline.

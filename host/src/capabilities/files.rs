@@ -108,8 +108,7 @@ impl GrantedDirs {
         let size = file.metadata().map_err(|e| format!("reading {path}: {e}"))?.len();
         let failed = |e: std::io::Error| format!("reading {path}: {e}");
         if size.min(max_len) <= HostFile::SHORT_READ as u64 {
-            let file = HostFile { file, size, path: String::new() };
-            return file.read_at(0, size.min(max_len) as usize).map(Some).map_err(failed);
+            return read_in_place(&file, 0, size.min(max_len) as usize).map(Some).map_err(failed);
         }
         let mut out = Vec::with_capacity(size.min(max_len) as usize);
         file.take(max_len).read_to_end(&mut out).map_err(failed)?;
@@ -142,6 +141,24 @@ impl GrantedDirs {
     }
 }
 
+/// At most `len` bytes of `file` from `offset` by positioned reads into a zeroed buffer: one
+/// system call where the page cache holds them, no read to find the end, no position moved.
+fn read_in_place(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut out = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut out[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(filled);
+    Ok(out)
+}
+
 /// A file a plugin opened through `storehost:host/files.file`: read by the plugin at offsets,
 /// and read by the host when the plugin hands it over as a body.
 #[derive(Debug)]
@@ -171,25 +188,13 @@ impl HostFile {
     /// The read failed.
     pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         use std::io::{Seek, SeekFrom};
-        use std::os::unix::fs::FileExt;
         let len = len.min(self.size.saturating_sub(offset) as usize);
-        if len > Self::SHORT_READ {
-            let mut out = Vec::with_capacity(len);
-            (&self.file).seek(SeekFrom::Start(offset))?;
-            (&self.file).take(len as u64).read_to_end(&mut out)?;
-            return Ok(out);
+        if len <= Self::SHORT_READ {
+            return read_in_place(&self.file, offset, len);
         }
-        let mut out = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match self.file.read_at(&mut out[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        out.truncate(filled);
+        let mut out = Vec::with_capacity(len);
+        (&self.file).seek(SeekFrom::Start(offset))?;
+        (&self.file).take(len as u64).read_to_end(&mut out)?;
         Ok(out)
     }
 

@@ -228,10 +228,7 @@ fn routes(limits: &Limits) -> (Routes, utoipa::openapi::OpenApi) {
 /// bearer tokens' check wraps the routes that need it, when there are tokens.
 pub fn router(state: Shared) -> Router {
     let (Routes { tokened, public }, _) = routes(&state.limits);
-    let tokened = match state.tokens.is_empty() {
-        true => tokened,
-        false => tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)),
-    };
+    let tokened = if state.tokens.is_empty() { tokened } else { tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)) };
     let routed = Router::new()
         .merge(public)
         .merge(tokened)

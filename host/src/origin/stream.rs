@@ -98,12 +98,11 @@ pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
             return Ok(None);
         }
         let want = CHUNK.min((end - at) as usize);
-        let read = match want <= HostFile::SHORT_READ {
-            true => file.read_at(at, want),
-            false => {
-                let reading = file.clone();
-                tokio::task::spawn_blocking(move || reading.read_at(at, want)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            }
+        let read = if want <= HostFile::SHORT_READ {
+            file.read_at(at, want)
+        } else {
+            let reading = file.clone();
+            tokio::task::spawn_blocking(move || reading.read_at(at, want)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
         };
         let chunk = read.map_err(|e| failed(&file, &e))?;
         if chunk.is_empty() {
