@@ -261,7 +261,7 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_its_timeout_is_504_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = "[server]\nrequest_timeout = \"300ms\"\n[plugins.m]\nsource = \"builtin:mock\"\ninstances = 2\nconfig = { \"fault.artifacts.open-read.slow\" = \"delay-ms=5000\" }\n[domains]\nartifact = { origin = \"m\", cache = false }\n";
+    let manifest = "[server]\nrequest_timeout = \"300ms\"\n[plugins.m]\nsource = \"builtin:mock\"\ninstances = 2\nconfig = { \"fault.artifact-bodies.open.slow\" = \"delay-ms=5000\" }\n[domains]\nartifact = { origin = \"m\", cache = false }\n";
     let server = Server::start(dir.path(), Some(manifest), &[]);
     let http = Client::new();
     let started = std::time::Instant::now();

@@ -16,7 +16,7 @@ use storehost::domain::Stores;
 use storehost::runtime::{Interface, PluginSpec};
 use storehost_tests::pg::{TestDatabase, postgres_spec};
 use storehost_tests::s3::S3Server;
-use storehost_tests::{builtin, fs_spec, runtime, scratch_dir_spec, stores};
+use storehost_tests::{builtin, fs_spec, load, runtime, scratch_dir_spec, stores};
 
 /// What a target keeps alive while its case runs (a directory, a database, a server).
 type Guard = Box<dyn Any + Send>;
@@ -104,6 +104,18 @@ fn javascript() -> TargetFuture {
     example_target(PluginSpec::new("javascript-origin", "javascript-origin.wasm", example("javascript-origin.wasm")))
 }
 
+/// The C example (`examples/c-origin`): its data in memory, so `stateful` (one instance), and no
+/// directory; it exports the 0.2.1 body interfaces, through which the stream cases open bodies.
+fn c_origin() -> TargetFuture {
+    Box::pin(async {
+        let plugin = load(&runtime(), PluginSpec::new("c-origin", "c-origin.wasm", example("c-origin.wasm"))).await;
+        for interface in [Interface::ArtifactBodies, Interface::RunnerBodies] {
+            assert!(plugin.exports().contains(interface), "the C example does not export {interface}");
+        }
+        (storehost::origin::stores_of(&plugin), Box::new(()) as Guard)
+    })
+}
+
 /// The Python example (`examples/python-origin`), one instance.
 fn python() -> TargetFuture {
     let mut spec = PluginSpec::new("python", "python-origin.wasm", example("python-origin.wasm"));
@@ -127,6 +139,7 @@ const TARGETS: &[Target] = &[
     Target { name: "s3", interfaces: BLOBS, make: s3, speaks_0_1_0: false },
     Target { name: "rust_origin", interfaces: &[Interface::Artifacts], make: rust_origin, speaks_0_1_0: false },
     Target { name: "javascript", interfaces: BLOBS, make: javascript, speaks_0_1_0: false },
+    Target { name: "c_origin", interfaces: BLOBS, make: c_origin, speaks_0_1_0: false },
     Target { name: "python", interfaces: BLOBS, make: python, speaks_0_1_0: false },
     Target { name: "python_0_1_0", interfaces: BLOBS, make: python_0_1_0, speaks_0_1_0: true },
 ];

@@ -31,7 +31,7 @@ use crate::domain::{
 };
 use crate::metering::{Metered, OriginMeter, OriginStats};
 use crate::origin::{PluginArtifactStore, PluginProjectArtifactStore, PluginProjectStore, PluginRunnerStore, PluginUiStore, PluginWorkspaceStore};
-use crate::runtime::{Plugin, PluginSettings, PluginSpec, Runtime, RuntimeConfig};
+use crate::runtime::{LoadError, Plugin, PluginSettings, PluginSpec, Runtime, RuntimeConfig};
 
 /// Something that can report an [`OriginStats`] snapshot: any domain's meter.
 trait Meter: Send + Sync {
@@ -141,7 +141,7 @@ impl App {
         let mut loads = BTreeMap::new();
         for name in manifest.plugins.keys() {
             let spec = plugin_spec(&manifest, name)?;
-            let plugin = Plugin::load(&runtime, spec).await?;
+            let plugin = Plugin::load(&runtime, spec).await.map_err(|e| in_manifest(&manifest, e))?;
             loads.insert(name.clone(), PluginLoad::of(&plugin, 1));
             plugins.insert(name.clone(), plugin);
         }
@@ -580,6 +580,18 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
     spec.dirs = dirs;
     spec.grants = grants;
     Ok(spec)
+}
+
+/// A plugin's load error as an error of the manifest: an instance that did not start (its
+/// `init()` refused the plugin's configuration, say) is one of the plugin's table.
+fn in_manifest(manifest: &Manifest, error: LoadError) -> anyhow::Error {
+    match error {
+        LoadError::Start { plugin, error } => {
+            ManifestError::Key { file: manifest.origin.clone(), key: format!("plugins.{plugin}"), message: format!("starting an instance: {error}") }
+                .into()
+        }
+        other => other.into(),
+    }
 }
 
 /// The plugin-backed origin of every bound domain.

@@ -87,11 +87,11 @@ pub enum StoreError {
     Internal(String),
     /// The plugin trapped (a panic, an out-of-bounds access, its memory cap); its instance was
     /// replaced.
-    #[error("plugin {plugin} trapped in {method}: {message}")]
+    #[error("plugin \"{plugin}\" trapped in {method}: {message}")]
     PluginTrapped { plugin: String, method: String, message: String },
     /// The call outlived its deadline (the plugin's `timeout` or the caller's, whichever came
     /// first); its instance was replaced.
-    #[error("plugin {plugin} timed out in {method} after {elapsed:?}")]
+    #[error("plugin \"{plugin}\" timed out in {method} after {elapsed:?}")]
     PluginTimeout { plugin: String, method: String, elapsed: Duration },
     /// The caller gave up (its cancellation token fired).
     #[error("cancelled")]
@@ -124,6 +124,20 @@ impl StoreError {
 
     /// The message alone, without the kind in front (the origin's own words, or the host's
     /// account of a failed call).
+    /// The same error with `context` before its message (the host's verdicts, which name the
+    /// plugin and the call already, are left as they are).
+    pub fn within(self, context: &str) -> StoreError {
+        let wrap = |message: String| format!("{context}: {message}");
+        match self {
+            StoreError::NotFound(m) => StoreError::NotFound(wrap(m)),
+            StoreError::Conflict(m) => StoreError::Conflict(wrap(m)),
+            StoreError::Invalid(m) => StoreError::Invalid(wrap(m)),
+            StoreError::Unavailable(m) => StoreError::Unavailable(wrap(m)),
+            StoreError::Internal(m) => StoreError::Internal(wrap(m)),
+            verdict => verdict,
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             StoreError::NotFound(m) | StoreError::Conflict(m) | StoreError::Invalid(m) | StoreError::Unavailable(m) | StoreError::Internal(m) => {

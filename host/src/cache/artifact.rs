@@ -327,6 +327,10 @@ impl ArtifactStore for CachedArtifactStore {
         self.origin.streams()
     }
 
+    fn read_call(&self) -> &'static str {
+        self.origin.read_call()
+    }
+
     fn max_key_bytes(&self) -> usize {
         self.origin.max_key_bytes()
     }

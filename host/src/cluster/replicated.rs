@@ -107,6 +107,10 @@ impl ArtifactStore for Replicated<dyn ArtifactStore> {
         self.front.streams()
     }
 
+    fn read_call(&self) -> &'static str {
+        self.front.read_call()
+    }
+
     fn max_key_bytes(&self) -> usize {
         self.front.max_key_bytes()
     }

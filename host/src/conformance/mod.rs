@@ -192,6 +192,24 @@ pub(crate) fn ordered_and_holding(what: &str, listed: &[String], ours: &[String]
     Ok(())
 }
 
+/// Checks that `got` (what `what` answered) is `want` (what `than` answered), naming the fields
+/// that differ and their two values rather than printing both whole.
+pub(crate) fn same<T: PartialEq + serde::Serialize>(what: &str, got: &T, than: &str, want: &T) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    let (got, want) = (serde_json::to_value(got)?, serde_json::to_value(want)?);
+    let differing: Vec<String> = match (got.as_object(), want.as_object()) {
+        (Some(g), Some(w)) => w
+            .iter()
+            .filter(|(field, value)| g.get(*field) != Some(value))
+            .map(|(field, value)| format!("{field} is {} (not {value})", g.get(field).unwrap_or(&serde_json::Value::Null)))
+            .collect(),
+        _ => vec![format!("{got} (not {want})")],
+    };
+    Err(anyhow!("{what} differs from {than}: {}", differing.join(", ")))
+}
+
 /// A name no other case or run uses.
 pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -241,4 +259,19 @@ impl<T> Step<T> for std::result::Result<T, StoreError> {
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+    use crate::domain::ArtifactMeta;
+
+    #[test]
+    fn a_mismatch_names_the_fields_that_differ() {
+        let meta = ArtifactMeta { key: "k".into(), size: 3, content_type: None, sha256: "ab".into(), created_at: 1_000 };
+        let later = ArtifactMeta { created_at: 1_001, ..meta.clone() };
+        assert!(same("get", &meta, "put's", &meta).is_ok());
+        let message = same("get's metadata", &later, "put's", &meta).unwrap_err().to_string();
+        assert_eq!(message, "get's metadata differs from put's: created_at is 1001 (not 1000)");
+    }
 }

@@ -145,6 +145,11 @@ pub trait ArtifactStore: Send + Sync + 'static {
         false
     }
 
+    /// The origin call [`open_read`](Self::open_read) makes, as messages about it name it.
+    fn read_call(&self) -> &'static str {
+        "open-read"
+    }
+
     /// The longest key, in bytes, the store holds (at most the contract's 1024).
     fn max_key_bytes(&self) -> usize {
         crate::domain::validate::MAX_KEY_BYTES

@@ -97,4 +97,9 @@ pub trait RunnerStore: Send + Sync + 'static {
     fn streams(&self) -> bool {
         false
     }
+
+    /// The origin call [`open_read`](Self::open_read) makes, as messages about it name it.
+    fn read_call(&self) -> &'static str {
+        "open-read"
+    }
 }

@@ -69,6 +69,10 @@ impl<S: ArtifactStore + ?Sized> ArtifactStore for Metered<S, A> {
         self.inner.streams()
     }
 
+    fn read_call(&self) -> &'static str {
+        self.inner.read_call()
+    }
+
     fn max_key_bytes(&self) -> usize {
         self.inner.max_key_bytes()
     }
@@ -206,5 +210,9 @@ impl<S: RunnerStore + ?Sized> RunnerStore for Metered<S, R> {
 
     fn streams(&self) -> bool {
         self.inner.streams()
+    }
+
+    fn read_call(&self) -> &'static str {
+        self.inner.read_call()
     }
 }

@@ -146,6 +146,16 @@ impl ArtifactStore for PluginArtifactStore {
         self.streams
     }
 
+    fn read_call(&self) -> &'static str {
+        if !self.streams {
+            "artifacts.get"
+        } else if self.plugin.exports().contains(Interface::ArtifactBodies) {
+            "artifact-bodies.open"
+        } else {
+            "artifacts.open-read"
+        }
+    }
+
     fn max_key_bytes(&self) -> usize {
         self.plugin.info().max_key_bytes as usize
     }

@@ -124,4 +124,14 @@ impl RunnerStore for PluginRunnerStore {
     fn streams(&self) -> bool {
         self.streams
     }
+
+    fn read_call(&self) -> &'static str {
+        if !self.streams {
+            "runner-artifacts.read"
+        } else if self.plugin.exports().contains(Interface::RunnerBodies) {
+            "runner-bodies.open"
+        } else {
+            "runner-artifacts.open-read"
+        }
+    }
 }

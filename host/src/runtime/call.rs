@@ -111,7 +111,10 @@ impl Plugin {
         })?;
         let warm = match lease.warm.take() {
             Some(warm) => warm,
-            None => inner.instantiate().await.inspect_err(|e| inner.counters.error(e.kind()))?.0,
+            None => {
+                let started = inner.instantiate().await.map_err(|e| e.within(&format!("plugin \"{}\" starting an instance", inner.spec.name)));
+                started.inspect_err(|e| inner.counters.error(e.kind()))?.0
+            }
         };
         Ok((warm, lease))
     }
@@ -194,7 +197,7 @@ impl PluginInner {
                 let message = if memory_exceeded {
                     format!("memory limit of {} bytes exceeded", self.settings.memory_limit)
                 } else if let Some(code) = error.downcast_ref::<wasmtime::Trap>() {
-                    format!("wasm trap: {code}")
+                    trap_message(*code)
                 } else {
                     format!("{error:#}")
                 };
@@ -203,6 +206,16 @@ impl PluginInner {
                 StoreError::PluginTrapped { plugin, method, message }
             }
         }
+    }
+}
+
+/// A trap as its plugin's author reads it: what wasm says (which already begins `wasm trap:`),
+/// and for `unreachable`, how a program ends up there.
+fn trap_message(code: wasmtime::Trap) -> String {
+    if code == wasmtime::Trap::UnreachableCodeReached {
+        format!("{code}: how C's abort(), a Rust panic or an uncaught exception ends a component (its log may say why)")
+    } else {
+        code.to_string()
     }
 }
 

@@ -161,18 +161,17 @@ impl PluginInner {
 
     /// Awaits an instance's `init`, bounded by the plugin's timeout.
     async fn init<E: Into<StoreError>>(&self, init: impl Future<Output = wasmtime::Result<Result<(), E>>>) -> Result<(), StoreError> {
-        let name = &self.spec.name;
         let timeout = self.settings.timeout;
         // Guest code is stopped by the epoch deadline; this bounds what init awaits in the host
         // (a statement, a request), which epochs cannot interrupt.
         tokio::time::timeout(timeout, init)
             .await
-            .map_err(|_| StoreError::Unavailable(format!("plugin {name}: init() did not finish within {timeout:?}")))?
-            .map_err(|e| StoreError::Unavailable(format!("plugin {name}: init(): {e:#}")))?
+            .map_err(|_| StoreError::Unavailable(format!("init() did not finish within {timeout:?}")))?
+            .map_err(|e| StoreError::Unavailable(format!("init(): {e:#}")))?
             .map_err(Into::into)
             .map_err(|e| match e {
-                StoreError::Invalid(m) => StoreError::Invalid(format!("plugin {name}: init(): {m}")),
-                other => StoreError::Unavailable(format!("plugin {name}: init(): {other}")),
+                StoreError::Invalid(m) => StoreError::Invalid(format!("init(): {m}")),
+                other => StoreError::Unavailable(format!("init(): {other}")),
             })
     }
 }

@@ -123,11 +123,11 @@ impl ValueReader for HostFileValue {
 }
 
 impl<B: Backend> artifact_bodies::Guest for Origin<B> {
-    /// The same call as `open-read` to the backend (and to `before_call`), answered with the
-    /// file where the backend has one.
+    /// The same call as `open-read` to the backend, answered with the file where the backend
+    /// has one. `before_call` sees it by its own name.
     fn open(key: String, offset: u64, len: Option<u64>) -> Result<(ArtifactMeta, Body)> {
         B::with(|b| {
-            b.before_call("artifacts.open-read", &key)?;
+            b.before_call("artifact-bodies.open", &key)?;
             validate_artifact_key(&key)?;
             match b.open_body(Table::Artifacts, &key)?.ok_or_else(|| not_found(&key))? {
                 Opened::File(file) => {

@@ -63,11 +63,11 @@ fn file_reader<B: Backend>(run: String, value: Box<dyn ValueReader>, offset: u64
 }
 
 impl<B: Backend> runner_bodies::Guest for Origin<B> {
-    /// The same call as `open-read` to the backend (and to `before_call`), answered with the
-    /// file where the backend has one: a run's file is the whole value.
+    /// The same call as `open-read` to the backend, answered with the file where the backend
+    /// has one: a run's file is the whole value. `before_call` sees it by its own name.
     fn open(run: String, name: String, offset: u64, len: Option<u64>) -> Result<(u64, Body)> {
         B::with(|b| {
-            b.before_call("runner-artifacts.open-read", &run)?;
+            b.before_call("runner-bodies.open", &run)?;
             match b.open_body(Table::Runs, &key(&run, &name)?)?.ok_or_else(|| not_found(&run, &name))? {
                 Opened::File(file) => Ok((file.size(), Body::File(BodyFile { file, start: 0 }))),
                 Opened::Value(value) => {

@@ -55,3 +55,14 @@ async fn component_exporting_no_origin_interface() {
     let msg = err.to_string();
     assert!(msg.contains("exports none of the storehost:origin interfaces") && msg.contains("greet"), "{msg}");
 }
+
+/// A plugin whose `init()` refuses its configuration: the manifest's file and the plugin's key,
+/// the plugin named once, and the plugin's own reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_whose_init_refuses_its_config() {
+    let m = manifest("[plugins.c]\nsource = \"builtin:fs\"\nconfig = { fsync = \"maybe\" }\n").unwrap();
+    let err = format!("{:#}", App::build(m).await.err().expect("init refuses fsync = maybe"));
+    assert!(err.starts_with("bad.toml: plugins.c: starting an instance: invalid: init(): "), "{err}");
+    assert!(err.contains("config fsync: expected true or false, got \"maybe\""), "{err}");
+    assert!(!err.contains("plugin c"), "the plugin is named once, by its key: {err}");
+}

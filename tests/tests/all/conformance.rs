@@ -20,7 +20,7 @@ async fn a_plugin_without_a_domain_is_reported_as_skipped() {
 }
 
 /// The Python example (`examples/python-origin`), built by scripts/test under `<target>/examples/`.
-fn python_wasm() -> Vec<u8> {
+pub(crate) fn python_wasm() -> Vec<u8> {
     let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
     let path = target.join("examples").join("python-origin.wasm");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; scripts/test builds the examples before the tests", path.display()))

@@ -30,7 +30,11 @@ async fn a_trap_fails_only_that_call() {
     control.add_fault(FaultRule::new("artifacts.get", Fault::Trap).times(1)).await.unwrap();
     let err = store.get(&ctx, "k").await.unwrap_err();
     assert!(matches!(&err, StoreError::PluginTrapped { method, .. } if method == "artifacts.get"), "{err}");
-    assert!(err.to_string().contains("wasm trap: wasm `unreachable` instruction executed"), "{err}");
+    // The plugin's name quoted, "wasm trap:" once, and what `unreachable` means.
+    let message = err.to_string();
+    assert!(message.starts_with("plugin \"mock\" trapped in artifacts.get: wasm trap: wasm `unreachable` instruction executed"), "{message}");
+    assert_eq!(message.matches("wasm trap:").count(), 1, "{message}");
+    assert!(message.contains("abort()") && message.contains("panic") && message.contains("uncaught exception"), "{message}");
     // The next call runs on a fresh instance (the trapped one lost its state, counters included).
     store.put(&ctx, "k", Bytes::from_static(b"v"), None).await.unwrap();
     assert_eq!(&store.get(&ctx, "k").await.unwrap().body[..], b"v");
@@ -161,4 +165,33 @@ async fn injected_errors_reach_the_caller_typed() {
     }
     store.put(&Ctx::background(), "k", Bytes::new(), None).await.unwrap();
     assert_eq!(control.call_count("artifacts.put").await.unwrap(), 4);
+}
+
+/// A failed body read in the conformance suite is named by the call the origin made: the body
+/// interfaces' `open` where the plugin exports them, `open-read` where it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_body_read_is_named_by_the_call_the_origin_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = storehost_tests::stores(&runtime(), storehost_tests::fs_spec(dir.path())).await;
+    assert_eq!(fs.artifact.as_ref().unwrap().read_call(), "artifact-bodies.open");
+    assert_eq!(fs.runner.as_ref().unwrap().read_call(), "runner-bodies.open");
+    let (plugin, _, control) = artifacts(mock(|_| {})).await;
+    let stores = storehost::origin::stores_of(&plugin);
+    assert_eq!(stores.artifact.as_ref().unwrap().read_call(), "artifact-bodies.open");
+    let python = PluginSpec::new("python", "python-origin.wasm", crate::conformance::python_wasm());
+    let python = storehost_tests::stores(&runtime(), storehost_tests::scratch_dir_spec(python, dir.path())).await;
+    assert_eq!(python.artifact.as_ref().unwrap().read_call(), "artifacts.open-read", "the Python example streams without the body interfaces");
+    control.add_fault(FaultRule::new("artifact-bodies.open", Fault::Fail(StoreError::Internal("disk on fire".into())))).await.unwrap();
+    let report = storehost::conformance::run(&stores, |c| c.interface == storehost::runtime::Interface::Artifacts && c.operation == "stream").await;
+    let failures: Vec<String> = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            storehost::conformance::Outcome::Failed(why) => Some(why.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!failures.is_empty(), "{report}");
+    assert!(failures.iter().any(|why| why.starts_with("artifact-bodies.open") && why.contains("disk on fire")), "{failures:?}");
+    assert!(failures.iter().all(|why| !why.contains("open-read")), "{failures:?}");
 }

@@ -2,7 +2,7 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::store;
-use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
+use crate::conformance::{Step, ctx, not_found, same, suite_cases, unique};
 use crate::domain::Stores;
 
 suite_cases!(Artifacts, "get"; get_returns_what_was_put, get_missing_is_not_found);
@@ -13,7 +13,7 @@ async fn get_returns_what_was_put(s: Stores) -> Result<()> {
     let meta = st.put(&ctx(), &key, body.clone(), Some("application/x-test".into())).await.step("put")?;
     let got = st.get(&ctx(), &key).await.step("get")?;
     ensure!(got.body == body, "body differs");
-    ensure!(got.meta == meta, "metadata {:?} differs from put's {meta:?}", got.meta);
+    same("get's metadata", &got.meta, "put's", &meta)?;
     Ok(())
 }
 

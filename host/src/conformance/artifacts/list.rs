@@ -28,12 +28,27 @@ async fn list_in_byte_order_with_paging(s: Stores) -> Result<()> {
             None => break,
         }
     }
-    ensure!(seen == expected, "listed {seen:?}, expected {expected:?}");
+    ensure!(seen == expected, "{}", listing_differs(&seen, &expected, pages));
     ensure!(pages == 3, "7 keys at 3 per page took {pages} pages");
     let page = st.list(&ctx(), &format!("{base}/"), None, 100).await.step("list all")?;
     ensure!(page.next_cursor.is_none(), "a complete page still has a cursor");
     ensure!(page.items.iter().all(|m| m.size == m.key.len() as u64 - base.len() as u64 - 1), "list metadata sizes are wrong");
     Ok(())
+}
+
+/// What a paged listing that is not `expected` got wrong: a listing that stopped early says that
+/// `next-cursor` was none after its last page.
+fn listing_differs(seen: &[String], expected: &[String], pages: usize) -> String {
+    let missing: Vec<&String> = expected.iter().filter(|key| !seen.contains(key)).collect();
+    if seen.len() < expected.len() && expected.starts_with(seen) {
+        format!(
+            "listed {} of the {} keys: next-cursor was none after page {pages}, with {missing:?} still to come (a page ends the listing only when no key is left)",
+            seen.len(),
+            expected.len()
+        )
+    } else {
+        format!("listed {seen:?} over {pages} pages, expected {expected:?} (missing {missing:?})")
+    }
 }
 
 async fn list_filters_by_prefix(s: Stores) -> Result<()> {
@@ -69,4 +84,19 @@ async fn list_empty_prefix(s: Stores) -> Result<()> {
     }
     ensure!(found, "{key} missing from the full listing");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listing_differs;
+
+    #[test]
+    fn a_listing_that_stopped_early_says_where() {
+        let expected: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let message = listing_differs(&expected[..2], &expected, 1);
+        assert!(message.starts_with("listed 2 of the 4 keys: next-cursor was none after page 1"), "{message}");
+        assert!(message.contains(r#"["c", "d"]"#), "{message}");
+        let message = listing_differs(&["b".into(), "a".into()], &expected, 2);
+        assert!(message.contains("missing [\"c\", \"d\"]"), "{message}");
+    }
 }

@@ -2,7 +2,7 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 
 use super::{sha256_hex, store};
-use crate::conformance::{Step, ctx, suite_cases, unique};
+use crate::conformance::{Step, ctx, same, suite_cases, unique};
 use crate::domain::Stores;
 
 suite_cases!(Artifacts, "put"; put_returns_metadata, put_replaces, put_empty_and_large_bodies);
@@ -25,7 +25,7 @@ async fn put_replaces(s: Stores) -> Result<()> {
     let meta = st.put(&ctx(), &key, Bytes::from_static(b"second"), Some("application/octet-stream".into())).await.step("second put")?;
     let got = st.get(&ctx(), &key).await.step("get")?;
     ensure!(&got.body[..] == b"second", "get after overwrite returned {:?}", got.body);
-    ensure!(got.meta == meta, "get's metadata {:?} differs from the last put's {meta:?}", got.meta);
+    same("get's metadata", &got.meta, "the last put's", &meta)?;
     Ok(())
 }
 

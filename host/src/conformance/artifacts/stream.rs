@@ -43,9 +43,9 @@ async fn written_in_pieces_reads_back(s: Stores) -> Result<()> {
     ensure!(head.size == meta.size && head.sha256 == meta.sha256, "head {head:?} differs from finish {meta:?}");
     let got = st.get(&ctx(), &key).await.step("get")?;
     ensure!(got.body == body, "get of a streamed body differs");
-    let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step("open-read")?;
-    ensure!(reader.meta.sha256 == meta.sha256 && reader.meta.size == meta.size, "open-read's metadata {:?}", reader.meta);
-    check_range("open-read", ByteRange::ALL, reader.range, reader.body, &body).await
+    let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step(st.read_call())?;
+    ensure!(reader.meta.sha256 == meta.sha256 && reader.meta.size == meta.size, "{}'s metadata {:?}", st.read_call(), reader.meta);
+    check_range(st.read_call(), ByteRange::ALL, reader.range, reader.body, &body).await
 }
 
 async fn ranges_read_exactly(s: Stores) -> Result<()> {
@@ -53,16 +53,16 @@ async fn ranges_read_exactly(s: Stores) -> Result<()> {
     let body = pattern(2 * CHUNK + 301);
     write(&st, &key, &body, None).await?;
     for range in ranges(body.len() as u64) {
-        let reader = st.open_read(&ctx(), &key, range).await.step(&format!("open-read {range:?}"))?;
-        ensure!(reader.meta.size == body.len() as u64, "open-read {range:?}: size {}", reader.meta.size);
-        check_range("open-read", range, reader.range, reader.body, &body).await?;
+        let reader = st.open_read(&ctx(), &key, range).await.step(&format!("{} {range:?}", st.read_call()))?;
+        ensure!(reader.meta.size == body.len() as u64, "{} {range:?}: size {}", st.read_call(), reader.meta.size);
+        check_range(st.read_call(), range, reader.range, reader.body, &body).await?;
     }
     // A body written whole is read in ranges too.
     let small = pattern(1000);
     st.put(&ctx(), &key, small.clone(), None).await.step("put")?;
     for range in [ByteRange::new(0, Some(1)), ByteRange::new(999, None), ByteRange::new(10, Some(20)), ByteRange::new(1000, None)] {
-        let reader = st.open_read(&ctx(), &key, range).await.step(&format!("open-read {range:?} of a put body"))?;
-        check_range("open-read of a put body", range, reader.range, reader.body, &small).await?;
+        let reader = st.open_read(&ctx(), &key, range).await.step(&format!("{} {range:?} of a put body", st.read_call()))?;
+        check_range(&format!("{} of a put body", st.read_call()), range, reader.range, reader.body, &small).await?;
     }
     Ok(())
 }
@@ -72,8 +72,8 @@ async fn empty_body(s: Stores) -> Result<()> {
     let sink = st.clone().open_write(&ctx(), &key, None, Some(0)).await.step("open-write")?;
     let meta = sink.finish(&ctx()).await.step("finish with nothing written")?;
     ensure!(meta.size == 0 && meta.sha256 == sha256_hex(b""), "an empty body finished as {meta:?}");
-    let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step("open-read")?;
-    ensure!(reader.meta.size == 0 && reader.range == (0..0), "open-read of an empty body: {:?} {:?}", reader.meta, reader.range);
+    let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step(st.read_call())?;
+    ensure!(reader.meta.size == 0 && reader.range == (0..0), "{} of an empty body: {:?} {:?}", st.read_call(), reader.meta, reader.range);
     ensure!(collect(reader.body).await.step("read")?.is_empty(), "an empty body yielded bytes");
     let got = st.get(&ctx(), &key).await.step("get")?;
     ensure!(got.body.is_empty(), "get of an empty body yielded {} bytes", got.body.len());
@@ -91,7 +91,7 @@ async fn chunk_boundaries(s: Stores) -> Result<()> {
         let meta = sink.finish(&ctx()).await.step("finish")?;
         ensure!(meta.size == size as u64, "{size} bytes finished as {}", meta.size);
         for range in [ByteRange::ALL, ByteRange::new(size as u64 - 1, None), ByteRange::new(0, Some(CHUNK as u64))] {
-            let reader = st.open_read(&ctx(), &key, range).await.step("open-read")?;
+            let reader = st.open_read(&ctx(), &key, range).await.step(st.read_call())?;
             check_range(&format!("a body of {size} bytes"), range, reader.range, reader.body, &body).await?;
         }
     }
@@ -143,14 +143,17 @@ async fn replaced_by_a_stream(s: Stores) -> Result<()> {
     let got = st.get(&ctx(), &key).await.step("get")?;
     ensure!(got.body == short, "a shorter body streamed over a longer one read back {} bytes", got.body.len());
     st.delete(&ctx(), &key).await.step("delete")?;
-    not_found("open-read after delete", st.open_read(&ctx(), &key, ByteRange::ALL).await.map(|r| r.meta))
+    not_found(&format!("{} after delete", st.read_call()), st.open_read(&ctx(), &key, ByteRange::ALL).await.map(|r| r.meta))
 }
 
 async fn missing_and_bad_keys(s: Stores) -> Result<()> {
     let st = store(&s);
-    not_found("open-read of a missing key", st.open_read(&ctx(), &unique("stream/missing"), ByteRange::ALL).await.map(|r| r.meta))?;
+    not_found(
+        &format!("{} of a missing key", st.read_call()),
+        st.open_read(&ctx(), &unique("stream/missing"), ByteRange::ALL).await.map(|r| r.meta),
+    )?;
     for key in ["", "/leading", "a//b", "a/../b"] {
-        invalid(&format!("open-read {key:?}"), st.open_read(&ctx(), key, ByteRange::ALL).await.map(|r| r.meta))?;
+        invalid(&format!("{} {key:?}", st.read_call()), st.open_read(&ctx(), key, ByteRange::ALL).await.map(|r| r.meta))?;
         invalid(&format!("open-write {key:?}"), st.clone().open_write(&ctx(), key, None, None).await.map(|_| ()))?;
     }
     Ok(())
@@ -165,7 +168,7 @@ async fn a_read_is_the_version_opened_while_it_is_replaced(s: Stores) -> Result<
             let key = unique("stream/opened");
             let body = pattern(size);
             st.put(&ctx(), &key, body.clone(), None).await.step("put")?;
-            let reader = st.open_read(&ctx(), &key, range).await.step("open-read")?;
+            let reader = st.open_read(&ctx(), &key, range).await.step(st.read_call())?;
             let want = range.within(size as u64);
             let expected = body.slice(want.start as usize..want.end as usize);
             let (writer, written) = (st.clone(), key.clone());
@@ -200,7 +203,7 @@ async fn a_read_is_the_version_opened_after_a_delete(s: Stores) -> Result<()> {
             let key = unique("stream/deleted");
             let body = pattern(size);
             st.put(&ctx(), &key, body.clone(), None).await.step("put")?;
-            let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step("open-read")?;
+            let reader = st.open_read(&ctx(), &key, ByteRange::ALL).await.step(st.read_call())?;
             let (writer, deleted) = (st.clone(), key.clone());
             let change: Change = Box::new(move |round| {
                 let (st, key) = (writer.clone(), deleted.clone());

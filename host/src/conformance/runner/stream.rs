@@ -34,9 +34,9 @@ async fn ranges_read_exactly(s: Stores) -> Result<()> {
     ensure!(size == body.len() as u64, "finish answered {size} bytes for {}", body.len());
     ensure!(st.read(&ctx(), &run, "logs/out.bin").await.step("read")? == body, "read of a streamed file differs");
     for range in ranges(body.len() as u64) {
-        let reader = st.open_read(&ctx(), &run, "logs/out.bin", range).await.step(&format!("open-read {range:?}"))?;
-        ensure!(reader.size == body.len() as u64, "open-read {range:?}: size {}", reader.size);
-        check_range("open-read", range, reader.range, reader.body, &body).await?;
+        let reader = st.open_read(&ctx(), &run, "logs/out.bin", range).await.step(&format!("{} {range:?}", st.read_call()))?;
+        ensure!(reader.size == body.len() as u64, "{} {range:?}: size {}", st.read_call(), reader.size);
+        check_range(st.read_call(), range, reader.range, reader.body, &body).await?;
     }
     Ok(())
 }
@@ -50,7 +50,7 @@ async fn empty_and_boundaries(s: Stores) -> Result<()> {
         let name = format!("b{size}");
         write(&st, &run, &name, &body).await?;
         for range in [ByteRange::ALL, ByteRange::new(size as u64 - 1, None)] {
-            let reader = st.open_read(&ctx(), &run, &name, range).await.step("open-read")?;
+            let reader = st.open_read(&ctx(), &run, &name, range).await.step(st.read_call())?;
             check_range(&format!("a file of {size} bytes"), range, reader.range, reader.body, &body).await?;
         }
     }
@@ -80,7 +80,7 @@ async fn dropped_writer_leaves_nothing(s: Stores) -> Result<()> {
 
 async fn missing_and_bad_names(s: Stores) -> Result<()> {
     let (st, run) = (store(&s), unique("run"));
-    not_found("open-read of a missing file", st.open_read(&ctx(), &run, "nothing", ByteRange::ALL).await.map(|r| r.size))?;
+    not_found(&format!("{} of a missing file", st.read_call()), st.open_read(&ctx(), &run, "nothing", ByteRange::ALL).await.map(|r| r.size))?;
     invalid("open-write of a bad name", st.clone().open_write(&ctx(), &run, "a//b", None).await.map(|_| ()))?;
     invalid("open-write in a bad run", st.clone().open_write(&ctx(), "", "f", None).await.map(|_| ()))?;
     Ok(())
@@ -95,7 +95,7 @@ async fn a_read_is_the_file_opened_while_it_is_replaced_or_removed(s: Stores) ->
             let name = unique("opened/file");
             let body = pattern(size);
             st.write(&ctx(), &run, &name, body.clone()).await.step("write")?;
-            let reader = st.open_read(&ctx(), &run, &name, ByteRange::ALL).await.step("open-read")?;
+            let reader = st.open_read(&ctx(), &run, &name, ByteRange::ALL).await.step(st.read_call())?;
             let (writer, run_, name_) = (st.clone(), run.clone(), name.clone());
             let change: Change = Box::new(move |round| {
                 let (st, run, name) = (writer.clone(), run_.clone(), name_.clone());

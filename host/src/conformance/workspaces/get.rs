@@ -1,7 +1,7 @@
-use anyhow::{Result, ensure};
+use anyhow::Result;
 
 use super::{store, ws_input};
-use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
+use crate::conformance::{Step, ctx, not_found, same, suite_cases, unique};
 use crate::domain::Stores;
 
 suite_cases!(Workspaces, "get"; get_returns_created, get_missing_is_not_found);
@@ -10,7 +10,7 @@ async fn get_returns_created(s: Stores) -> Result<()> {
     let (st, id) = (store(&s), unique("ws"));
     let created = st.create(&ctx(), ws_input(&id)).await.step("create")?;
     let got = st.get(&ctx(), &id).await.step("get")?;
-    ensure!(got == created, "get {got:?} differs from create {created:?}");
+    same("get", &got, "create's answer", &created)?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
-use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
+use crate::conformance::{Step, ctx, not_found, same, suite_cases, unique};
 use crate::domain::Stores;
 
 suite_cases!(Workspaces, "select-tab"; select_tab_sets_and_bumps, select_missing_tab_is_not_found);
@@ -14,7 +14,7 @@ async fn select_tab_sets_and_bumps(s: Stores) -> Result<()> {
     let ws = st.select_tab(&ctx(), &id, "t2").await.step("select-tab")?;
     ensure!(ws.selected_tab.as_deref() == Some("t2") && ws.version == 2, "after select: {ws:?}");
     let got = st.get(&ctx(), &id).await.step("get")?;
-    ensure!(got == ws, "get {got:?} differs from select-tab's {ws:?}");
+    same("get", &got, "select-tab's answer", &ws)?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use anyhow::{Result, ensure};
 
 use super::{store, tab_input, ws_input};
-use crate::conformance::{Step, ctx, not_found, suite_cases, unique};
+use crate::conformance::{Step, ctx, not_found, same, suite_cases, unique};
 use crate::domain::Stores;
 
 suite_cases!(Workspaces, "list-tabs/get-tab"; list_tabs_by_position, get_tab_returns_created, tabs_belong_to_their_workspace);
@@ -22,7 +22,7 @@ async fn get_tab_returns_created(s: Stores) -> Result<()> {
     st.create(&ctx(), ws_input(&id)).await.step("create")?;
     let created = st.create_tab(&ctx(), &id, tab_input("t1")).await.step("create-tab")?;
     let got = st.get_tab(&ctx(), &id, "t1").await.step("get-tab")?;
-    ensure!(got == created, "get-tab {got:?} differs from create-tab {created:?}");
+    same("get-tab", &got, "create-tab's answer", &created)?;
     not_found("get-tab of a missing tab", st.get_tab(&ctx(), &id, "nope").await)
 }
 
