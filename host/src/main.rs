@@ -235,8 +235,10 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Openapi { output, manifest } => {
-            let secured = !load_manifest(manifest.as_ref())?.server.tokens.is_empty();
-            let doc = if secured { storehost::http::openapi::document() } else { storehost::http::openapi::open_document() };
+            let manifest = load_manifest(manifest.as_ref())?;
+            let doc =
+                if manifest.server.tokens.is_empty() { storehost::http::openapi::open_document() } else { storehost::http::openapi::document() };
+            let doc = storehost::http::openapi::served(doc, manifest.server.listen.parse().ok());
             let mut text = serde_json::to_string_pretty(&doc)?;
             text.push('\n');
             match output {

@@ -31,28 +31,17 @@ pub struct UiDocument {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum UiOp {
-    InsertNode {
-        node: UiNode,
-        index: u32,
-    },
+    #[schema(title = "InsertNode")]
+    InsertNode { node: UiNode, index: u32 },
     /// Removes the node and its subtree.
-    RemoveNode {
-        id: String,
-    },
-    MoveNode {
-        id: String,
-        new_parent: Option<String>,
-        index: u32,
-    },
-    SetProp {
-        node_id: String,
-        key: String,
-        value: String,
-    },
-    RemoveProp {
-        node_id: String,
-        key: String,
-    },
+    #[schema(title = "RemoveNode")]
+    RemoveNode { id: String },
+    #[schema(title = "MoveNode")]
+    MoveNode { id: String, new_parent: Option<String>, index: u32 },
+    #[schema(title = "SetProp")]
+    SetProp { node_id: String, key: String, value: String },
+    #[schema(title = "RemoveProp")]
+    RemoveProp { node_id: String, key: String },
 }
 
 /// A page of the ids of documents that were written, in byte order.

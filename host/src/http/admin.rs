@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -63,6 +62,36 @@ fn reachable<T>(result: Result<T, StoreError>) -> Result<(), String> {
     }
 }
 
+/// The answer of `/readyz`.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// Whether every domain's origin answered.
+    ready: bool,
+    /// The plugins loaded.
+    plugins: usize,
+    /// Each domain's origin: `ok`, or why it did not answer.
+    origins: BTreeMap<&'static str, String>,
+    /// With `[cluster]`: where this host is in the invalidation log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterReadiness>,
+}
+
+/// Where a replica is in the cluster's invalidation log.
+#[derive(Serialize, ToSchema)]
+struct ClusterReadiness {
+    host_id: String,
+    /// Whether the caches are trusted (the last read of the log is recent).
+    synced: bool,
+    /// Since the last successful read of the log began.
+    sync_age_ms: Option<f64>,
+    /// Every event up to this position is applied.
+    applied: u64,
+    /// Events heard of and not yet applied.
+    lag: u64,
+    /// This host's invalidations waiting to be appended again.
+    backlog: u64,
+}
+
 /// Ready when every plugin is loaded (it is, once serving) and every domain's origin answers
 /// a cheap read within a second.
 #[utoipa::path(
@@ -73,8 +102,8 @@ fn reachable<T>(result: Result<T, StoreError>) -> Result<(), String> {
     summary = "Readiness: every domain's origin answers a cheap read within a second",
     security(()),
     responses(
-        (status = 200, description = "Ready: `{ready, plugins, origins: {domain: \"ok\"}, cluster?}`", body = Object),
-        (status = 503, description = "Not ready: `origins` says which origin failed and why", body = Object),
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: `origins` says which origin failed and why", body = Readiness),
     )
 )]
 async fn readyz(State(state): State<Shared>) -> Response {
@@ -82,15 +111,9 @@ async fn readyz(State(state): State<Shared>) -> Response {
     let origins = &app.origins;
     let ctx = || Ctx::with_timeout(Duration::from_secs(1));
     let probe = "storehost-readyz";
-    let mut checks = serde_json::Map::new();
-    let mut record = |domain: &str, result: Result<(), String>| {
-        checks.insert(
-            domain.into(),
-            match result {
-                Ok(()) => json!("ok"),
-                Err(e) => json!(e),
-            },
-        );
+    let mut checks = BTreeMap::new();
+    let mut record = |domain: &'static str, result: Result<(), String>| {
+        checks.insert(domain, result.err().unwrap_or_else(|| "ok".into()));
     };
     if let Some(s) = &origins.artifact {
         record("artifact", reachable(s.head(&ctx(), probe).await));
@@ -112,20 +135,19 @@ async fn readyz(State(state): State<Shared>) -> Response {
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut body = json!({ "ready": ready, "plugins": app.plugins.len(), "origins": checks });
-    if let Some(node) = &app.cluster {
-        // A host that is not synced still answers correctly (from its origins), so it stays ready.
+    // A host that is not synced still answers correctly (from its origins), so it stays ready.
+    let cluster = app.cluster.as_ref().map(|node| {
         let s = node.stats();
-        body["cluster"] = json!({
-            "host_id": s.host_id,
-            "synced": s.synced,
-            "sync_age_ms": s.sync_age.map(|a| a.as_secs_f64() * 1000.0),
-            "applied": s.applied,
-            "lag": s.lag,
-            "backlog": s.backlog,
-        });
-    }
-    (status, Json(body)).into_response()
+        ClusterReadiness {
+            host_id: s.host_id,
+            synced: s.synced,
+            sync_age_ms: s.sync_age.map(|a| a.as_secs_f64() * 1000.0),
+            applied: s.applied,
+            lag: s.lag,
+            backlog: s.backlog,
+        }
+    });
+    (status, Json(Readiness { ready, plugins: app.plugins.len(), origins: checks, cluster })).into_response()
 }
 
 /// A metric family of the plugins by error kind: name, help, and the counts of one plugin's stats.
@@ -205,38 +227,99 @@ async fn metrics(State(state): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// The answer of `/v1/admin/plugins`.
+#[derive(Serialize, ToSchema)]
+struct PluginList {
+    plugins: Vec<LoadedPlugin>,
+}
+
+/// One loaded plugin.
+#[derive(Serialize, ToSchema)]
+struct LoadedPlugin {
+    /// Its name in the manifest.
+    name: String,
+    /// Where its component came from (a path, or `builtin:<name>`).
+    source: String,
+    /// Loads of it so far: 1 at start, one more with each reload that replaced it.
+    generation: u64,
+    /// The sha256 of its component's bytes.
+    sha256: String,
+    /// When this generation was loaded, in milliseconds since the Unix epoch.
+    loaded_at_ms: u64,
+    /// What the plugin says of itself.
+    describe: PluginDescription,
+    /// The interfaces it exports and the contract version they are of.
+    #[schema(value_type = Object)]
+    exports: crate::runtime::Exports,
+    /// The host interfaces it imports.
+    imports: Vec<String>,
+    /// Its limits (instances, timeout, memory, queue).
+    #[schema(value_type = Object)]
+    settings: crate::runtime::PluginSettings,
+    /// Its counters and its pool of instances.
+    #[schema(value_type = Object)]
+    stats: crate::runtime::PluginStats,
+    compile: Compile,
+}
+
+/// A plugin's `describe()`.
+#[derive(Serialize, ToSchema)]
+struct PluginDescription {
+    name: String,
+    version: String,
+    /// A stateful plugin runs as one instance.
+    stateful: bool,
+    /// The longest key it can hold, in bytes.
+    max_key_bytes: u32,
+}
+
+/// How a plugin's component was made ready.
+#[derive(Serialize, ToSchema)]
+struct Compile {
+    /// `cache` (deserialized from the compiled-code cache) or `compiled`.
+    #[schema(value_type = String)]
+    source: crate::runtime::CompileSource,
+    ms: f64,
+}
+
 #[utoipa::path(
     get,
     path = "/v1/admin/plugins",
     tag = "admin",
     operation_id = "admin_plugins",
     summary = "The loaded plugins: source, generation, sha256, describe(), exports, imports, settings, stats",
-    responses((status = 200, description = "`{plugins: [...]}`", body = Object))
+    responses((status = 200, description = "The loaded plugins, in name order", body = PluginList))
 )]
-async fn plugins(State(state): State<Shared>) -> Json<Value> {
+async fn plugins(State(state): State<Shared>) -> Json<PluginList> {
     let app = state.app();
-    let plugins: Vec<Value> = app
+    let plugins = app
         .plugins
         .iter()
         .map(|(name, p)| {
-            let (compile_source, compile_time) = p.compile_source();
+            let (source, compile_time) = p.compile_source();
             let load = &app.loads[name];
-            json!({
-                "name": name,
-                "source": p.source(),
-                "generation": load.generation,
-                "sha256": load.sha256,
-                "loaded_at_ms": load.loaded_at_ms,
-                "describe": p.info(),
-                "exports": p.exports(),
-                "imports": p.imports(),
-                "settings": p.settings(),
-                "stats": p.stats(),
-                "compile": { "source": compile_source, "ms": compile_time.as_secs_f64() * 1000.0 },
-            })
+            let info = p.info();
+            LoadedPlugin {
+                name: name.clone(),
+                source: p.source().to_string(),
+                generation: load.generation,
+                sha256: load.sha256.clone(),
+                loaded_at_ms: load.loaded_at_ms,
+                describe: PluginDescription {
+                    name: info.name.clone(),
+                    version: info.version.clone(),
+                    stateful: info.stateful,
+                    max_key_bytes: info.max_key_bytes,
+                },
+                exports: p.exports().clone(),
+                imports: p.imports().to_vec(),
+                settings: p.settings().clone(),
+                stats: p.stats(),
+                compile: Compile { source, ms: compile_time.as_secs_f64() * 1000.0 },
+            }
         })
         .collect();
-    Json(json!({ "plugins": plugins }))
+    Json(PluginList { plugins })
 }
 
 /// A memory cache of a domain.

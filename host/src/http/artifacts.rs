@@ -201,6 +201,31 @@ async fn head_artifact(
     Ok((out, Body::empty()).into_response())
 }
 
+/// The header that names an upload's content type in place of its `Content-Type`.
+pub const CONTENT_TYPE_HEADER: &str = "storehost-content-type";
+
+/// What [`CONTENT_TYPE_HEADER`] must be: a media type (`type/subtype`, then any parameters).
+pub const MEDIA_TYPE_PATTERN: &str = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+/[-!#$%&'*+.^_`|~0-9A-Za-z]+(;[ -~]*)?$";
+
+/// Whether `text` matches [`MEDIA_TYPE_PATTERN`].
+fn is_media_type(text: &str) -> bool {
+    let (essence, parameters) = text.split_once(';').unwrap_or((text, ""));
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-!#$%&'*+.^_`|~".contains(&b));
+    essence.split_once('/').is_some_and(|(kind, sub)| token(kind) && token(sub)) && parameters.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
+/// The content type an upload keeps: its [`CONTENT_TYPE_HEADER`] (a media type) if it has one
+/// (an empty one names none), else its `Content-Type`.
+fn upload_content_type(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(named) = headers.get(CONTENT_TYPE_HEADER).filter(|named| !named.is_empty()) else {
+        return Ok(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from));
+    };
+    match named.to_str() {
+        Ok(text) if is_media_type(text) => Ok(Some(text.to_string())),
+        _ => Err(ApiError::invalid(format!("{CONTENT_TYPE_HEADER} must be a media type such as text/plain, got {named:?}"))),
+    }
+}
+
 /// Streams the body into the store: nothing is written until the whole body has arrived, and
 /// an upload cut short (a disconnect, a limit, a shutdown) leaves nothing.
 #[utoipa::path(
@@ -208,9 +233,12 @@ async fn head_artifact(
     path = "/v1/artifacts/{*key}",
     tag = "artifacts",
     operation_id = "put_artifact",
-    summary = "Write an artifact (replacing any body under the key); the request's Content-Type is kept",
-    params(("key" = String, Path, description = "The artifact's key")),
-    request_body(content = [u8], content_type = "application/octet-stream", description = "The body, streamed; any size up to the domain's max_body"),
+    summary = "Write an artifact (replacing any body under the key); its content type is kept",
+    params(
+        ("key" = String, Path, description = "The artifact's key"),
+        ("Storehost-Content-Type" = Option<String>, Header, description = "The content type to keep in place of the request's `Content-Type` (for a client that sends every body as `application/octet-stream`)"),
+    ),
+    request_body(content = [u8], content_type = "application/octet-stream", description = "The body, streamed; any size up to the domain's max_body. Its content type may be any: the request's `Content-Type` (or `Storehost-Content-Type`) is kept and answered by a GET."),
     responses((status = 200, description = "The artifact as written", body = ArtifactMeta))
 )]
 async fn put_artifact(
@@ -223,7 +251,7 @@ async fn put_artifact(
     request: Body,
 ) -> ApiResult<Json<ArtifactMeta>> {
     let key = key_of(&key)?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+    let content_type = upload_content_type(&headers)?;
     let sink = artifacts.open_write(&ctx, key, content_type, body::declared_length(&headers)).await?;
     let limit = state.limits.max_body(Some(Domain::Artifact));
     Ok(Json(body::upload(&ctx, request, sink, limit, state.limits.request_timeout).await?))
@@ -367,4 +395,28 @@ async fn signed(
         .await
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("signed URL refused: {why}")))?;
     serve(&state, artifacts.as_ref(), &ctx, key, &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_content_type_must_be_a_media_type() {
+        for good in ["text/plain", "application/x-storehost-test", "text/plain; charset=utf-8", "a/b;x", "vnd.a+json/x-y.z"] {
+            assert!(is_media_type(good), "{good}");
+        }
+        for bad in ["", "text", "text/", "/plain", "text/plain/x", "text /plain", "text/plain\t;x", "tëxt/plain", "a/b;é"] {
+            assert!(!is_media_type(bad), "{bad}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        assert_eq!(upload_content_type(&headers).unwrap().as_deref(), Some("application/octet-stream"));
+        headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static("text/plain"));
+        assert_eq!(upload_content_type(&headers).unwrap().as_deref(), Some("text/plain"), "the named type wins");
+        headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static("plain"));
+        assert!(upload_content_type(&headers).is_err());
+        headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(""));
+        assert_eq!(upload_content_type(&headers).unwrap().as_deref(), Some("application/octet-stream"), "an empty one names none");
+    }
 }

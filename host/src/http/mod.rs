@@ -121,6 +121,10 @@ pub struct ServerState {
     pub(crate) failed_reloads: AtomicU64,
     /// Bodies that failed after their head was sent, per domain (indexed as `Domain::ALL`).
     pub(crate) bodies_cut: [AtomicU64; Domain::ALL.len()],
+    /// The address this server listens on, once bound.
+    pub(crate) local: std::sync::OnceLock<SocketAddr>,
+    /// `GET /openapi.json`'s answer, made at its first request.
+    document: std::sync::OnceLock<bytes::Bytes>,
 }
 
 pub type Shared = Arc<ServerState>;
@@ -149,6 +153,8 @@ impl ServerState {
             reloads: AtomicU64::new(0),
             failed_reloads: AtomicU64::new(0),
             bodies_cut: Default::default(),
+            local: Default::default(),
+            document: Default::default(),
         }
     }
 
@@ -273,6 +279,7 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<()> {
     let state = Arc::new(ServerState::with_signer(app, signer));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let _ = state.local.set(local);
     // The first line on stdout, for scripts and tests.
     println!("storehost listening on http://{local}");
     tracing::info!(%local, "serving");

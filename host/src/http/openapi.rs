@@ -58,20 +58,48 @@ pub(super) fn complete(routes: utoipa::openapi::OpenApi) -> Value {
     let paths = doc["paths"].as_object_mut().map(std::mem::take).unwrap_or_default();
     doc["paths"] = Value::Object(paths.into_iter().map(|(path, item)| (openapi_path(&path), complete_item(&path, item))).collect());
     complete_schemas(&mut doc);
+    doc["components"]["schemas"]["OpenApiDocument"] = json!({
+        "type": "object",
+        "description": "An OpenAPI 3.1 document: this one.",
+        "required": ["openapi", "info", "paths"],
+        "properties": {
+            "openapi": { "type": "string" },
+            "info": { "type": "object", "required": ["title", "version"], "properties": { "title": { "type": "string" }, "version": { "type": "string" } } },
+            "servers": { "type": "array", "items": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string" } } } },
+            "paths": { "type": "object" },
+            "components": { "type": "object" },
+        },
+    });
+    doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] =
+        json!({ "$ref": "#/components/schemas/OpenApiDocument" });
+    doc
+}
+
+/// The document as a server listening on `local` serves it: its `servers` entry is the address
+/// it answers on, or, listening on every address, the one the document was fetched from.
+pub fn served(mut doc: Value, local: Option<std::net::SocketAddr>) -> Value {
+    let url = match local {
+        Some(local) if !local.ip().is_unspecified() => format!("http://{local}"),
+        _ => "/".into(),
+    };
+    doc["servers"] = json!([{ "url": url, "description": "This server" }]);
     doc
 }
 
 /// What the generated schemas leave out: that every unsigned integer (`minimum: 0` of `format`
 /// int32 or int64: the handlers' `u32` and `u64`) is one, `uint32` or `uint64` up to its type's
 /// maximum (the signed format would put it at the signed type's), and that a tuple (`prefixItems`,
-/// no other items) has all its items.
+/// no other items) has all its items and no more.
 fn complete_schemas(value: &mut Value) {
     match value {
         Value::Object(object) => {
+            // `items: false` is said as `maxItems`: some generators cannot read a boolean schema.
             if let Some(n) = object.get("prefixItems").and_then(Value::as_array).map(Vec::len)
                 && object.get("items") == Some(&Value::Bool(false))
             {
+                object.remove("items");
                 object.entry("minItems").or_insert(json!(n));
+                object.insert("maxItems".into(), json!(n));
             }
             let unsigned = object.get("minimum").and_then(Value::as_u64) == Some(0) && !object.contains_key("maximum");
             let unsigned_format = match object.get("format").and_then(Value::as_str) {
@@ -133,16 +161,18 @@ fn head_of(mut get: Value) -> Value {
 fn complete_operation(domain: bool, read: bool, operation: &mut Value) {
     let public = operation.get("security").is_some();
     let takes_body = operation.get("requestBody").is_some();
+    binary_bodies(operation);
     // A body of bytes may be left out: it is the empty body.
     if operation["requestBody"]["content"].get("application/octet-stream").is_some() {
         operation["requestBody"]["required"] = json!(false);
     }
-    binary_bodies(operation);
     let parameters = operation.as_object_mut().expect("an operation is an object").entry("parameters").or_insert_with(|| json!([]));
     let parameters = parameters.as_array_mut().expect("parameters are a list");
     for parameter in parameters.iter_mut() {
         if parameter["in"] == "path" {
             path_rules(parameter);
+        } else if parameter["name"].as_str().is_some_and(|name| name.eq_ignore_ascii_case(super::artifacts::CONTENT_TYPE_HEADER)) {
+            parameter["schema"] = json!({ "type": "string", "pattern": super::artifacts::MEDIA_TYPE_PATTERN });
         }
     }
     if domain && read && !public {
@@ -186,7 +216,8 @@ fn complete_operation(domain: bool, read: bool, operation: &mut Value) {
 }
 
 /// Bodies of raw bytes (the handlers' `[u8]`, any media type but JSON and text) as binary
-/// strings rather than arrays of numbers.
+/// strings rather than arrays of numbers; a body of any media type (`*/*`) is also declared as
+/// `application/octet-stream`.
 fn binary_bodies(operation: &mut Value) {
     let Some(operation) = operation.as_object_mut() else { return };
     let mut bodies: Vec<&mut Value> = Vec::new();
@@ -198,6 +229,11 @@ fn binary_bodies(operation: &mut Value) {
         }
     }
     for content in bodies.into_iter().filter_map(|body| body.get_mut("content")).filter_map(Value::as_object_mut) {
+        // Bytes of any type are also offered as `application/octet-stream`, the one media type
+        // of raw bytes every client generator reads and sends.
+        if content.contains_key("*/*") {
+            content.entry("application/octet-stream").or_insert_with(|| json!({}));
+        }
         for (media_type, body) in content.iter_mut() {
             if !media_type.starts_with("application/json") && !media_type.starts_with("text/") {
                 body["schema"] = json!({ "type": "string", "format": "binary" });
@@ -243,12 +279,8 @@ pub fn open_document() -> Value {
     doc
 }
 
-fn serialized(doc: Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(&doc).expect("the document is JSON"))
-}
-
-static SECURED: LazyLock<Bytes> = LazyLock::new(|| serialized(document()));
-static OPEN: LazyLock<Bytes> = LazyLock::new(|| serialized(open_document()));
+static SECURED: LazyLock<Value> = LazyLock::new(document);
+static OPEN: LazyLock<Value> = LazyLock::new(open_document);
 
 /// `GET /openapi.json`.
 #[utoipa::path(
@@ -261,10 +293,13 @@ static OPEN: LazyLock<Bytes> = LazyLock::new(|| serialized(open_document()));
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object))
 )]
 pub(super) async fn openapi_json(State(state): State<super::Shared>) -> Response {
-    // The bearer scheme only where the server asks for it: a client generated from the
-    // document of a server without tokens has no credentials to send.
-    let doc = if state.tokens.is_empty() { OPEN.clone() } else { SECURED.clone() };
-    ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
+    let doc = state.document.get_or_init(|| {
+        // The bearer scheme only where the server asks for it: a client generated from the
+        // document of a server without tokens has no credentials to send.
+        let doc = if state.tokens.is_empty() { &OPEN } else { &SECURED };
+        Bytes::from(serde_json::to_vec(&served(Value::clone(doc), state.local.get().copied())).expect("the document is JSON"))
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
 }
 
 #[cfg(test)]
@@ -328,5 +363,31 @@ mod tests {
         assert_eq!(meta["maximum"], json!(u64::MAX));
         let props = &doc["components"]["schemas"]["UiNode"]["properties"]["props"]["items"];
         assert_eq!(props["minItems"], 2, "{props}");
+        assert_eq!(props["maxItems"], 2, "{props}");
+        assert!(props.get("items").is_none(), "no boolean schema: {props}");
+        // Bytes of any type are also bytes of `application/octet-stream`.
+        let get = &doc["paths"]["/v1/artifacts/{key}"]["get"]["responses"];
+        for status in ["200", "206"] {
+            let content = get[status]["content"].as_object().unwrap();
+            assert_eq!(content.keys().collect::<Vec<_>>(), ["*/*", "application/octet-stream"], "{status}");
+        }
+        assert!(put["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "Storehost-Content-Type" && p["in"] == "header"));
+        // Named answers, titled variants.
+        let schemas = &doc["components"]["schemas"];
+        let titles: Vec<&str> = schemas["UiOp"]["oneOf"].as_array().unwrap().iter().map(|v| v["title"].as_str().unwrap_or_default()).collect();
+        assert_eq!(titles, ["InsertNode", "RemoveNode", "MoveNode", "SetProp", "RemoveProp"]);
+        for (path, schema) in [("/readyz", "Readiness"), ("/v1/admin/plugins", "PluginList"), ("/openapi.json", "OpenApiDocument")] {
+            let answer = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(answer, &json!(format!("#/components/schemas/{schema}")), "{path}");
+            assert!(schemas[schema]["properties"].is_object(), "{schema}");
+        }
+    }
+
+    #[test]
+    fn the_served_document_names_the_address_it_answers_on() {
+        let at = |local: &str| served(document(), Some(local.parse().unwrap()))["servers"][0]["url"].clone();
+        assert_eq!(at("127.0.0.1:7070"), "http://127.0.0.1:7070");
+        assert_eq!(at("[::1]:8080"), "http://[::1]:8080");
+        assert_eq!(at("0.0.0.0:7070"), "/", "on every address: relative to where the document was fetched");
     }
 }
