@@ -17,25 +17,13 @@ use support::Server;
 
 const TOKEN: &str = "all-scopes";
 
-/// Every domain on the fs plugin, behind tokens.
-const MANIFEST: &str = r#"
-[server]
-tokens = [{ token = "all-scopes", scopes = ["read", "write", "admin"] }]
-
-[cache.memory]
-max_bytes = "64MiB"
-
-[plugins.files]
-source = "builtin:fs"
-dirs = { "/data" = { host = "data", mode = "rw" } }
-
-[domains]
-artifact = { origin = "files" }
-project = { origin = "files", artifacts = "files" }
-ui = { origin = "files" }
-workspace = { origin = "files" }
-runner = { origin = "files" }
-"#;
+/// The embedded default (every domain on the fs plugin), behind a token.
+fn manifest() -> String {
+    format!(
+        "[server]\ntokens = [{{ token = \"{TOKEN}\", scopes = [\"read\", \"write\", \"admin\"] }}]\n{}",
+        storehost::app::manifest::EMBEDDED_DEFAULT
+    )
+}
 
 /// The target directory the tests were built into (`<target>/<profile>/deps/<test>`).
 fn target_dir() -> PathBuf {
@@ -90,7 +78,7 @@ fn json_operations(doc: &Value) -> BTreeSet<String> {
 /// script and returns what the script printed last: the operations it called with typed answers.
 fn check_client(client: impl FnOnce(&Path, &Path, &Server) -> String) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(MANIFEST), &[]);
+    let server = Server::start(dir.path(), Some(&manifest()), &[]);
     let fetch = async { reqwest::get(server.url("/openapi.json")).await?.error_for_status()?.text().await };
     let text = tokio::runtime::Runtime::new().unwrap().block_on(fetch).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
