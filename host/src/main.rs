@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -11,6 +12,7 @@ mod copy_cli;
 
 use client::Client;
 use storehost::app::{App, Manifest};
+use storehost::base::telemetry::{Settings, Telemetry, WithIds};
 use storehost::capabilities::files::{DirGrant, DirMode};
 use storehost::runtime::{self, Plugin, PluginSpec, Runtime, RuntimeConfig};
 
@@ -187,35 +189,88 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log = init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the async runtime");
-    let outcome = runtime.block_on(run(cli.command));
-    // Writes out the log lines still queued, before the last word.
+    let _runtime = runtime.enter();
+    // `serve` reads its manifest first: its `[telemetry]` table says whether the log's spans
+    // are exported too.
+    let started = match cli.command {
+        Command::Serve { manifest, listen, watch } => load_manifest(manifest.as_ref()).and_then(|manifest| {
+            let telemetry = match Settings::resolve(manifest.telemetry.as_ref(), |name| std::env::var(name).ok()) {
+                Ok(Some(settings)) => Some(Telemetry::start(&settings)?),
+                Ok(None) => None,
+                Err(e) => return Err(e.context(manifest.origin.clone())),
+            };
+            Ok((Started::Serve { manifest: Box::new(manifest), listen, watch }, telemetry))
+        }),
+        command => Ok((Started::Other(command), None)),
+    };
+    let (started, telemetry) = match started {
+        Ok(started) => started,
+        Err(err) => return failure(&err),
+    };
+    let log = init_logging(cli.log_format, telemetry.as_ref());
+    let outcome = runtime.block_on(async move {
+        match started {
+            Started::Serve { manifest, listen, watch } => serve(*manifest, listen, watch).await,
+            Started::Other(command) => run(command).await,
+        }
+    });
+    // Exports the spans still queued, then writes out the log lines still queued, before the
+    // last word.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown(Duration::from_secs(5));
+    }
     drop(log);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => failure(&err),
     }
+}
+
+async fn serve(manifest: Manifest, listen: Option<String>, watch: bool) -> Result<()> {
+    let app = App::build(manifest).await?;
+    storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
+}
+
+/// A command after what `main` did before logging starts.
+enum Started {
+    Serve { manifest: Box<Manifest>, listen: Option<String>, watch: bool },
+    Other(Command),
+}
+
+fn failure(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    ExitCode::FAILURE
 }
 
 /// Logs to stderr through a thread of its own: a request formats its line and queues it, and the
 /// thread writes what is queued in as few writes as it can (a line per request costs no write
 /// on the request's path). The queue holds 128k lines; past that a request waits for room
 /// rather than a line being lost.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+///
+/// The log has events only; with traces on, the `storehost` spans go to the exporter and each
+/// line in a traced request carries its `trace_id` and `span_id`.
+fn init_logging(format: LogFormat, telemetry: Option<&Telemetry>) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("storehost-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let events = filter.and(tracing_subscriber::filter::filter_fn(|meta| meta.is_event()));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
+    let fmt = match format {
+        LogFormat::Text => fmt.event_format(WithIds::text(tracing_subscriber::fmt::format())).boxed(),
+        LogFormat::Json => fmt.event_format(WithIds::json(tracing_subscriber::fmt::format().json())).boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(events));
+    match telemetry {
+        Some(telemetry) => registry.with(telemetry.layer()).init(),
+        None => registry.init(),
     }
     guard
 }
@@ -229,10 +284,7 @@ fn load_manifest(path: Option<&PathBuf>) -> Result<Manifest> {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { manifest, listen, watch } => {
-            let app = App::build(load_manifest(manifest.as_ref())?).await?;
-            storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
-        }
+        Command::Serve { manifest, listen, watch } => serve(load_manifest(manifest.as_ref())?, listen, watch).await,
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Openapi { output, manifest } => {
             let manifest = load_manifest(manifest.as_ref())?;

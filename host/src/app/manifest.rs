@@ -57,6 +57,8 @@ pub struct Manifest {
     pub domains: Domains,
     /// Replicas sharing origins: the invalidation log that keeps their caches coherent.
     pub cluster: Option<ClusterConfig>,
+    /// Traces over OTLP (the `OTEL_*` environment variables win over it).
+    pub telemetry: Option<crate::base::telemetry::TelemetryConfig>,
     /// The directory relative paths are resolved against (the manifest file's directory, or
     /// the working directory for the embedded default).
     #[serde(skip)]

@@ -178,6 +178,13 @@ async fn metrics(State(state): State<Shared>) -> Response {
     for (name, help, value) in reloads {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
     }
+    let (exported, queue_full, export_failed) = crate::base::telemetry::counts();
+    let _ = writeln!(
+        out,
+        "# HELP storehost_trace_spans_exported_total Spans the OTLP collector accepted.\n# TYPE storehost_trace_spans_exported_total counter\nstorehost_trace_spans_exported_total {exported}\n\
+         # HELP storehost_trace_spans_dropped_total Spans dropped: the export queue was full, or the collector did not take their batch.\n# TYPE storehost_trace_spans_dropped_total counter\n\
+         storehost_trace_spans_dropped_total{{reason=\"queue_full\"}} {queue_full}\nstorehost_trace_spans_dropped_total{{reason=\"export_failed\"}} {export_failed}"
+    );
     let _ = writeln!(
         out,
         "# HELP storehost_http_bodies_cut_total Answers whose body failed after the head was sent (the connection was closed short).\n# TYPE storehost_http_bodies_cut_total counter"

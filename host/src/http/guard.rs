@@ -18,10 +18,36 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use tracing::Instrument as _;
+
 use super::{ApiError, Shared, log_seq, stale};
 
-/// The layer around every request (see the module's documentation).
-pub(crate) async fn around(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+/// The layer around every request (see the module's documentation). With traces on, the
+/// request is a span that continues its caller's trace (`traceparent`).
+pub(crate) async fn around(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if !crate::base::telemetry::on() {
+        return handle(state, request, next).await;
+    }
+    let span = tracing::info_span!(
+        target: "storehost::http",
+        "request",
+        otel.name = %request.method(),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, crate::base::telemetry::caller(request.headers()));
+    let response = handle(state, request, next).instrument(span.clone()).await;
+    span.record("http.response.status_code", i64::from(response.status().as_u16()));
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
+
+async fn handle(state: Shared, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = match refused(&state, &request) {

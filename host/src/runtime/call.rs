@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
+use tracing::Instrument as _;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
@@ -41,10 +42,40 @@ impl Plugin {
         R: Send,
         F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<R, StoreError>>> + Send,
     {
-        let (mut warm, lease) = self.lease(ctx).await?;
-        let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
-        self.inner().give_back(warm, lease, healthy);
-        result
+        let span = self.span(method);
+        let call = async {
+            let (mut warm, lease) = self.waited(&span, self.lease(ctx)).await?;
+            let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
+            self.inner().give_back(warm, lease, healthy);
+            ended(&span, result)
+        };
+        call.instrument(span.clone()).await
+    }
+
+    /// The span of a call to `method` (with traces on; a disabled one otherwise).
+    fn span(&self, method: &'static str) -> tracing::Span {
+        if !crate::base::telemetry::on() {
+            return tracing::Span::none();
+        }
+        tracing::info_span!(
+            target: "storehost::origin",
+            "origin call",
+            otel.name = method,
+            rpc.system = "wasm-component",
+            rpc.service = %self.inner().spec.name,
+            rpc.method = method,
+            storehost.wait_us = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        )
+    }
+
+    /// Awaits `lease`, recording in `span` how long the call waited for an instance.
+    async fn waited<T>(&self, span: &tracing::Span, lease: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let leased = lease.await;
+        span.record("storehost.wait_us", started.elapsed().as_micros() as i64);
+        leased
     }
 
     /// Opens a stream: calls `f` on a leased instance, which keeps it (and the guest resource
@@ -75,8 +106,10 @@ impl Plugin {
         H: Send + 'static,
         F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, Handed<H>), StoreError>>> + Send,
     {
-        let (mut warm, lease) = self.lease(ctx).await?;
-        let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
+        let span = self.span(method);
+        let (mut warm, lease) = self.waited(&span, self.lease(ctx)).instrument(span.clone()).await?;
+        let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).instrument(span.clone()).await;
+        let result = ended(&span, result);
         match result {
             Ok((value, Handed::Guest(resource))) => Ok((
                 value,
@@ -207,6 +240,18 @@ impl PluginInner {
             }
         }
     }
+}
+
+/// Marks `span` failed when the call failed for a reason of the plugin's or its backend's (an
+/// answer such as `not-found` is not a failure).
+fn ended<R>(span: &tracing::Span, result: Result<R, StoreError>) -> Result<R, StoreError> {
+    if let Err(e) = &result
+        && !e.kind().is_answer()
+    {
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_description", tracing::field::display(e));
+    }
+    result
 }
 
 /// A trap as its plugin's author reads it: what wasm says (which already begins `wasm trap:`),

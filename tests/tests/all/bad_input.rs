@@ -66,3 +66,12 @@ async fn a_plugin_whose_init_refuses_its_config() {
     assert!(err.contains("config fsync: expected true or false, got \"maybe\""), "{err}");
     assert!(!err.contains("plugin c"), "the plugin is named once, by its key: {err}");
 }
+
+#[test]
+fn telemetry_keys_are_checked() {
+    let err = manifest("[telemetry]\nendpont = \"http://collector:4317\"\n").unwrap_err();
+    assert!(err.contains("telemetry") && err.contains("unknown field `endpont`"), "{err}");
+    let m = manifest("[telemetry]\nendpoint = \"http://collector:4318\"\nprotocol = \"http/protobuf\"\nsampler_ratio = 0.25\n").unwrap();
+    let telemetry = m.telemetry.expect("the [telemetry] table");
+    assert_eq!((telemetry.endpoint.as_deref(), telemetry.sampler_ratio), (Some("http://collector:4318"), Some(0.25)));
+}

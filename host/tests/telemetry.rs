@@ -1,0 +1,195 @@
+//! Traces from the real binary to an OTLP/HTTP receiver started by the test: a request that
+//! carries a sampled `traceparent` is a span of its caller's trace, with its plugin call inside
+//! it; with the sampler at 0, a request without one is not traced; the log lines of a traced
+//! request carry its ids; and a server without telemetry configured exports nothing.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+
+/// What the receiver was sent.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<Span>>>);
+
+impl Received {
+    fn spans(&self) -> Vec<Span> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// An OTLP/HTTP receiver on a free loopback port: `POST /v1/traces` of protobuf.
+async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: Bytes| {
+            let store = store.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("an OTLP trace export");
+                let spans = request.resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
+                store.0.lock().unwrap().extend(spans);
+                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, received)
+}
+
+/// `storehost serve` on the embedded default in `dir`, with `env`, its log in JSON on a pipe.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    log: std::thread::JoinHandle<String>,
+}
+
+fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> Served {
+    let mut command = Command::new(support::binary());
+    command.current_dir(dir).args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]).env("RUST_LOG", "info");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("storehost listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    Served { child, base, log }
+}
+
+impl Served {
+    /// SIGTERM (which exports the spans still queued), and the log.
+    fn stop(mut self) -> String {
+        support::Server::terminate(&self.child);
+        support::wait(&mut self.child, Duration::from_secs(10)).expect("the server stops within 10 s");
+        self.log.join().unwrap()
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<AnyValue> {
+    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_continues_its_callers_trace_into_the_plugin_call() {
+    let (collector, received) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+            ("OTEL_SERVICE_NAME", "storehost-under-test"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let traced = |request: reqwest::RequestBuilder| request.header("traceparent", format!("00-{TRACE}-{PARENT}-01"));
+    let url = format!("{}/v1/artifacts/traced/one.txt", server.base);
+    let put = traced(http.put(&url)).body("hello").send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let get = traced(http.get(&url)).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    // Not sampled: no traceparent, and the ratio is 0.
+    let untraced = http.get(format!("{}/v1/artifacts/untraced", server.base)).send().await.unwrap();
+    assert_eq!(untraced.status(), 404);
+    let log = server.stop();
+
+    let spans = received.spans();
+    let trace = hex::decode(TRACE).unwrap();
+    assert!(spans.iter().all(|s| s.trace_id == trace), "only the caller's trace was sampled: {spans:#?}");
+    let requests: Vec<&Span> = spans.iter().filter(|s| s.name == "PUT" || s.name == "GET").collect();
+    assert_eq!(requests.len(), 2, "{spans:#?}");
+    for request in &requests {
+        assert_eq!(request.parent_span_id, hex::decode(PARENT).unwrap(), "the caller's span is the request's parent");
+        assert_eq!(attribute(request, "http.response.status_code"), Some(AnyValue::IntValue(200)), "{request:#?}");
+        assert_eq!(attribute(request, "url.path"), Some(AnyValue::StringValue("/v1/artifacts/traced/one.txt".into())));
+        let calls: Vec<&Span> = spans.iter().filter(|s| s.parent_span_id == request.span_id).collect();
+        assert!(calls.iter().all(|c| attribute(c, "rpc.service") == Some(AnyValue::StringValue("files".into()))), "{calls:#?}");
+        assert!(calls.iter().all(|c| attribute(c, "storehost.wait_us").is_some() && c.trace_id == trace), "{calls:#?}");
+    }
+    // The upload's plugin call is a child of the PUT (the GET may be answered by a cache).
+    let put = requests.iter().find(|r| r.name == "PUT").unwrap();
+    let put_calls: Vec<&str> = spans.iter().filter(|s| s.parent_span_id == put.span_id).map(|s| s.name.as_str()).collect();
+    assert!(put_calls.contains(&"artifacts.open-write"), "{put_calls:?}");
+
+    // The request's log line carries the ids of its span.
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "request" && l["fields"]["path"] == "/v1/artifacts/traced/one.txt")
+        .unwrap_or_else(|| panic!("no request line in the log:\n{log}"));
+    assert_eq!(line["trace_id"], TRACE, "{line}");
+    let ids: Vec<String> = requests.iter().map(|r| hex::encode(&r.span_id)).collect();
+    assert!(ids.contains(&line["span_id"].as_str().unwrap().to_string()), "{line} vs {ids:?}");
+    let untraced_line = log.lines().find(|l| l.contains("/v1/artifacts/untraced")).expect("the untraced request's line");
+    assert!(!untraced_line.contains(TRACE), "{untraced_line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_telemetry_configured_nothing_is_exported_and_metrics_say_so() {
+    let (collector, received) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The collector is there, but nothing names it: traces stay off.
+    let server = serve(dir.path(), &[("OTEL_SERVICE_NAME", "storehost-under-test")]);
+    let http = reqwest::Client::new();
+    let traced = http.get(format!("{}/healthz", server.base)).header("traceparent", format!("00-{TRACE}-{PARENT}-01")).send().await.unwrap();
+    assert_eq!(traced.status(), 200);
+    let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("storehost_trace_spans_exported_total 0"), "{metrics}");
+    assert!(metrics.contains("storehost_trace_spans_dropped_total{reason=\"queue_full\"} 0"), "{metrics}");
+    let log = server.stop();
+    assert!(!log.contains("trace_id"), "{log}");
+    assert!(received.spans().is_empty(), "nothing names the collector {collector}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_costs_only_dropped_spans() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+    let http = reqwest::Client::new();
+    for _ in 0..20 {
+        assert_eq!(http.get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
+    }
+    // The export interval passes; the failed batch is counted.
+    let mut dropped = 0.0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+        dropped = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("storehost_trace_spans_dropped_total{reason=\"export_failed\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if dropped >= 20.0 {
+            break;
+        }
+    }
+    assert!(dropped >= 20.0, "the spans of 20 requests were dropped and counted, got {dropped}");
+    server.stop();
+}
