@@ -48,6 +48,39 @@ async fn receiver() -> (String, Received) {
     (base, received)
 }
 
+/// An OTLP/gRPC receiver (the collector's `TraceService`) on a free loopback port.
+async fn grpc_receiver() -> (String, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+
+    struct Collector(Received);
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let spans = request.into_inner().resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
+            self.0.0.lock().unwrap().extend(spans);
+            Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        }
+    }
+
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let service = TraceServiceServer::new(Collector(received.clone()));
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap()
+    });
+    (base, received)
+}
+
 /// `storehost serve` on the embedded default in `dir`, with `env`, its log in JSON on a pipe.
 struct Served {
     child: std::process::Child,
@@ -56,8 +89,13 @@ struct Served {
 }
 
 fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> Served {
+    serve_with(dir, env, &[])
+}
+
+/// [`serve`] with more arguments to `serve`.
+fn serve_with(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Served {
     let mut command = Command::new(support::binary());
-    command.current_dir(dir).args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]).env("RUST_LOG", "info");
+    command.current_dir(dir).args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]).args(args).env("RUST_LOG", "info");
     for (k, v) in env {
         command.env(k, v);
     }
@@ -145,6 +183,25 @@ async fn a_request_continues_its_callers_trace_into_the_plugin_call() {
     assert!(ids.contains(&line["span_id"].as_str().unwrap().to_string()), "{line} vs {ids:?}");
     let untraced_line = log.lines().find(|l| l.contains("/v1/artifacts/untraced")).expect("the untraced request's line");
     assert!(!untraced_line.contains(TRACE), "{untraced_line}");
+}
+
+/// gRPC, the default protocol, configured by the manifest's `[telemetry]` alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_alone_exports_over_grpc() {
+    let (collector, received) = grpc_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest =
+        format!("[telemetry]\nendpoint = \"{collector}\"\nservice_name = \"from-the-manifest\"\n{}", storehost::app::manifest::EMBEDDED_DEFAULT);
+    std::fs::write(dir.path().join("storehost.toml"), manifest).unwrap();
+    let server = serve_with(dir.path(), &[], &["--manifest", "storehost.toml"]);
+    let http = reqwest::Client::new();
+    let put = http.put(format!("{}/v1/artifacts/grpc/one", server.base)).body("over grpc").send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    server.stop();
+    let spans = received.spans();
+    let request = spans.iter().find(|s| s.name == "PUT").unwrap_or_else(|| panic!("no PUT span: {spans:#?}"));
+    assert!(request.parent_span_id.is_empty(), "no caller: the request is the trace's root");
+    assert!(spans.iter().any(|s| s.parent_span_id == request.span_id && s.name == "artifacts.open-write"), "{spans:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! The bottom layer: the caller's context, the error every store returns and its kinds, the
-//! names of the domains, the units manifests are written in, and traces (`telemetry`). It depends on nothing else of
-//! the host, and every other module may depend on it.
+//! names of the domains, the units manifests are written in, and traces (`telemetry`). It
+//! depends on nothing else of the host, and every other module may depend on it.
 
 mod context;
 mod error;
