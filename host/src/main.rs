@@ -429,8 +429,13 @@ async fn inspect(component: &str, json: bool) -> Result<()> {
     }
     match report.origin_version {
         Some(version) if version.streams() => {
-            let files =
-                if report.interfaces.contains(&runtime::Interface::ArtifactBodies) { "; artifact bodies in files read by the host" } else { "" };
+            // A plugin with the body interfaces may hand the host a file, or answer with a reader:
+            // its type says only that it may.
+            let files = if report.interfaces.contains(&runtime::Interface::ArtifactBodies) {
+                "; artifact bodies opened through artifact-bodies: a reader, or a file the host reads"
+            } else {
+                ""
+            };
             println!("contract: storehost:origin@{} (streamed bodies{files})", version.as_str())
         }
         Some(version) => println!("contract: storehost:origin@{} (whole bodies only; the host streams over them)", version.as_str()),

@@ -54,7 +54,9 @@ fn plugin_inspect_shows_exports_imports_and_describe() {
     assert_eq!(report["origin_version"], "0.2.1");
     let fs = storehost(dir.path(), &["plugin", "inspect", "builtin:fs"]);
     assert!(
-        text(&fs.stdout).contains("contract: storehost:origin@0.2.1 (streamed bodies; artifact bodies in files read by the host)"),
+        text(&fs.stdout).contains(
+            "contract: storehost:origin@0.2.1 (streamed bodies; artifact bodies opened through artifact-bodies: a reader, or a file the host reads)"
+        ),
         "{}",
         text(&fs.stdout)
     );
