@@ -204,6 +204,55 @@ async fn the_manifest_alone_exports_over_grpc() {
     assert!(spans.iter().any(|s| s.parent_span_id == request.span_id && s.name == "artifacts.open-write"), "{spans:#?}");
 }
 
+/// Each SQL statement a plugin runs is a span inside its plugin call: the operation and the
+/// table, the rows; never the statement's text or its parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_sql_statements_are_spans_of_its_call() {
+    use sqlx::Connection as _;
+    let (collector, received) = receiver().await;
+    let url = std::env::var("STOREHOST_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let schema = format!("telemetry_{}_{nanos}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[plugins.pg]\nsource = \"builtin:postgres\"\nsql = {{ url = \"{url}\", max_connections = 2 }}\nconfig = {{ schema = \"{schema}\" }}\n\n[domains]\nproject = {{ origin = \"pg\", cache = false }}\n"
+    );
+    std::fs::write(dir.path().join("storehost.toml"), manifest).unwrap();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+    let server = serve_with(dir.path(), &env, &["--manifest", "storehost.toml"]);
+    let http = reqwest::Client::new();
+    let secret = "do-not-export-me";
+    let saved =
+        http.put(format!("{}/v1/projects/traced", server.base)).json(&serde_json::json!({ "name": secret, "state": {} })).send().await.unwrap();
+    assert_eq!(saved.status(), 200);
+    let read = http.get(format!("{}/v1/projects/traced", server.base)).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    server.stop();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut conn).await.unwrap();
+
+    let spans = received.spans();
+    let statements: Vec<&Span> =
+        spans.iter().filter(|s| attribute(s, "db.system.name") == Some(AnyValue::StringValue("postgresql".into()))).collect();
+    assert!(!statements.is_empty(), "{spans:#?}");
+    let calls: Vec<&Span> = spans.iter().filter(|s| attribute(s, "rpc.service") == Some(AnyValue::StringValue("pg".into()))).collect();
+    for statement in &statements {
+        // `init()`'s statements (the schema's creation) run outside any request: roots of their own.
+        assert!(statement.parent_span_id.is_empty() || calls.iter().any(|c| c.span_id == statement.parent_span_id), "{statement:#?}");
+        assert!(attribute(statement, "db.operation.name").is_some() && attribute(statement, "db.response.returned_rows").is_some(), "{statement:#?}");
+    }
+    let select = statements
+        .iter()
+        .find(|s| {
+            attribute(s, "db.operation.name") == Some(AnyValue::StringValue("SELECT".into()))
+                && attribute(s, "db.collection.name") == Some(AnyValue::StringValue("projects".into()))
+        })
+        .unwrap_or_else(|| panic!("no SELECT of projects: {statements:#?}"));
+    assert_eq!(select.name, "SELECT projects");
+    assert!(calls.iter().any(|c| c.span_id == select.parent_span_id), "the read's statement is a child of its plugin call: {select:#?}");
+    assert!(!format!("{spans:?}").contains(secret), "a parameter's value reached a span");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_telemetry_configured_nothing_is_exported_and_metrics_say_so() {
     let (collector, received) = receiver().await;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Postgres, Row, TypeInfo, ValueRef};
+use tracing::Instrument as _;
 use wasmtime::component::{Linker, Resource};
 
 use super::{Capability, Failure, PluginIdentity, Scoped, ScopedData};
@@ -166,13 +167,63 @@ fn decode(row: &PgRow) -> Result<SqlRow, SqlError> {
 
 /// Runs a statement that returns rows on `executor` (the pool or a transaction's connection).
 async fn fetch<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, SqlError> {
-    let rows = bind(sqlx::query(statement), params)?.fetch_all(executor).await.map_err(error)?;
+    let span = statement_span(statement);
+    let fetched = async { bind(sqlx::query(statement), params)?.fetch_all(executor).await.map_err(error) }.instrument(span.clone()).await;
+    let rows = statement_ended(&span, fetched, Vec::len)?;
     rows.iter().map(decode).collect()
 }
 
 /// Runs a statement on `executor` and returns the number of rows it affected.
 async fn run<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
-    Ok(bind(sqlx::query(statement), params)?.execute(executor).await.map_err(error)?.rows_affected())
+    let span = statement_span(statement);
+    let done = async { bind(sqlx::query(statement), params)?.execute(executor).await.map_err(error) }.instrument(span.clone()).await;
+    Ok(statement_ended(&span, done, |done| done.rows_affected() as usize)?.rows_affected())
+}
+
+/// The span of one statement (with traces on): its operation and table, never its text or its
+/// parameters.
+fn statement_span(statement: &str) -> tracing::Span {
+    if !crate::base::telemetry::on() {
+        return tracing::Span::none();
+    }
+    let (operation, table) = described(statement);
+    tracing::info_span!(
+        target: "storehost::sql",
+        "sql",
+        otel.name = %format_args!("{operation} {table}"),
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.collection.name = table,
+        db.response.returned_rows = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records in `span` the rows a statement gave or touched, or its failure.
+fn statement_ended<T>(span: &tracing::Span, result: Result<T, SqlError>, rows: impl Fn(&T) -> usize) -> Result<T, SqlError> {
+    match &result {
+        Ok(done) => span.record("db.response.returned_rows", rows(done) as i64),
+        Err(_) => span.record("otel.status_code", "ERROR"),
+    };
+    result
+}
+
+/// A statement's operation (its first word, upper-cased) and the table it names after `FROM`,
+/// `INTO` or `UPDATE` (without its schema and quotes; empty when there is none).
+fn described(statement: &str) -> (String, String) {
+    let mut words = statement.split_whitespace();
+    let operation = words.next().unwrap_or_default().to_ascii_uppercase();
+    let mut previous = operation.clone();
+    for word in words {
+        if ["FROM", "INTO", "UPDATE"].contains(&previous.as_str()) {
+            let name = word.rsplit('.').next().unwrap_or(word);
+            let table: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            return (operation, table);
+        }
+        previous = word.to_ascii_uppercase();
+    }
+    (operation, String::new())
 }
 
 impl Host for Scoped<'_, Sql> {
@@ -234,4 +285,17 @@ impl Scoped<'_, Sql> {
 
 fn finished() -> SqlError {
     SqlError { code: "25000".into(), message: "the transaction was already committed or rolled back".into(), unavailable: false }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::described;
+
+    #[test]
+    fn a_statement_is_described_by_its_operation_and_table() {
+        assert_eq!(described("SELECT body FROM \"s\".artifacts WHERE key = $1"), ("SELECT".into(), "artifacts".into()));
+        assert_eq!(described("insert into s.projects (id) values ($1)"), ("INSERT".into(), "projects".into()));
+        assert_eq!(described("UPDATE \"s\".\"tabs\" SET x = $1"), ("UPDATE".into(), "tabs".into()));
+        assert_eq!(described("BEGIN"), ("BEGIN".into(), String::new()));
+    }
 }
