@@ -284,7 +284,7 @@ fn load_manifest(path: Option<&PathBuf>) -> Result<Manifest> {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { manifest, listen, watch } => serve(load_manifest(manifest.as_ref())?, listen, watch).await,
+        Command::Serve { .. } => unreachable!("main serves: it reads the manifest before logging starts"),
         Command::Check { manifest } => check(load_manifest(manifest.as_ref())?).await,
         Command::Openapi { output, manifest } => {
             let manifest = load_manifest(manifest.as_ref())?;

@@ -13,21 +13,8 @@ use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Client;
 use serde_json::{Value, json};
-use support::Server;
+use support::{Server, target_dir, tool};
 use tokio_tungstenite::tungstenite::Message;
-
-/// The target directory the tests were built into (`<target>/<profile>/deps/<test>`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.ancestors().nth(3).expect("tests run from <target>/<profile>/deps").to_path_buf()
-}
-
-/// A tool the test command installs: `$env`, or its place under the target directory.
-fn tool(env: &str, default: PathBuf) -> PathBuf {
-    let path = std::env::var_os(env).map_or(default, PathBuf::from);
-    assert!(path.exists(), "{} is missing: scripts/test installs it (or set {env})", path.display());
-    path
-}
 
 /// A path of the document with its parameters filled in.
 fn concrete(path: &str) -> String {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::Server;
+use support::{Server, target_dir, tool};
 
 const TOKEN: &str = "all-scopes";
 
@@ -23,19 +23,6 @@ fn manifest() -> String {
         "[server]\ntokens = [{{ token = \"{TOKEN}\", scopes = [\"read\", \"write\", \"admin\"] }}]\n{}",
         storehost::app::manifest::EMBEDDED_DEFAULT
     )
-}
-
-/// The target directory the tests were built into (`<target>/<profile>/deps/<test>`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.ancestors().nth(3).expect("tests run from <target>/<profile>/deps").to_path_buf()
-}
-
-/// A tool the test command installs under the target directory.
-fn tool(path: &str) -> PathBuf {
-    let path = target_dir().join("tools").join(path);
-    assert!(path.exists(), "{} is missing: scripts/test installs it", path.display());
-    path
 }
 
 fn clients_dir() -> PathBuf {
@@ -106,7 +93,7 @@ fn check_client(client: impl FnOnce(&Path, &Path, &Server) -> String) {
 #[test]
 fn a_python_client_from_openapi_python_client_does_the_readme_and_every_json_route() {
     check_client(|work, document, server| {
-        let venv = tool("openapi-python-client");
+        let venv = tool("STOREHOST_OPENAPI_PYTHON_CLIENT", target_dir().join("tools/openapi-python-client"));
         let package = work.join("storehost_client");
         let config = work.join("generator.yaml");
         std::fs::write(&config, "post_hooks: []\n").unwrap();
@@ -131,7 +118,7 @@ fn a_python_client_from_openapi_python_client_does_the_readme_and_every_json_rou
 #[test]
 fn a_typescript_client_from_openapi_typescript_and_openapi_fetch_does_the_readme_and_every_json_route() {
     check_client(|work, document, server| {
-        let tools = tool("clients-ts");
+        let tools = tool("STOREHOST_CLIENTS_TS", target_dir().join("tools/clients-ts"));
         let bin = tools.join("node_modules/.bin");
         run_quiet(Command::new(bin.join("openapi-typescript")).arg(document).arg("-o").arg(work.join("schema.d.ts")));
         std::fs::copy(clients_dir().join("try_it.ts"), work.join("try_it.ts")).unwrap();

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,8 +82,7 @@ async fn grpc_receiver() -> (String, Received) {
 
 /// `storehost serve` on the embedded default in `dir`, with `env`, its log in JSON on a pipe.
 struct Served {
-    child: std::process::Child,
-    base: String,
+    server: support::Server,
     log: std::thread::JoinHandle<String>,
 }
 
@@ -96,27 +94,25 @@ fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> Served {
 fn serve_with(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Served {
     let mut command = Command::new(support::binary());
     command.current_dir(dir).args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]).args(args).env("RUST_LOG", "info");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("storehost listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
-    let mut stderr = child.stderr.take().unwrap();
+    command.envs(env.iter().copied()).stderr(Stdio::piped());
+    let mut server = support::Server::launch(command, dir);
+    let mut stderr = server.child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
         text
     });
-    Served { child, base, log }
+    Served { server, log }
 }
 
 impl Served {
+    fn base(&self) -> &str {
+        &self.server.base
+    }
+
     /// SIGTERM (which exports the spans still queued), and the log.
-    fn stop(mut self) -> String {
-        support::Server::terminate(&self.child);
-        support::wait(&mut self.child, Duration::from_secs(10)).expect("the server stops within 10 s");
+    fn stop(self) -> String {
+        self.server.stop();
         self.log.join().unwrap()
     }
 }
@@ -144,13 +140,13 @@ async fn a_request_continues_its_callers_trace_into_the_plugin_call() {
     );
     let http = reqwest::Client::new();
     let traced = |request: reqwest::RequestBuilder| request.header("traceparent", format!("00-{TRACE}-{PARENT}-01"));
-    let url = format!("{}/v1/artifacts/traced/one.txt", server.base);
+    let url = format!("{}/v1/artifacts/traced/one.txt", server.base());
     let put = traced(http.put(&url)).body("hello").send().await.unwrap();
     assert_eq!(put.status(), 200);
     let get = traced(http.get(&url)).send().await.unwrap();
     assert_eq!(get.status(), 200);
     // Not sampled: no traceparent, and the ratio is 0.
-    let untraced = http.get(format!("{}/v1/artifacts/untraced", server.base)).send().await.unwrap();
+    let untraced = http.get(format!("{}/v1/artifacts/untraced", server.base())).send().await.unwrap();
     assert_eq!(untraced.status(), 404);
     let log = server.stop();
 
@@ -195,7 +191,7 @@ async fn the_manifest_alone_exports_over_grpc() {
     std::fs::write(dir.path().join("storehost.toml"), manifest).unwrap();
     let server = serve_with(dir.path(), &[], &["--manifest", "storehost.toml"]);
     let http = reqwest::Client::new();
-    let put = http.put(format!("{}/v1/artifacts/grpc/one", server.base)).body("over grpc").send().await.unwrap();
+    let put = http.put(format!("{}/v1/artifacts/grpc/one", server.base())).body("over grpc").send().await.unwrap();
     assert_eq!(put.status(), 200);
     server.stop();
     let spans = received.spans();
@@ -223,9 +219,9 @@ async fn a_plugins_sql_statements_are_spans_of_its_call() {
     let http = reqwest::Client::new();
     let secret = "do-not-export-me";
     let saved =
-        http.put(format!("{}/v1/projects/traced", server.base)).json(&serde_json::json!({ "name": secret, "state": {} })).send().await.unwrap();
+        http.put(format!("{}/v1/projects/traced", server.base())).json(&serde_json::json!({ "name": secret, "state": {} })).send().await.unwrap();
     assert_eq!(saved.status(), 200);
-    let read = http.get(format!("{}/v1/projects/traced", server.base)).send().await.unwrap();
+    let read = http.get(format!("{}/v1/projects/traced", server.base())).send().await.unwrap();
     assert_eq!(read.status(), 200);
     server.stop();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -260,9 +256,9 @@ async fn without_telemetry_configured_nothing_is_exported_and_metrics_say_so() {
     // The collector is there, but nothing names it: traces stay off.
     let server = serve(dir.path(), &[("OTEL_SERVICE_NAME", "storehost-under-test")]);
     let http = reqwest::Client::new();
-    let traced = http.get(format!("{}/healthz", server.base)).header("traceparent", format!("00-{TRACE}-{PARENT}-01")).send().await.unwrap();
+    let traced = http.get(format!("{}/healthz", server.base())).header("traceparent", format!("00-{TRACE}-{PARENT}-01")).send().await.unwrap();
     assert_eq!(traced.status(), 200);
-    let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = http.get(format!("{}/metrics", server.base())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("storehost_trace_spans_exported_total 0"), "{metrics}");
     assert!(metrics.contains("storehost_trace_spans_dropped_total{reason=\"queue_full\"} 0"), "{metrics}");
     let log = server.stop();
@@ -280,13 +276,13 @@ async fn a_collector_that_is_down_costs_only_dropped_spans() {
     let server = serve(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
     let http = reqwest::Client::new();
     for _ in 0..20 {
-        assert_eq!(http.get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
+        assert_eq!(http.get(format!("{}/healthz", server.base())).send().await.unwrap().status(), 200);
     }
     // The export interval passes; the failed batch is counted.
     let mut dropped = 0.0;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+        let metrics = http.get(format!("{}/metrics", server.base())).send().await.unwrap().text().await.unwrap();
         dropped = metrics
             .lines()
             .find_map(|l| l.strip_prefix("storehost_trace_spans_dropped_total{reason=\"export_failed\"} "))

@@ -177,7 +177,7 @@ async fn fetch<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params:
 async fn run<'c>(executor: impl sqlx::PgExecutor<'c>, statement: &str, params: Vec<SqlValue>) -> Result<u64, SqlError> {
     let span = statement_span(statement);
     let done = async { bind(sqlx::query(statement), params)?.execute(executor).await.map_err(error) }.instrument(span.clone()).await;
-    Ok(statement_ended(&span, done, |done| done.rows_affected() as usize)?.rows_affected())
+    statement_ended(&span, done.map(|done| done.rows_affected()), |rows| *rows as usize)
 }
 
 /// The span of one statement (with traces on): its operation and table, never its text or its

@@ -17,7 +17,6 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
 use tracing::Instrument as _;
 
 use super::{ApiError, Shared, log_seq, stale};

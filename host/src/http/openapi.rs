@@ -5,8 +5,6 @@
 //! token scheme, the rules of ids and keys in paths, and `HEAD` beside every `GET` (the router
 //! answers it).
 
-use std::sync::LazyLock;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -279,9 +277,6 @@ pub fn open_document() -> Value {
     doc
 }
 
-static SECURED: LazyLock<Value> = LazyLock::new(document);
-static OPEN: LazyLock<Value> = LazyLock::new(open_document);
-
 /// `GET /openapi.json`.
 #[utoipa::path(
     get,
@@ -296,8 +291,8 @@ pub(super) async fn openapi_json(State(state): State<super::Shared>) -> Response
     let doc = state.document.get_or_init(|| {
         // The bearer scheme only where the server asks for it: a client generated from the
         // document of a server without tokens has no credentials to send.
-        let doc = if state.tokens.is_empty() { &OPEN } else { &SECURED };
-        Bytes::from(serde_json::to_vec(&served(Value::clone(doc), state.local.get().copied())).expect("the document is JSON"))
+        let doc = if state.tokens.is_empty() { open_document() } else { document() };
+        Bytes::from(serde_json::to_vec(&served(doc, state.local.get().copied())).expect("the document is JSON"))
     });
     ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
 }

@@ -44,7 +44,7 @@ impl Plugin {
     {
         let span = self.span(method);
         let call = async {
-            let (mut warm, lease) = self.waited(&span, self.lease(ctx)).await?;
+            let (mut warm, lease) = waited(&span, self.lease(ctx)).await?;
             let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).await;
             self.inner().give_back(warm, lease, healthy);
             ended(&span, result)
@@ -68,14 +68,6 @@ impl Plugin {
             otel.status_code = tracing::field::Empty,
             otel.status_description = tracing::field::Empty,
         )
-    }
-
-    /// Awaits `lease`, recording in `span` how long the call waited for an instance.
-    async fn waited<T>(&self, span: &tracing::Span, lease: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let leased = lease.await;
-        span.record("storehost.wait_us", started.elapsed().as_micros() as i64);
-        leased
     }
 
     /// Opens a stream: calls `f` on a leased instance, which keeps it (and the guest resource
@@ -107,7 +99,7 @@ impl Plugin {
         F: for<'a> FnOnce(&'a Guests, &'a mut Store<PluginState>) -> Option<CallFuture<'a, Result<(T, Handed<H>), StoreError>>> + Send,
     {
         let span = self.span(method);
-        let (mut warm, lease) = self.waited(&span, self.lease(ctx)).instrument(span.clone()).await?;
+        let (mut warm, lease) = waited(&span, self.lease(ctx)).instrument(span.clone()).await?;
         let (result, healthy) = self.inner().run(&mut warm, ctx, method, f).instrument(span.clone()).await;
         let result = ended(&span, result);
         match result {
@@ -240,6 +232,14 @@ impl PluginInner {
             }
         }
     }
+}
+
+/// Awaits `lease`, recording in `span` how long the call waited for an instance.
+async fn waited<T>(span: &tracing::Span, lease: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let leased = lease.await;
+    span.record("storehost.wait_us", started.elapsed().as_micros() as i64);
+    leased
 }
 
 /// Marks `span` failed when the call failed for a reason of the plugin's or its backend's (an

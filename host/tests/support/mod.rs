@@ -27,6 +27,19 @@ pub fn binary() -> PathBuf {
     path
 }
 
+/// The target directory the tests were built into (`<target>/<profile>/deps/<test>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.ancestors().nth(3).expect("tests run from <target>/<profile>/deps").to_path_buf()
+}
+
+/// A tool the test command installs: `$env`, or its place under the target directory.
+pub fn tool(env: &str, default: PathBuf) -> PathBuf {
+    let path = std::env::var_os(env).map_or(default, PathBuf::from);
+    assert!(path.exists(), "{} is missing: scripts/test installs it (or set {env})", path.display());
+    path
+}
+
 impl Server {
     /// `storehost serve` in `dir` (its working directory), with `manifest` text if given.
     pub fn start(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> Server {
@@ -45,8 +58,13 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("starting storehost");
+        cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit());
+        Self::launch(cmd, dir)
+    }
+
+    /// The server `cmd` starts (a `storehost serve` in `dir`), once it says where it listens.
+    pub fn launch(mut cmd: Command, dir: &Path) -> Server {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("starting storehost");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let base = line.trim().strip_prefix("storehost listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
