@@ -14,8 +14,11 @@
 //!   servers it measured.
 //!
 //! Rows: nanoseconds per request (the inverse of throughput) and the p99 latency, storehost
-//! against nginx, for a cached 4 KiB GET, an uncached 4 KiB GET of 1,000 keys in random order
-//! from the fs plugin, and a cached 1 MiB GET. And the admin page of a server with ten plugins
+//! against nginx, for a cached 4 KiB GET, the same with traces on and every request sampled
+//! (exported over OTLP/HTTP to a sink of the bench's own, which takes and drops them), an
+//! uncached 4 KiB GET of 1,000 keys in random order from the fs plugin, and a cached 1 MiB GET;
+//! then what traces cost a cached GET (each row taken against the nginx rounds beside it).
+//! And the admin page of a server with ten plugins
 //! and every domain, printed with its render time (its goal, < 100 ms, is absolute).
 
 mod support;
@@ -128,9 +131,14 @@ fn free_port() -> u16 {
 /// its log in `dir/storehost.log`. `STOREHOST_BENCH_BINARY` names another build of it to
 /// measure (an earlier commit's, say) in place of this one's.
 fn storehost(dir: &Path, manifest: Option<&str>) -> (Running, String) {
+    storehost_with(dir, manifest, &[])
+}
+
+/// [`storehost`] with more environment variables.
+fn storehost_with(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> (Running, String) {
     let binary = std::env::var_os("STOREHOST_BENCH_BINARY").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_storehost")), PathBuf::from);
     let mut command = Command::new(binary);
-    command.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]);
+    command.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]).envs(env.iter().copied());
     if let Some(text) = manifest {
         let path = dir.join("storehost.toml");
         std::fs::write(&path, text).unwrap();
@@ -193,8 +201,9 @@ fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-/// Interleaved rounds of `ours` and `nginx`; two rows (ns per request, p99) in `report`.
-fn compare(report: &mut Report, case: &str, ours: (&str, Option<&Path>), nginx: (&str, Option<&Path>)) {
+/// Interleaved rounds of `ours` and `nginx`; two rows (ns per request, p99) in `report`, and
+/// the ns per request of each.
+fn compare(report: &mut Report, case: &str, ours: (&str, Option<&Path>), nginx: (&str, Option<&Path>)) -> (f64, f64) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         a.push(wrk(ours.0, ours.1));
@@ -204,6 +213,32 @@ fn compare(report: &mut Report, case: &str, ours: (&str, Option<&Path>), nginx: 
     let p99 = |v: &[Round]| median(v.iter().map(|r| r.p99.as_nanos() as f64).collect());
     report.add(&format!("{case}, {CONNECTIONS} connections (ns per request)"), "storehost", "nginx", 1e9 / rate(&a), 1e9 / rate(&b));
     report.add(&format!("{case}, {CONNECTIONS} connections (p99 latency)"), "storehost", "nginx", p99(&a), p99(&b));
+    (1e9 / rate(&a), 1e9 / rate(&b))
+}
+
+/// An OTLP/HTTP collector that takes every export and keeps nothing, on a thread of its own;
+/// its URL.
+fn otlp_sink() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(|_: axum::body::Bytes| async { ([("content-type", "application/x-protobuf")], Vec::<u8>::new()) }),
+            );
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
+        });
+    });
+    url
+}
+
+/// A counter of a server's `/metrics`.
+fn metric(url: &str, name: &str) -> f64 {
+    let (_, _, text) = request(&format!("{url}/metrics"), "GET", b"");
+    String::from_utf8_lossy(&text).lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
 }
 
 fn main() {
@@ -234,7 +269,34 @@ fn main() {
 
     let mut report = Report::new("http");
     let small_url = format!("{url}/v1/artifacts/bench/4k.bin");
-    compare(&mut report, "GET 4 KiB, cached (memory hit), embedded default", (&small_url, None), (&format!("{nginx_url}/4k.bin"), None));
+    let untraced =
+        compare(&mut report, "GET 4 KiB, cached (memory hit), embedded default", (&small_url, None), (&format!("{nginx_url}/4k.bin"), None));
+
+    // The same with traces on, every request sampled and exported.
+    let traced_dir = dir.path().join("traced");
+    std::fs::create_dir_all(&traced_dir).unwrap();
+    let sink = otlp_sink();
+    let env =
+        [("OTEL_EXPORTER_OTLP_ENDPOINT", sink.as_str()), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_TRACES_SAMPLER", "always_on")];
+    let (traced_server, traced_url) = storehost_with(&traced_dir, None, &env);
+    put(&format!("{traced_url}/v1/artifacts/bench/4k.bin"), &small);
+    get_checked(&format!("{traced_url}/v1/artifacts/bench/4k.bin"), &small);
+    let traced = compare(
+        &mut report,
+        "GET 4 KiB, cached (memory hit), embedded default, every request traced",
+        (&format!("{traced_url}/v1/artifacts/bench/4k.bin"), None),
+        (&format!("{nginx_url}/4k.bin"), None),
+    );
+    let exported = metric(&traced_url, "storehost_trace_spans_exported_total");
+    let dropped = metric(&traced_url, "storehost_trace_spans_dropped_total{reason=\"queue_full\"}")
+        + metric(&traced_url, "storehost_trace_spans_dropped_total{reason=\"export_failed\"}");
+    drop(traced_server);
+    let cost = (traced.0 / traced.1) / (untraced.0 / untraced.1) - 1.0;
+    println!(
+        "  traces on, every request sampled: {:+.1}% per cached GET ({:+.0} ns a request; {exported} spans exported, {dropped} dropped)",
+        cost * 100.0,
+        cost * untraced.0
+    );
 
     // The fs plugin without a cache: every GET is a plugin call and a file read.
     let uncached_dir = dir.path().join("uncached");
@@ -247,7 +309,7 @@ fn main() {
     assert!(get_checked(&format!("{uncached_url}/v1/artifacts/many/k7.bin"), &many[7]).is_none(), "no cache answers");
     let ours_script = random_keys_script(dir.path(), "ours.lua", "/v1/artifacts/many/");
     let nginx_script = random_keys_script(dir.path(), "nginx.lua", "/many/");
-    compare(
+    let _ = compare(
         &mut report,
         "GET 4 KiB, uncached fs plugin, 1,000 keys at random",
         (&uncached_url, Some(&ours_script)),
@@ -256,7 +318,7 @@ fn main() {
     drop(uncached);
 
     let large_url = format!("{url}/v1/artifacts/bench/1m.bin");
-    compare(&mut report, "GET 1 MiB, cached (memory hit), embedded default", (&large_url, None), (&format!("{nginx_url}/1m.bin"), None));
+    let _ = compare(&mut report, "GET 1 MiB, cached (memory hit), embedded default", (&large_url, None), (&format!("{nginx_url}/1m.bin"), None));
     drop(server);
 
     admin_page();

@@ -2,6 +2,7 @@
 //! every test process, and plugin loading shortcuts.
 
 pub mod origin;
+pub mod otlp;
 pub mod pg;
 pub mod proxy;
 pub mod s3;

@@ -272,6 +272,30 @@ pub fn caller(headers: &HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&Headers(headers))
 }
 
+/// The W3C `traceparent` of `span` (with traces on, when it is part of a trace): what an event
+/// carries to the hosts that apply it.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    if !on() {
+        return None;
+    }
+    let cx = tracing_opentelemetry::OpenTelemetrySpanExt::context(span);
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut fields = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut fields);
+    fields.remove("traceparent")
+}
+
+/// The trace context a `traceparent` names, if it is a valid one.
+pub fn remote(traceparent: &str) -> Option<Context> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let fields = std::collections::HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let cx = TraceContextPropagator::new().extract(&fields);
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
 /// The trace and span ids of the current span, for a log line (none outside a traced request).
 pub fn current_ids() -> Option<(String, String)> {
     use opentelemetry::trace::TraceContextExt as _;

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use storehost_primitives::DiskStore;
 
 use super::stream::{self, CachingSink, OnWritten};
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, stale, weight_str, written};
+use super::{CacheConfig, CacheMetrics, Lookup, NamedCache, ReadThrough, Written, read_through, stale, weight_str, written};
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Ctx, Result, Served, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -188,27 +188,79 @@ impl CachedArtifactStore {
         self.invalidate_lists_for(key);
     }
 
-    /// `open_read` without the stale answer: memory, disk, then the origin.
-    async fn open_read_fresh(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
+    /// `get`, recording in `lookup` which tier answered: memory, disk, then the origin.
+    async fn get_looked_up(&self, ctx: &Ctx, key: &str, lookup: &Lookup) -> Result<Artifact> {
         let owned = key.to_string();
         if let Some(artifact) = self.blobs.get(&owned) {
+            lookup.found("memory", "hit");
+            return Ok(Artifact { served: Served::Memory, ..artifact });
+        }
+        let (from_disk, loaded) = (AtomicBool::new(false), AtomicBool::new(false));
+        let load = async {
+            loaded.store(true, Ordering::Relaxed);
+            if let Some(artifact) = self.disk_get(key) {
+                from_disk.store(true, Ordering::Relaxed);
+                return Ok(artifact);
+            }
+            self.origin.get(ctx, key).await
+        };
+        let filled = self.blobs.fill(&owned, None, load, |artifact| {
+            if !from_disk.load(Ordering::Relaxed) {
+                self.disk_put(artifact)
+            }
+        });
+        match lookup.around(filled).await {
+            Ok(artifact) => {
+                lookup.found(
+                    if from_disk.load(Ordering::Relaxed) { "disk" } else { "origin" },
+                    match (loaded.load(Ordering::Relaxed), from_disk.load(Ordering::Relaxed)) {
+                        (false, _) => "coalesced",
+                        (true, true) => "hit",
+                        (true, false) => "miss",
+                    },
+                );
+                Ok(artifact)
+            }
+            Err(e) => match stale(&self.blobs, ctx, &owned, &e) {
+                Some(artifact) => {
+                    lookup.found("memory", "stale");
+                    Ok(artifact)
+                }
+                None => {
+                    lookup.failed();
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// `open_read` without the stale answer: memory, disk, then the origin, recording in
+    /// `lookup` which answered.
+    async fn open_read_fresh(&self, ctx: &Ctx, key: &str, range: ByteRange, lookup: &Lookup) -> Result<ArtifactReader> {
+        let owned = key.to_string();
+        if let Some(artifact) = self.blobs.get(&owned) {
+            lookup.found("memory", "hit");
             return Ok(ArtifactReader::sliced(Artifact { served: Served::Memory, ..artifact }, range));
         }
         if let Some(disk) = self.disk_tier()
             && let Some(entry) = stream::open_entry(disk, key)
         {
             if entry.meta.size <= self.memory_max_body {
-                return Ok(ArtifactReader::sliced(self.get(ctx, key).await?, range));
+                return Ok(ArtifactReader::sliced(self.get_looked_up(ctx, key, lookup).await?, range));
             }
+            lookup.found("disk", "hit");
             return Ok(stream::read_entry(disk.clone(), entry, range));
         }
+        lookup.found("origin", "miss");
         if !range.is_all() {
-            return self.origin.open_read(ctx, key, range).await;
+            return lookup.around(self.origin.open_read(ctx, key, range)).await;
         }
         // The whole body: gathered into the memory tier when small, in one coalesced load.
         let large = parking_lot::Mutex::new(None);
+        let loaded = AtomicBool::new(false);
         let ticket = self.blobs.ticket(&owned);
         let load = async {
+            loaded.store(true, Ordering::Relaxed);
             let reader = self.origin.open_read(ctx, key, range).await?;
             if reader.meta.size <= self.memory_max_body {
                 return stream::gather(reader).await;
@@ -216,12 +268,15 @@ impl CachedArtifactStore {
             *large.lock() = Some(reader);
             Err(StoreError::Unavailable(LARGE.into()))
         };
-        let filled = self.blobs.fill(&owned, None, load, |artifact| self.disk_put(artifact)).await;
+        let filled = lookup.around(self.blobs.fill(&owned, None, load, |artifact| self.disk_put(artifact))).await;
+        if !loaded.load(Ordering::Relaxed) {
+            lookup.found("origin", "coalesced");
+        }
         let reader = match filled {
             Ok(artifact) => return Ok(ArtifactReader::sliced(artifact, range)),
             Err(_) if large.lock().is_some() => large.into_inner().expect("checked"),
             // A coalesced caller of a load that found the body large: read it itself.
-            Err(StoreError::Unavailable(why)) if why == LARGE => self.origin.open_read(ctx, key, range).await?,
+            Err(StoreError::Unavailable(why)) if why == LARGE => lookup.around(self.origin.open_read(ctx, key, range)).await?,
             Err(e) => return Err(e),
         };
         Ok(match self.disk_tier() {
@@ -250,40 +305,37 @@ impl ArtifactStore for CachedArtifactStore {
 
     /// Memory, then disk, then the origin; the artifact says which answered.
     async fn get(&self, ctx: &Ctx, key: &str) -> Result<Artifact> {
-        let owned = key.to_string();
-        if let Some(artifact) = self.blobs.get(&owned) {
-            return Ok(Artifact { served: Served::Memory, ..artifact });
-        }
-        let from_disk = AtomicBool::new(false);
-        let load = async {
-            if let Some(artifact) = self.disk_get(key) {
-                from_disk.store(true, Ordering::Relaxed);
-                return Ok(artifact);
-            }
-            self.origin.get(ctx, key).await
-        };
-        let filled = self.blobs.fill(&owned, None, load, |artifact| {
-            if !from_disk.load(Ordering::Relaxed) {
-                self.disk_put(artifact)
-            }
-        });
-        or_stale(&self.blobs, ctx, &owned, filled).await
+        self.get_looked_up(ctx, key, &Lookup::new("artifact", "blob")).await
     }
 
     async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {
+        let lookup = Lookup::new("artifact", "blob");
         let owned = key.to_string();
         if let Some(artifact) = self.blobs.get(&owned) {
+            lookup.found("memory", "hit");
             return Ok(artifact.meta);
         }
-        match self.origin.head(ctx, key).await {
-            Err(e) => stale(&self.blobs, ctx, &owned, &e).map(|a| a.meta).ok_or(e),
-            result => result,
+        match lookup.around(self.origin.head(ctx, key)).await {
+            Err(e) => match stale(&self.blobs, ctx, &owned, &e) {
+                Some(artifact) => {
+                    lookup.found("memory", "stale");
+                    Ok(artifact.meta)
+                }
+                None => {
+                    lookup.failed();
+                    Err(e)
+                }
+            },
+            result => {
+                lookup.found("origin", "miss");
+                result
+            }
         }
     }
 
     async fn list(&self, ctx: &Ctx, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ArtifactPage> {
         let key = ListKey { prefix: prefix.to_string(), cursor: cursor.map(String::from), limit };
-        or_stale(&self.lists, ctx, &key, self.lists.get_or_load(&key, self.origin.list(ctx, prefix, cursor, limit))).await
+        read_through(&self.lists, Lookup::new("artifact", "list"), ctx, &key, self.origin.list(ctx, prefix, cursor, limit)).await
     }
 
     async fn get_url(&self, ctx: &Ctx, key: &str, expires_in_secs: u32) -> Result<Option<String>> {
@@ -307,10 +359,17 @@ impl ArtifactStore for CachedArtifactStore {
     /// as `get` does (coalesced); a large whole one is teed into the disk tier; a range of one
     /// not cached goes straight to the origin.
     async fn open_read(&self, ctx: &Ctx, key: &str, range: ByteRange) -> Result<ArtifactReader> {
-        match self.open_read_fresh(ctx, key, range).await {
+        let lookup = Lookup::new("artifact", "blob");
+        match self.open_read_fresh(ctx, key, range, &lookup).await {
             Err(e) => match stale(&self.blobs, ctx, &key.to_string(), &e) {
-                Some(artifact) => Ok(ArtifactReader::sliced(artifact, range)),
-                None => Err(e),
+                Some(artifact) => {
+                    lookup.found("memory", "stale");
+                    Ok(ArtifactReader::sliced(artifact, range))
+                }
+                None => {
+                    lookup.failed();
+                    Err(e)
+                }
             },
             result => result,
         }

@@ -165,22 +165,90 @@ pub fn written<T>(result: &Result<T>) -> Written<'_, T> {
     }
 }
 
-/// A read's result; or, when the origin could not answer (it is unavailable or timed out), what
-/// `tier` keeps of `key` past its TTL under `stale_if_error`, recorded in `ctx` as a stale
-/// answer of that age. Invalidated entries are gone, so a write is never answered around.
-pub(crate) async fn or_stale<K, V>(tier: &ReadThrough<K, V>, ctx: &Ctx, key: &K, read: impl Future<Output = Result<V>>) -> Result<V>
+/// A cache lookup, traced (with traces on) as a span of its own: the domain and the cache looked
+/// in, then what answered (`storehost.cache.tier`: `memory`, `disk` or `origin`) and how
+/// (`storehost.cache.result`: `hit`, `miss`, `stale`, or `coalesced`: a miss answered by another
+/// caller's load). The origin call a miss makes is a child of it.
+pub(crate) struct Lookup(tracing::Span);
+
+impl Lookup {
+    pub(crate) fn new(domain: &'static str, cache: &'static str) -> Self {
+        if !crate::base::telemetry::on() {
+            return Self(tracing::Span::none());
+        }
+        Self(tracing::info_span!(
+            target: "storehost::cache",
+            "cache lookup",
+            otel.name = %format_args!("cache {domain}.{cache}"),
+            storehost.cache.domain = domain,
+            storehost.cache.name = cache,
+            storehost.cache.tier = tracing::field::Empty,
+            storehost.cache.result = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        ))
+    }
+
+    /// Records which tier answered, and how.
+    pub(crate) fn found(&self, tier: &'static str, result: &'static str) {
+        self.0.record("storehost.cache.tier", tier).record("storehost.cache.result", result);
+    }
+
+    /// Records a miss whose origin read failed, with nothing stale to answer instead.
+    pub(crate) fn failed(&self) {
+        self.found("origin", "miss");
+        self.0.record("otel.status_code", "ERROR");
+    }
+
+    /// Runs `f` (what the lookup does past the memory tier) inside the lookup's span.
+    pub(crate) async fn around<T>(&self, f: impl Future<Output = T>) -> T {
+        tracing::Instrument::instrument(f, self.0.clone()).await
+    }
+}
+
+/// A read through `tier`: the cached value; or `load`'s (one load per key at a time), which is
+/// then cached; or, when the origin could not answer (it is unavailable or timed out), what
+/// `tier` keeps of `key` past its TTL under `stale_if_error`, recorded in `ctx` as a stale answer
+/// of that age. Invalidated entries are gone, so a write is never answered around.
+pub(crate) async fn read_through<K, V>(
+    tier: &ReadThrough<K, V>,
+    lookup: Lookup,
+    ctx: &Ctx,
+    key: &K,
+    load: impl Future<Output = Result<V>>,
+) -> Result<V>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    match read.await {
-        Err(e) => stale(tier, ctx, key, &e).ok_or(e),
-        result => result,
+    if let Some(value) = tier.get(key) {
+        lookup.found("memory", "hit");
+        return Ok(value);
+    }
+    let loaded = std::sync::atomic::AtomicBool::new(false);
+    let load = async {
+        loaded.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.await
+    };
+    match lookup.around(tier.fill(key, None, load, |_| {})).await {
+        Ok(value) => {
+            lookup.found("origin", if loaded.load(std::sync::atomic::Ordering::Relaxed) { "miss" } else { "coalesced" });
+            Ok(value)
+        }
+        Err(e) => match stale(tier, ctx, key, &e) {
+            Some(value) => {
+                lookup.found("memory", "stale");
+                Ok(value)
+            }
+            None => {
+                lookup.failed();
+                Err(e)
+            }
+        },
     }
 }
 
 /// What `tier` keeps of `key` past its TTL, when `error` says the origin could not answer; see
-/// [`or_stale`].
+/// [`read_through`].
 pub(crate) fn stale<K, V>(tier: &ReadThrough<K, V>, ctx: &Ctx, key: &K, error: &StoreError) -> Option<V>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
+use super::{CacheConfig, CacheMetrics, Lookup, NamedCache, ReadThrough, Written, read_through, weight_str, written};
 use crate::domain::{Ctx, Project, ProjectArtifact, ProjectArtifactStore, ProjectInput, ProjectPage, ProjectStore, Result};
 
 pub struct CachedProjectStore {
@@ -61,7 +61,7 @@ impl CachedProjectStore {
 impl ProjectStore for CachedProjectStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Project> {
         let key = id.to_string();
-        or_stale(&self.projects, ctx, &key, self.projects.get_or_load(&key, self.origin.get(ctx, id))).await
+        read_through(&self.projects, Lookup::new("project", "project"), ctx, &key, self.origin.get(ctx, id)).await
     }
 
     async fn list(&self, ctx: &Ctx, cursor: Option<&str>, limit: u32) -> Result<ProjectPage> {
@@ -101,7 +101,7 @@ impl ProjectArtifactStore for CachedProjectStore {
     async fn list(&self, ctx: &Ctx, project_id: &str) -> Result<Vec<ProjectArtifact>> {
         let load = async { self.meta.list(ctx, project_id).await.map(Arc::new) };
         let key = project_id.to_string();
-        or_stale(&self.artifacts, ctx, &key, self.artifacts.get_or_load(&key, load)).await.map(|list| (*list).clone())
+        read_through(&self.artifacts, Lookup::new("project", "artifacts"), ctx, &key, load).await.map(|list| (*list).clone())
     }
 }
 

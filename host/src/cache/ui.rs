@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
+use super::{CacheConfig, CacheMetrics, Lookup, NamedCache, ReadThrough, Written, read_through, weight_str, written};
 use crate::domain::{Ctx, DocumentPage, Result, UiDocument, UiOp, UiStore};
 
 pub struct CachedUiStore {
@@ -47,7 +47,7 @@ impl CachedUiStore {
 impl UiStore for CachedUiStore {
     async fn get(&self, ctx: &Ctx, id: &str) -> Result<Arc<UiDocument>> {
         let key = id.to_string();
-        or_stale(&self.documents, ctx, &key, self.documents.get_or_load(&key, self.origin.get(ctx, id))).await
+        read_through(&self.documents, Lookup::new("ui", "document"), ctx, &key, self.origin.get(ctx, id)).await
     }
 
     /// Not cached: a listing is for walking every document (a copy), not for serving.

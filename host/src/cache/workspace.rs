@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CacheConfig, CacheMetrics, NamedCache, ReadThrough, Written, or_stale, weight_str, written};
+use super::{CacheConfig, CacheMetrics, Lookup, NamedCache, ReadThrough, Written, read_through, weight_str, written};
 use crate::domain::{Ctx, Result, Tab, TabInput, Workspace, WorkspaceInput, WorkspacePage, WorkspaceStore};
 
 pub struct CachedWorkspaceStore {
@@ -62,7 +62,7 @@ impl CachedWorkspaceStore {
 impl WorkspaceStore for CachedWorkspaceStore {
     async fn get(&self, ctx: &Ctx, workspace_id: &str) -> Result<Workspace> {
         let key = workspace_id.to_string();
-        or_stale(&self.workspaces, ctx, &key, self.workspaces.get_or_load(&key, self.origin.get(ctx, workspace_id))).await
+        read_through(&self.workspaces, Lookup::new("workspace", "workspace"), ctx, &key, self.origin.get(ctx, workspace_id)).await
     }
 
     /// Not cached: a listing is for walking every workspace (a copy), not for serving.
@@ -73,12 +73,12 @@ impl WorkspaceStore for CachedWorkspaceStore {
     async fn list_tabs(&self, ctx: &Ctx, workspace_id: &str) -> Result<Vec<Tab>> {
         let load = async { self.origin.list_tabs(ctx, workspace_id).await.map(Arc::new) };
         let key = workspace_id.to_string();
-        or_stale(&self.tab_lists, ctx, &key, self.tab_lists.get_or_load(&key, load)).await.map(|tabs| (*tabs).clone())
+        read_through(&self.tab_lists, Lookup::new("workspace", "tabs"), ctx, &key, load).await.map(|tabs| (*tabs).clone())
     }
 
     async fn get_tab(&self, ctx: &Ctx, workspace_id: &str, tab_id: &str) -> Result<Tab> {
         let key = (workspace_id.to_string(), tab_id.to_string());
-        or_stale(&self.tabs, ctx, &key, self.tabs.get_or_load(&key, self.origin.get_tab(ctx, workspace_id, tab_id))).await
+        read_through(&self.tabs, Lookup::new("workspace", "tab"), ctx, &key, self.origin.get_tab(ctx, workspace_id, tab_id)).await
     }
 
     async fn create(&self, ctx: &Ctx, input: WorkspaceInput) -> Result<Workspace> {

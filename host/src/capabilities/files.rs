@@ -204,15 +204,43 @@ impl HostFile {
     }
 }
 
+/// The span of a `files` call (with traces on), of the plugin call that made it: the call, the
+/// guest path, and the size found (`file.size`; none: no file there) or the failure.
+fn traced<T>(call: &'static str, path: &str, f: impl FnOnce() -> Result<Option<T>, String>, size: impl Fn(&T) -> u64) -> Result<Option<T>, String> {
+    if !crate::base::telemetry::on() {
+        return f();
+    }
+    let span = tracing::info_span!(
+        target: "storehost::files",
+        "files",
+        otel.name = call,
+        file.path = path,
+        file.size = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    );
+    let result = span.in_scope(f);
+    match &result {
+        Ok(Some(found)) => {
+            span.record("file.size", size(found) as i64);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            span.record("otel.status_code", "ERROR").record("otel.status_description", e.as_str());
+        }
+    }
+    result
+}
+
 impl wit::Host for Scoped<'_, Files> {
     fn read(&mut self, path: String, max_len: u64) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-        Ok(self.state.read(&path, max_len))
+        Ok(traced("files.read", &path, || self.state.read(&path, max_len), |bytes| bytes.len() as u64))
     }
 }
 
 impl wit::HostFile for Scoped<'_, Files> {
     fn open(&mut self, path: String) -> wasmtime::Result<Result<Option<Resource<HostFile>>, String>> {
-        Ok(match self.state.open(&path) {
+        Ok(match traced("files.open", &path, || self.state.open(&path), HostFile::size) {
             Ok(Some(file)) => Ok(Some(self.table.push(file)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(e),

@@ -35,6 +35,9 @@ pub(crate) struct Notification {
     pub(crate) committed_at_ms: f64,
     #[serde(rename = "e")]
     events: Option<Vec<(String, String, Option<String>)>>,
+    /// The writers' trace contexts (W3C `traceparent`), one per event, when any write was traced.
+    #[serde(rename = "c", default)]
+    traces: Option<Vec<Option<String>>>,
 }
 
 impl Notification {
@@ -42,10 +45,11 @@ impl Notification {
         serde_json::from_str(payload).ok()
     }
 
-    /// The batch's invalidations in order (`None` in the list: a kind this host does not know),
-    /// when the notification carries them.
-    pub(crate) fn invalidations(self) -> Option<Vec<Option<Invalidation>>> {
-        Some(self.events?.into_iter().map(|(what, key, sub)| decode(&what, key, sub)).collect())
+    /// The batch's invalidations in order (`None`: a kind this host does not know), each with
+    /// its writer's trace context, when the notification carries them.
+    pub(crate) fn invalidations(self) -> Option<Vec<(Option<Invalidation>, Option<String>)>> {
+        let mut traces = self.traces.unwrap_or_default().into_iter();
+        Some(self.events?.into_iter().map(|(what, key, sub)| (decode(&what, key, sub), traces.next().flatten())).collect())
     }
 }
 
@@ -58,6 +62,8 @@ pub(crate) struct Event {
     pub(crate) invalidation: Option<Invalidation>,
     /// When it was appended, unix milliseconds by the database's clock.
     pub(crate) committed_at_ms: f64,
+    /// The writer's trace context (W3C `traceparent`), when its write was traced.
+    pub(crate) trace: Option<String>,
 }
 
 /// A read of the log after a position.
@@ -148,6 +154,8 @@ fn migrations(schema: &str) -> Vec<Vec<String>> {
              )"
             ),
         ],
+        // The writer's trace context, for the span of the event's application on each host.
+        vec![format!("ALTER TABLE {schema}.log ADD COLUMN trace text")],
     ]
 }
 
@@ -232,28 +240,31 @@ impl InvalidationLog {
         Ok(rows)
     }
 
-    /// Appends the invalidations of `host` as one batch, notifies the channel with the batch's
-    /// last position, and returns that position. One statement, one round trip.
-    pub(crate) async fn append(&self, host: &str, batch: &[Invalidation]) -> Result<u64, sqlx::Error> {
-        let (mut domains, mut whats, mut keys, mut subs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for invalidation in batch {
+    /// Appends the invalidations of `host` (each with its writer's trace context, if traced) as
+    /// one batch, notifies the channel with the batch's last position, and returns that position.
+    /// One statement, one round trip.
+    pub(crate) async fn append(&self, host: &str, batch: &[(Invalidation, Option<String>)]) -> Result<u64, sqlx::Error> {
+        let (mut domains, mut whats, mut keys, mut subs, mut traces) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (invalidation, trace) in batch {
             let (domain, what, key, sub) = encode(invalidation);
             domains.push(domain);
             whats.push(what);
             keys.push(key);
             subs.push(sub);
+            traces.push(trace.as_deref());
         }
         let statement = format!(
             "WITH lock AS (SELECT pg_advisory_xact_lock(hashtext($1), 1)),
-                  ins AS (INSERT INTO {0}.log (host_id, domain, what, key, sub)
-                          SELECT $2, u.d, u.w, u.k, u.s
-                          FROM lock, unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(d, w, k, s, n)
+                  ins AS (INSERT INTO {0}.log (host_id, domain, what, key, sub, trace)
+                          SELECT $2, u.d, u.w, u.k, u.s, u.c
+                          FROM lock, unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(d, w, k, s, c, n)
                           ORDER BY u.n
-                          RETURNING seq, what, key, sub, committed_at),
+                          RETURNING seq, what, key, sub, trace, committed_at),
                   batch AS (SELECT min(seq) AS f, max(seq) AS l, (extract(epoch FROM min(committed_at)) * 1000)::float8 AS t,
-                                   json_agg(json_build_array(what, key, sub) ORDER BY seq) AS e
+                                   json_agg(json_build_array(what, key, sub) ORDER BY seq) AS e,
+                                   CASE WHEN count(trace) > 0 THEN json_agg(trace ORDER BY seq) END AS c
                             FROM ins),
-                  note AS (SELECT l, json_build_object('f', f, 'l', l, 't', t, 'h', $2::text, 'e', e)::text AS with_events,
+                  note AS (SELECT l, json_strip_nulls(json_build_object('f', f, 'l', l, 't', t, 'h', $2::text, 'e', e, 'c', c))::text AS with_events,
                                   json_build_object('f', f, 'l', l, 't', t, 'h', $2::text)::text AS positions_only
                            FROM batch),
                   notified AS (SELECT pg_notify($1, CASE WHEN octet_length(with_events) <= {1} THEN with_events ELSE positions_only END) FROM note)
@@ -267,6 +278,7 @@ impl InvalidationLog {
             .bind(&whats)
             .bind(&keys)
             .bind(&subs)
+            .bind(&traces)
             .fetch_one(&self.pool)
             .await?
             .try_get("head")?;
@@ -276,7 +288,7 @@ impl InvalidationLog {
     /// At most `limit` events after `seq`, in order, and how far the log was pruned.
     pub(crate) async fn read_after(&self, seq: u64, limit: u32) -> Result<Read, sqlx::Error> {
         let statement = format!(
-            "SELECT m.pruned_through, l.seq, l.host_id, l.what, l.key, l.sub,
+            "SELECT m.pruned_through, l.seq, l.host_id, l.what, l.key, l.sub, l.trace,
                     (extract(epoch FROM l.committed_at) * 1000)::float8 AS at
              FROM {0}.meta m
              LEFT JOIN LATERAL (SELECT * FROM {0}.log WHERE seq > $1 ORDER BY seq LIMIT $2) l ON true",
@@ -293,6 +305,7 @@ impl InvalidationLog {
                 host: row.try_get("host_id")?,
                 invalidation: decode(&what, row.try_get("key")?, row.try_get("sub")?),
                 committed_at_ms: row.try_get("at")?,
+                trace: row.try_get("trace")?,
             });
         }
         Ok(read)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Instrument as _;
 
 use super::config::ClusterConfig;
 use super::log::{InvalidationLog, Notification};
@@ -33,6 +34,8 @@ const APPEND_BATCH: usize = 5_000;
 /// A write waiting for its invalidations to be in the log.
 struct Pending {
     invalidations: Vec<Invalidation>,
+    /// The trace context of the write's append span (with traces on).
+    trace: Option<String>,
     reply: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -218,15 +221,26 @@ impl NodeInner {
     /// Waits for the append (batched with other writes' appends, and retried every `poll` while
     /// the log cannot be reached) for at most [`PUBLISH_PATIENCE`] within the caller's deadline;
     /// an append still failing then stays queued and is retried until it lands.
+    ///
+    /// With traces on, the wait is a span (`invalidation log append`) whose context the events
+    /// carry, so that their application on other hosts is in the writer's trace.
     pub(crate) async fn publish(&self, ctx: &Ctx, invalidations: Vec<Invalidation>) -> Result<u64, StoreError> {
+        let span = append_span(invalidations.len());
+        let trace = crate::base::telemetry::traceparent(&span);
         let (reply, answer) = oneshot::channel();
         self.publish
-            .send(Pending { invalidations, reply })
+            .send(Pending { invalidations, trace, reply })
             .map_err(|_| StoreError::Unavailable("the host is shutting down: its replication log is closed".into()))?;
         let patience = Instant::now() + PUBLISH_PATIENCE;
         let deadline = ctx.get_deadline().map_or(patience, |deadline| deadline.min(patience));
-        let answer =
-            tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| "the log did not take it in the time a write waits".to_string());
+        let answer = tokio::time::timeout_at(deadline.into(), answer)
+            .instrument(span.clone())
+            .await
+            .map_err(|_| "the log did not take it in the time a write waits".to_string());
+        match &answer {
+            Ok(Ok(Ok(seq))) => span.record("storehost.log.seq", *seq as i64),
+            _ => span.record("otel.status_code", "ERROR"),
+        };
         match answer {
             Ok(Ok(Ok(seq))) => {
                 ctx.record_write(seq);
@@ -241,7 +255,7 @@ impl NodeInner {
     }
 
     async fn publish_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Pending>, stop: CancellationToken) {
-        let mut backlog: Vec<Invalidation> = Vec::new();
+        let mut backlog: Vec<(Invalidation, Option<String>)> = Vec::new();
         // Writes whose append failed and that still wait for it: answered when a retry lands.
         let mut parked: Vec<Pending> = Vec::new();
         let mut retry = tokio::time::interval(self.config.poll);
@@ -260,9 +274,10 @@ impl NodeInner {
                 waiting.push(pending);
             }
             let mut batch = std::mem::take(&mut backlog);
-            let mut seen: HashSet<Invalidation> = batch.iter().cloned().collect();
+            let mut seen: HashSet<Invalidation> = batch.iter().map(|(i, _)| i.clone()).collect();
             for pending in &waiting {
-                batch.extend(pending.invalidations.iter().filter(|i| seen.insert((*i).clone())).cloned());
+                let fresh = pending.invalidations.iter().filter(|i| seen.insert((*i).clone()));
+                batch.extend(fresh.map(|i| (i.clone(), pending.trace.clone())));
             }
             match self.append(&batch).await {
                 Ok(head) => {
@@ -286,7 +301,7 @@ impl NodeInner {
     }
 
     /// Appends `batch` in statements of at most [`APPEND_BATCH`]; the last position.
-    async fn append(&self, batch: &[Invalidation]) -> Result<u64, sqlx::Error> {
+    async fn append(&self, batch: &[(Invalidation, Option<String>)]) -> Result<u64, sqlx::Error> {
         let mut head = 0;
         for chunk in batch.chunks(APPEND_BATCH) {
             head = self.log.append(&self.config.host_id, chunk).await?;
@@ -341,7 +356,7 @@ impl NodeInner {
                 }
                 for event in &read.events {
                     if event.seq > position {
-                        self.apply(&event.host, event.invalidation.as_ref(), event.committed_at_ms, trigger);
+                        self.apply(&event.host, event.invalidation.as_ref(), event.committed_at_ms, trigger, event.trace.as_deref());
                         position = event.seq;
                     }
                 }
@@ -360,12 +375,14 @@ impl NodeInner {
         }
     }
 
-    /// Applies one event of `host` (under `applying`).
-    fn apply(&self, host: &str, invalidation: Option<&Invalidation>, committed_at_ms: f64, trigger: Trigger) {
+    /// Applies one event of `host` (under `applying`); with traces on, an event whose write was
+    /// traced is applied in a span of the writer's trace, linked to the writer's append span.
+    fn apply(&self, host: &str, invalidation: Option<&Invalidation>, committed_at_ms: f64, trigger: Trigger, trace: Option<&str>) {
         if host == self.config.host_id {
             self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let _span = trace.and_then(|trace| apply_span(trace, host, invalidation, trigger)).map(|span| span.entered());
         match invalidation {
             Some(invalidation) => self.caches.read().apply(invalidation),
             None => {
@@ -408,8 +425,8 @@ impl NodeInner {
         }
         let (host, at, last) = (note.host.clone(), note.committed_at_ms, note.last);
         let Some(invalidations) = note.invalidations() else { return false };
-        for invalidation in &invalidations {
-            self.apply(&host, invalidation.as_ref(), at, Trigger::Notified);
+        for (invalidation, trace) in &invalidations {
+            self.apply(&host, invalidation.as_ref(), at, Trigger::Notified, trace.as_deref());
         }
         self.advance(last);
         true
@@ -497,6 +514,44 @@ impl NodeInner {
             ..self.metrics.snapshot()
         }
     }
+}
+
+/// The span of a write's wait for its invalidations to be in the log (with traces on).
+fn append_span(events: usize) -> tracing::Span {
+    if !crate::base::telemetry::on() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        target: "storehost::cluster",
+        "invalidation log append",
+        otel.kind = "producer",
+        storehost.log.events = events as i64,
+        storehost.log.seq = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// The span of applying a traced write's event (with traces on): a child of the writer's append
+/// span, which it also links to (the application happens in a process of its own).
+fn apply_span(trace: &str, writer: &str, invalidation: Option<&Invalidation>, trigger: Trigger) -> Option<tracing::Span> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !crate::base::telemetry::on() {
+        return None;
+    }
+    let writers = crate::base::telemetry::remote(trace)?;
+    let span = tracing::info_span!(
+        target: "storehost::cluster",
+        parent: None,
+        "invalidation apply",
+        otel.kind = "consumer",
+        storehost.cluster.writer = writer,
+        storehost.cache.domain = invalidation.map_or("unknown", |i| i.domain().name()),
+        storehost.cluster.read = if trigger == Trigger::Notified { "notification" } else { "log" },
+    );
+    span.add_link(writers.span().span_context().clone());
+    let _ = span.set_parent(writers);
+    Some(span)
 }
 
 /// The position recorded in `path`, if it was recorded in the log `log_id`.

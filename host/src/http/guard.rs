@@ -22,19 +22,27 @@ use tracing::Instrument as _;
 use super::{ApiError, Shared, log_seq, stale};
 
 /// The layer around every request (see the module's documentation). With traces on, the
-/// request is a span that continues its caller's trace (`traceparent`).
+/// request is a span that continues its caller's trace (`traceparent`) and lasts until its
+/// body is sent.
 pub(crate) async fn around(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if !crate::base::telemetry::on() {
         return handle(state, request, next).await;
     }
+    let route = state.templates.get().and_then(|t| t.at(request.uri().path()).ok()).map(|found| found.value.as_str());
+    let name = match route {
+        Some(route) => format!("{} {route}", request.method()),
+        None => request.method().to_string(),
+    };
     let span = tracing::info_span!(
         target: "storehost::http",
         "request",
-        otel.name = %request.method(),
+        otel.name = name,
         otel.kind = "server",
         http.request.method = %request.method(),
+        http.route = route,
         url.path = %request.uri().path(),
         http.response.status_code = tracing::field::Empty,
+        http.response.body.size = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
     let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, crate::base::telemetry::caller(request.headers()));
@@ -43,7 +51,50 @@ pub(crate) async fn around(State(state): State<Shared>, request: Request, next: 
     if response.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
-    response
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Body::new(Traced { body, span, sent: 0 }))
+}
+
+/// A traced request's response body: it counts the bytes sent, and holds the request's span
+/// open until the body is done (a body cut after the head marks the span an error).
+struct Traced {
+    body: Body,
+    span: tracing::Span,
+    sent: u64,
+}
+
+impl http_body::Body for Traced {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => self.sent += frame.data_ref().map_or(0, |d| d.len() as u64),
+            std::task::Poll::Ready(Some(Err(_))) => {
+                self.span.record("otel.status_code", "ERROR");
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        self.span.record("http.response.body.size", self.sent as i64);
+    }
 }
 
 async fn handle(state: Shared, mut request: Request, next: Next) -> Response {

@@ -125,6 +125,8 @@ pub struct ServerState {
     pub(crate) local: std::sync::OnceLock<SocketAddr>,
     /// `GET /openapi.json`'s answer, made at its first request.
     document: std::sync::OnceLock<bytes::Bytes>,
+    /// The route templates (`/v1/artifacts/{*key}`), for a traced request's `http.route`.
+    templates: std::sync::OnceLock<matchit::Router<String>>,
 }
 
 pub type Shared = Arc<ServerState>;
@@ -155,6 +157,7 @@ impl ServerState {
             bodies_cut: Default::default(),
             local: Default::default(),
             document: Default::default(),
+            templates: Default::default(),
         }
     }
 
@@ -233,7 +236,14 @@ fn routes(limits: &Limits) -> (Routes, utoipa::openapi::OpenApi) {
 /// routed service whole, so that a request clones one service, not a chain per route; the
 /// bearer tokens' check wraps the routes that need it, when there are tokens.
 pub fn router(state: Shared) -> Router {
-    let (Routes { tokened, public }, _) = routes(&state.limits);
+    let (Routes { tokened, public }, doc) = routes(&state.limits);
+    state.templates.get_or_init(|| {
+        let mut templates = matchit::Router::new();
+        for path in doc.paths.paths.keys() {
+            templates.insert(path.clone(), path.clone()).expect("the router took these routes");
+        }
+        templates
+    });
     let tokened = if state.tokens.is_empty() { tokened } else { tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)) };
     let routed = Router::new()
         .merge(public)

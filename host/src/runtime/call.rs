@@ -52,7 +52,8 @@ impl Plugin {
         call.instrument(span.clone()).await
     }
 
-    /// The span of a call to `method` (with traces on; a disabled one otherwise).
+    /// The span of a call to `method` (with traces on; a disabled one otherwise). A call that
+    /// opens a stream keeps its span for the stream's length: its later calls run in it.
     fn span(&self, method: &'static str) -> tracing::Span {
         if !crate::base::telemetry::on() {
             return tracing::Span::none();
@@ -105,7 +106,7 @@ impl Plugin {
         match result {
             Ok((value, Handed::Guest(resource))) => Ok((
                 value,
-                Opened::Session(Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }) }),
+                Opened::Session(Session { plugin: self.clone(), held: Some(Held { warm, lease, resource: Some(resource), healthy: true }), span }),
             )),
             Ok((value, Handed::Host(host))) => {
                 self.inner().give_back(warm, lease, healthy);
@@ -283,6 +284,9 @@ pub(crate) enum Opened<H> {
 pub(crate) struct Session {
     plugin: Plugin,
     held: Option<Held>,
+    /// The span of the call that opened the stream: it lasts as long as the stream, and the
+    /// stream's calls run in it (with traces on).
+    span: tracing::Span,
 }
 
 struct Held {
@@ -306,9 +310,10 @@ impl Session {
         let Some(held) = self.held.as_mut().filter(|h| h.healthy) else { return Err(spent()) };
         let Some(resource) = held.resource else { return Err(spent()) };
         bump(&inner.counters.calls);
-        let (result, healthy) = inner.run(&mut held.warm, ctx, method, move |guests, store| f(guests, store, resource)).await;
+        let (result, healthy) =
+            inner.run(&mut held.warm, ctx, method, move |guests, store| f(guests, store, resource)).instrument(self.span.clone()).await;
         held.healthy = healthy;
-        result
+        ended(&self.span, result)
     }
 
     /// Ends the stream: drops the guest's resource (a writer not finished is aborted there) and

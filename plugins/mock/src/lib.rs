@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use storehost_plugin_kit::bindings::exports::storehost::origin::plugin::PluginInfo;
+use storehost_plugin_kit::bindings::storehost::host::log::{Level, log};
 use storehost_plugin_kit::{Backend, MemoryTables, Origin, Result, StoreError, Table};
 
 mod control {
@@ -103,7 +104,11 @@ impl Backend for Mock {
         }
         match fault {
             Fault::Fail(err) => Err(err),
-            Fault::Trap => panic!("mock: injected trap in {method}"),
+            Fault::Trap => {
+                // A plugin's log line: with traces on, an event of the call that traps.
+                log(Level::Warn, &format!("mock: injecting a trap in {method}"));
+                panic!("mock: injected trap in {method}")
+            }
             Fault::EndlessLoop => loop {
                 std::hint::black_box(&self.counts);
             },

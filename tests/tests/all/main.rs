@@ -17,6 +17,7 @@ mod signed_urls;
 mod sql;
 mod stale;
 mod streaming;
+mod traces;
 
 /// Starts the real `storehost` binary (shared with the host's own tests).
 #[path = "../../../host/tests/support/mod.rs"]

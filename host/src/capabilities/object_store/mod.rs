@@ -43,6 +43,7 @@ mod bindings {
 }
 
 mod stream;
+mod traced;
 
 use bindings::storehost::host::object_store::{
     self as wit, Host, HostObjectReader, HostObjectUpload, KeyPage, Object, ObjectError, ObjectMeta, ObjectPage, Uploaded,
@@ -199,7 +200,10 @@ impl ObjectStoreGrant {
         if shared.region().is_none() {
             anyhow::bail!("region: none in the manifest, and none in the AWS environment (AWS_REGION or a profile)");
         }
-        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(self.path_style).build();
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(self.path_style)
+            .interceptor(traced::Traced { bucket: self.bucket.clone() })
+            .build();
         Ok(aws_sdk_s3::Client::from_conf(config))
     }
 
