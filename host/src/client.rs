@@ -31,7 +31,7 @@ fn positions_file() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/storehost/log-positions"))
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     if len < PROGRESS_FROM {
         return ProgressBar::hidden();
     }

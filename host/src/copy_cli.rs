@@ -94,7 +94,7 @@ async fn plugin_side(manifest: &Manifest, runtime: &Runtime, name: &str) -> Resu
     if !manifest.plugins.contains_key(name) {
         bail!("{}: no plugin {name:?} (plugins: {})", manifest.origin, manifest.plugins.keys().cloned().collect::<Vec<_>>().join(", "));
     }
-    let plugin = Plugin::load(runtime, plugin_spec(manifest, name)?).await?;
+    let plugin = Plugin::load(runtime, plugin_spec(manifest, name).await?).await?;
     Ok(Arc::new(PluginSide::new(&plugin)))
 }
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod client;
 mod copy_cli;
+mod registry_cli;
 
 use client::Client;
 use storehost::app::{App, Manifest};
@@ -65,6 +66,13 @@ enum Command {
         /// The manifest; without it, the embedded default.
         #[arg(long, short)]
         manifest: Option<PathBuf>,
+    },
+    /// Resolve the tag of every registry source (`source = { oci = "REF" }`) to the digest it
+    /// names now, and write them to the lock file beside the manifest (m.toml → m.lock), which
+    /// `serve` and `check` then load.
+    Lock {
+        #[arg(long, short)]
+        manifest: PathBuf,
     },
     /// Work with plugin components.
     Plugin {
@@ -162,11 +170,32 @@ enum RunnerCommand {
 enum PluginCommand {
     /// Show a component's exported interfaces, imported capabilities and describe().
     Inspect {
-        /// A .wasm file, or builtin:NAME.
+        /// A .wasm file, builtin:NAME, or oci://REGISTRY/REPOSITORY:TAG (or @sha256:…).
         component: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        registry: registry_cli::RegistryArgs,
+    },
+    /// Push a component to an OCI registry (one `application/wasm` layer, as `wkg oci push`
+    /// does), annotated with the contract it exports and its describe() name and version.
+    Push {
+        file: PathBuf,
+        /// REGISTRY/REPOSITORY:TAG
+        reference: String,
+        #[command(flatten)]
+        registry: registry_cli::RegistryArgs,
+    },
+    /// Pull a component from an OCI registry, verified against its digests.
+    Pull {
+        /// REGISTRY/REPOSITORY:TAG, or REGISTRY/REPOSITORY@sha256:…
+        reference: String,
+        /// The file to write (default: the repository's last segment, .wasm).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        registry: registry_cli::RegistryArgs,
     },
     /// Run the origin conformance suite against a component (exit 1 on any failure).
     Test {
@@ -305,7 +334,12 @@ async fn run(command: Command) -> Result<()> {
             let manifest = load_manifest(args.manifest())?;
             copy_cli::run(args, manifest).await
         }
-        Command::Plugin { command: PluginCommand::Inspect { component, json } } => inspect(&component, json).await,
+        Command::Lock { manifest } => registry_cli::lock(&manifest).await,
+        Command::Plugin { command: PluginCommand::Inspect { component, json, registry } } => inspect(&component, json, &registry).await,
+        Command::Plugin { command: PluginCommand::Push { file, reference, registry } } => registry_cli::push(&file, &reference, &registry).await,
+        Command::Plugin { command: PluginCommand::Pull { reference, output, registry } } => {
+            registry_cli::pull(&reference, output.as_deref(), &registry).await
+        }
         Command::Plugin { command: PluginCommand::Test { component, manifest, allow_writes, json } } => {
             plugin_test(&component, manifest.as_ref(), allow_writes, json).await
         }
@@ -375,7 +409,7 @@ async fn plugin_test(component: &str, manifest: Option<&PathBuf>, allow_writes: 
             let manifest = Manifest::load(path)?;
             anyhow::ensure!(manifest.plugins.contains_key(component), "{}: no [plugins.{component}]", path.display());
             let runtime = Runtime::new(storehost::app::runtime_config(&manifest))?;
-            let mut spec = storehost::app::plugin_spec(&manifest, component)?;
+            let mut spec = storehost::app::plugin_spec(&manifest, component).await?;
             let grants = &spec.grants;
             let writes_to = [(grants.sql.is_some(), "sql"), (grants.object_store.is_some(), "object_store")];
             if let Some((_, key)) = writes_to.iter().find(|(granted, _)| *granted)
@@ -413,8 +447,11 @@ async fn plugin_test(component: &str, manifest: Option<&PathBuf>, allow_writes: 
     Ok(())
 }
 
-async fn inspect(component: &str, json: bool) -> Result<()> {
-    let wasm = read_component(component)?;
+async fn inspect(component: &str, json: bool, registry: &registry_cli::RegistryArgs) -> Result<()> {
+    let wasm = match component.strip_prefix("oci://") {
+        Some(reference) => registry_cli::pulled(reference, registry).await?.0.wasm,
+        None => read_component(component)?,
+    };
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let spec = PluginSpec::new("inspected", component, wasm);
     let report = runtime::inspect(&runtime, spec).await?;

@@ -5,6 +5,7 @@ pub mod origin;
 pub mod otlp;
 pub mod pg;
 pub mod proxy;
+pub mod registry;
 pub mod s3;
 
 use storehost::capabilities::files::{DirGrant, DirMode};

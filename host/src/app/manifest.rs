@@ -59,6 +59,10 @@ pub struct Manifest {
     pub cluster: Option<ClusterConfig>,
     /// Traces over OTLP (the `OTEL_*` environment variables win over it).
     pub telemetry: Option<crate::base::telemetry::TelemetryConfig>,
+    /// How to reach the OCI registries plugins come from, by host (`host:port`): credentials
+    /// (`${VAR}` allowed) and whether it is plain HTTP.
+    #[serde(default)]
+    pub registries: BTreeMap<String, super::oci::RegistryConfig>,
     /// The directory relative paths are resolved against (the manifest file's directory, or
     /// the working directory for the embedded default).
     #[serde(skip)]
@@ -172,8 +176,9 @@ macro_rules! plugin_config {
         #[derive(Clone, Debug, PartialEq, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct PluginConfig {
-            /// `builtin:NAME`, or a path to a `.wasm` component (relative to the manifest).
-            pub source: String,
+            /// `builtin:NAME`, a path to a `.wasm` component (relative to the manifest), or a
+            /// component in an OCI registry (`{ oci = "REF", digest = "sha256:…" }`).
+            pub source: Source,
             pub instances: Option<u32>,
             pub timeout: Option<Dur>,
             pub memory_limit: Option<Size>,
@@ -198,6 +203,60 @@ macro_rules! plugin_config {
 }
 
 capability_table!(plugin_config! {});
+
+/// Where a plugin's component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `builtin:NAME`, or a path to a `.wasm` file.
+    File(String),
+    /// A component in an OCI registry (`REGISTRY/REPOSITORY[:TAG]`), pinned to the digest of its
+    /// manifest when `digest` is given (only those bytes are accepted).
+    Oci { reference: String, digest: Option<String> },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(file) => f.write_str(file),
+            Source::Oci { reference, digest: None } => write!(f, "oci://{reference}"),
+            Source::Oci { reference, digest: Some(digest) } => write!(f, "oci://{reference}@{digest}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Source;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"builtin:NAME\", a path to a .wasm file, or { oci = \"REGISTRY/REPOSITORY:TAG\", digest = \"sha256:…\" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Source, E> {
+                Ok(Source::File(text.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Source, A::Error> {
+                let (mut reference, mut digest) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "oci" => reference = Some(map.next_value::<String>()?),
+                        "digest" => digest = Some(map.next_value::<String>()?),
+                        other => return Err(serde::de::Error::unknown_field(other, &["oci", "digest"])),
+                    }
+                }
+                let reference = reference.ok_or_else(|| serde::de::Error::missing_field("oci"))?;
+                if let Some(problem) = digest.as_deref().and_then(super::oci::digest_problem) {
+                    return Err(serde::de::Error::custom(format!("digest: {problem}")));
+                }
+                Ok(Source::Oci { reference, digest })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 /// A config value: strings, numbers and booleans are passed to the plugin as text.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -341,6 +400,19 @@ impl Manifest {
         for (key, value) in table.iter_mut() {
             expand(value, key, &env).map_err(|(key, message)| ManifestError::Key { file: file.into(), key, message })?;
         }
+        // A registry's host may be `${VAR}` too: the one table whose keys are values.
+        if let Some(toml::Value::Table(registries)) = table.get_mut("registries") {
+            let mut expanded = toml::Table::new();
+            for (host, value) in std::mem::take(registries) {
+                let host = expand_str(&host, &env).map_err(|message| ManifestError::Key {
+                    file: file.into(),
+                    key: format!("registries.{host}"),
+                    message,
+                })?;
+                expanded.insert(host, value);
+            }
+            *registries = expanded;
+        }
         let mut manifest: Manifest = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let key = e.path().to_string();
             ManifestError::Key { file: file.into(), key, message: e.into_inner().to_string() }
@@ -455,7 +527,7 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let m = Manifest::embedded_default();
-        assert_eq!(m.plugins["files"].source, "builtin:fs");
+        assert_eq!(m.plugins["files"].source, Source::File("builtin:fs".into()));
         assert_eq!(m.domains.runner.unwrap().origin, "files");
     }
 

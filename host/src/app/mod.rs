@@ -9,6 +9,7 @@
 
 pub mod manifest;
 pub mod metrics;
+pub mod oci;
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sha2::Digest as _;
 
-pub use manifest::{Manifest, ManifestError};
+pub use manifest::{Manifest, ManifestError, Source};
 pub use metrics::{DomainMetrics, render_cluster, render_prometheus};
 
 use crate::base::Domain;
@@ -140,7 +141,7 @@ impl App {
         let mut plugins = BTreeMap::new();
         let mut loads = BTreeMap::new();
         for name in manifest.plugins.keys() {
-            let spec = plugin_spec(&manifest, name)?;
+            let spec = plugin_spec(&manifest, name).await?;
             let plugin = Plugin::load(&runtime, spec).await.map_err(|e| in_manifest(&manifest, e))?;
             loads.insert(name.clone(), PluginLoad::of(&plugin, 1));
             plugins.insert(name.clone(), plugin);
@@ -189,7 +190,7 @@ impl App {
     /// # Errors
     /// The first problem (a plugin that does not load, a binding to a missing export), naming
     /// the manifest key; this configuration is left as it was.
-    pub async fn reload(&self, mut manifest: Manifest) -> Result<(App, ReloadReport), ReloadError> {
+    pub async fn reload(&self, mut manifest: Manifest, tags: Tags) -> Result<(App, ReloadReport), ReloadError> {
         let mut report = ReloadReport::default();
         let old = &self.manifest;
         if manifest.server != old.server {
@@ -222,7 +223,12 @@ impl App {
         let mut loads = BTreeMap::new();
         for name in manifest.plugins.keys() {
             let key = Some(format!("plugins.{name}"));
-            let spec = plugin_spec(&manifest, name).map_err(|e| ReloadError::new(key.clone(), format!("{e:#}")))?;
+            // A registry source unchanged in the manifest keeps the digest it was loaded from.
+            let running =
+                self.plugins.get(name).filter(|_| self.manifest.plugins.get(name).map(|p| &p.source) == Some(&manifest.plugins[name].source));
+            let running = running.and_then(|p| p.source().rsplit_once('@').map(|(_, digest)| digest.to_string()));
+            let spec =
+                plugin_spec_with(&manifest, name, tags, running.as_deref()).await.map_err(|e| ReloadError::new(key.clone(), format!("{e:#}")))?;
             let plugin = match self.plugins.get(name) {
                 Some(current) if *current.spec() == spec => {
                     report.kept.push(name.clone());
@@ -530,25 +536,91 @@ pub fn runtime_config(manifest: &Manifest) -> RuntimeConfig {
     }
 }
 
-/// Reads a plugin's component and turns its manifest table into a [`PluginSpec`]. Read-write
-/// directories that do not exist yet are created.
-pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
+/// Where components pulled from OCI registries are kept: beside the compiled-code cache
+/// (`.storehost/components` by default).
+pub fn components_cache(manifest: &Manifest) -> oci::Cache {
+    let compiled = runtime_config(manifest).compiled_cache;
+    oci::Cache::new(match compiled.as_deref().and_then(Path::parent) {
+        Some(dir) => dir.join("components"),
+        None => manifest.resolve(Path::new(".storehost/components")),
+    })
+}
+
+/// Whether registry sources are pinned by the lock file, or resolved again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tags {
+    /// A digest in the manifest, else the lock file's, else the one the running plugin was
+    /// loaded from (a reload), else what the registry says the tag names (or, unreachable, what
+    /// it last named).
+    Locked,
+    /// What the registry says the tag names now, unless the manifest pins a digest.
+    Resolved,
+}
+
+/// The component of plugin `name`, and its source as messages name it. `running` is the
+/// digest of the registry source the running plugin was loaded from, when a reload finds the
+/// same source in the manifest.
+async fn component(manifest: &Manifest, name: &str, tags: Tags, running: Option<&str>) -> Result<(Arc<[u8]>, String)> {
     let cfg = &manifest.plugins[name];
     let key = |field: &str| format!("{}: plugins.{name}.{field}", manifest.origin);
-    let wasm: Arc<[u8]> = match cfg.source.strip_prefix("builtin:") {
-        Some(builtin) => match crate::builtin(builtin) {
-            Some(wasm) => wasm.into(),
-            None => bail!(
-                "{}: no built-in plugin {builtin:?} (built-ins: {})",
-                key("source"),
-                crate::BUILTINS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-            ),
-        },
-        None => {
-            let path = manifest.resolve(Path::new(&cfg.source));
-            std::fs::read(&path).with_context(|| format!("{}: cannot read {}", key("source"), path.display()))?.into()
+    let (reference, pinned) = match &cfg.source {
+        Source::File(file) => {
+            let wasm = match file.strip_prefix("builtin:") {
+                Some(builtin) => match crate::builtin(builtin) {
+                    Some(wasm) => wasm.into(),
+                    None => bail!(
+                        "{}: no built-in plugin {builtin:?} (built-ins: {})",
+                        key("source"),
+                        crate::BUILTINS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+                None => {
+                    let path = manifest.resolve(Path::new(file));
+                    std::fs::read(&path).with_context(|| format!("{}: cannot read {}", key("source"), path.display()))?.into()
+                }
+            };
+            return Ok((wasm, file.clone()));
         }
+        Source::Oci { reference, digest } => (reference, digest.clone()),
     };
+    let lock_path = manifest.path.as_deref().map(oci::Lock::path_of);
+    let locked = match (&pinned, tags, &lock_path) {
+        (None, Tags::Locked, Some(path)) => oci::Lock::load(path)?.and_then(|lock| lock.digest(name, reference).map(String::from)),
+        _ => None,
+    };
+    let registries = oci::Registries::new(manifest.registries.clone());
+    let running = running.filter(|_| tags == Tags::Locked);
+    let digest = pinned.as_deref().or(locked.as_deref()).or(running);
+    let pulled = oci::pull(reference, digest, &components_cache(manifest), &registries, &indicatif::ProgressBar::hidden())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {reference}: {e:#}", key("source")))?;
+    match (&locked, pulled.found) {
+        (Some(digest), _) => {
+            tracing::info!(plugin = name, reference, digest, lock = %lock_path.expect("locked").display(), "a registry source pinned by the lock file")
+        }
+        (None, oci::Found::CachedTag) => tracing::warn!(
+            plugin = name,
+            reference,
+            digest = %pulled.digest,
+            "the registry cannot be reached: loading what the tag named when it last could"
+        ),
+        _ => {}
+    }
+    Ok((pulled.wasm.into(), format!("oci://{reference}@{}", pulled.digest)))
+}
+
+/// Reads a plugin's component and turns its manifest table into a [`PluginSpec`]. Read-write
+/// directories that do not exist yet are created. A component from a registry is pinned by
+/// the manifest's digest, else the lock file's.
+pub async fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
+    plugin_spec_with(manifest, name, Tags::Locked, None).await
+}
+
+/// [`plugin_spec`], registry tags resolved as `tags` says (see [`component`] for `running`).
+async fn plugin_spec_with(manifest: &Manifest, name: &str, tags: Tags, running: Option<&str>) -> Result<PluginSpec> {
+    let cfg = &manifest.plugins[name];
+    let key = |field: &str| format!("{}: plugins.{name}.{field}", manifest.origin);
+    let (wasm, source) = component(manifest, name, tags, running).await?;
     let defaults = PluginSettings::default();
     let settings = PluginSettings {
         instances: cfg.instances.unwrap_or(defaults.instances),
@@ -574,7 +646,7 @@ pub fn plugin_spec(manifest: &Manifest, name: &str) -> Result<PluginSpec> {
     if let Some((field, problem)) = grants.object_store.as_ref().and_then(|g| g.problem()) {
         bail!("{}: {problem}", key(&field.map_or("object_store".to_string(), |f| format!("object_store.{f}"))));
     }
-    let mut spec = PluginSpec::new(name, cfg.source.clone(), wasm);
+    let mut spec = PluginSpec::new(name, source, wasm);
     spec.settings = settings;
     spec.config = cfg.config.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
     spec.dirs = dirs;

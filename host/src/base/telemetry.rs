@@ -272,7 +272,7 @@ pub fn caller(headers: &HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&Headers(headers))
 }
 
-/// The W3C `traceparent` of `span` (with traces on, when it is part of a trace): what an event
+/// The W3C `traceparent` of `span` (with traces on, when its trace is sampled): what an event
 /// carries to the hosts that apply it.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
     use opentelemetry::trace::TraceContextExt as _;
@@ -280,7 +280,7 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
         return None;
     }
     let cx = tracing_opentelemetry::OpenTelemetrySpanExt::context(span);
-    if !cx.span().span_context().is_valid() {
+    if !cx.span().span_context().is_sampled() {
         return None;
     }
     let mut fields = std::collections::HashMap::new();

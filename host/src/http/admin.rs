@@ -245,7 +245,7 @@ struct PluginList {
 struct LoadedPlugin {
     /// Its name in the manifest.
     name: String,
-    /// Where its component came from (a path, or `builtin:<name>`).
+    /// Where its component came from (a path, `builtin:<name>`, or `oci://<reference>@<digest>`).
     source: String,
     /// Loads of it so far: 1 at start, one more with each reload that replaced it.
     generation: u64,
@@ -451,19 +451,31 @@ struct Reloaded {
 
 /// `POST /v1/admin/reload`: reads the manifest again and swaps in what changed. 200 with what
 /// it did; 422 with the manifest key and the reason when it is refused (nothing changed then).
+/// The query of a reload.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ReloadQuery {
+    /// Ask the registries what the tags of registry sources name now, instead of keeping the
+    /// lock file's digests (a plugin whose tag moved is then loaded anew).
+    resolve: Option<bool>,
+}
+
 #[utoipa::path(
     post,
     path = "/v1/admin/reload",
     tag = "admin",
     operation_id = "reload",
     summary = "Read the manifest again and put what changed in place, without dropping a request",
+    params(ReloadQuery),
     responses(
         (status = 200, description = "What the reload did", body = Reloaded),
         (status = 422, description = "Refused, nothing changed: `kind` is `reload-refused`, `key` the manifest key at fault", body = ErrorBody),
     )
 )]
-async fn reload(State(state): State<Shared>, _: NoQuery) -> Response {
-    match state.reload().await {
+async fn reload(State(state): State<Shared>, super::extract::ApiQuery(query): super::extract::ApiQuery<ReloadQuery>) -> Response {
+    let tags = if query.resolve == Some(true) { crate::app::Tags::Resolved } else { crate::app::Tags::Locked };
+    match state.reload(tags).await {
         Ok(report) => Json(Reloaded { reloaded: true, report }).into_response(),
         Err(error) => {
             let body = ErrorBody::new("reload-refused", error.message).with_key(error.key);

@@ -46,21 +46,26 @@ pub(crate) async fn around(State(state): State<Shared>, request: Request, next: 
         otel.status_code = tracing::field::Empty,
     );
     let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, crate::base::telemetry::caller(request.headers()));
+    let bodiless = request.method() == axum::http::Method::HEAD;
     let response = handle(state, request, next).instrument(span.clone()).await;
     span.record("http.response.status_code", i64::from(response.status().as_u16()));
     if response.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
     let (parts, body) = response.into_parts();
-    Response::from_parts(parts, Body::new(Traced { body, span, sent: 0 }))
+    let ended = bodiless || parts.status == StatusCode::NO_CONTENT || parts.status == StatusCode::NOT_MODIFIED;
+    Response::from_parts(parts, Body::new(Traced { body, span, sent: 0, ended }))
 }
 
 /// A traced request's response body: it counts the bytes sent, and holds the request's span
-/// open until the body is done (a body cut after the head marks the span an error).
+/// open until the body is done. A body that failed after the head, or that was dropped before
+/// its end (the client went away), marks the span an error.
 struct Traced {
     body: Body,
     span: tracing::Span,
     sent: u64,
+    /// The body was read to its end (or there is none to send: a HEAD, a 204 or a 304).
+    ended: bool,
 }
 
 impl http_body::Body for Traced {
@@ -73,6 +78,7 @@ impl http_body::Body for Traced {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
+            std::task::Poll::Ready(None) => self.ended = true,
             std::task::Poll::Ready(Some(Ok(frame))) => self.sent += frame.data_ref().map_or(0, |d| d.len() as u64),
             std::task::Poll::Ready(Some(Err(_))) => {
                 self.span.record("otel.status_code", "ERROR");
@@ -94,6 +100,10 @@ impl http_body::Body for Traced {
 impl Drop for Traced {
     fn drop(&mut self) {
         self.span.record("http.response.body.size", self.sent as i64);
+        let whole = self.ended || http_body::Body::is_end_stream(&self.body) || http_body::Body::size_hint(&self.body).exact() == Some(self.sent);
+        if !whole {
+            self.span.record("otel.status_code", "ERROR");
+        }
     }
 }
 

@@ -169,7 +169,8 @@ impl ServerState {
     /// Reads the manifest again (from its file; the embedded default stays itself) and puts the
     /// configuration it describes in place of the current one ([`App::reload`]). A reload that
     /// fails changes nothing.
-    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+    /// Registry sources are pinned as `tags` says.
+    pub async fn reload(&self, tags: crate::app::Tags) -> Result<ReloadReport, ReloadError> {
         let current = self.app();
         let manifest = match &current.manifest.path {
             Some(path) => Manifest::load(path).map_err(ReloadError::from),
@@ -177,15 +178,19 @@ impl ServerState {
             None => Err(ReloadError { key: None, message: "this configuration was not read from a file: there is nothing to read again".into() }),
         };
         match manifest {
-            Ok(manifest) => self.reload_to(manifest).await,
+            Ok(manifest) => self.reload_with(manifest, tags).await,
             Err(error) => Err(self.refused(error)),
         }
     }
 
     /// Puts the configuration `manifest` describes in place of the current one.
     pub async fn reload_to(&self, manifest: Manifest) -> Result<ReloadReport, ReloadError> {
+        self.reload_with(manifest, crate::app::Tags::Locked).await
+    }
+
+    async fn reload_with(&self, manifest: Manifest, tags: crate::app::Tags) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let (app, report) = self.app().reload(manifest).await.map_err(|error| self.refused(error))?;
+        let (app, report) = self.app().reload(manifest, tags).await.map_err(|error| self.refused(error))?;
         *self.app.write() = Arc::new(app);
         self.reloads.fetch_add(1, Ordering::Relaxed);
         tracing::info!(loaded = ?report.loaded, kept = ?report.kept, cleared = ?report.cleared, restart_required = ?report.restart_required, "reloaded");

@@ -18,7 +18,7 @@ pub(crate) async fn on_hangup(state: Shared) {
     while hangups.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading");
         // The outcome is logged (and counted) by the reload itself.
-        let _ = state.reload().await;
+        let _ = state.reload(crate::app::Tags::Locked).await;
     }
 }
 
@@ -27,7 +27,10 @@ pub(crate) async fn on_hangup(state: Shared) {
 fn watched(state: &Shared) -> Vec<PathBuf> {
     let app = state.app();
     let manifest = &app.manifest;
-    let components = manifest.plugins.values().filter(|p| !p.source.starts_with("builtin:")).map(|p| manifest.resolve(p.source.as_ref()));
+    let components = manifest.plugins.values().filter_map(|p| match &p.source {
+        crate::app::manifest::Source::File(file) if !file.starts_with("builtin:") => Some(manifest.resolve(file.as_ref())),
+        _ => None,
+    });
     manifest.path.clone().into_iter().chain(components).collect()
 }
 
@@ -58,7 +61,7 @@ pub(crate) async fn watch(state: Shared) {
             continue;
         }
         tracing::info!("a watched file changed: reloading");
-        let _ = state.reload().await;
+        let _ = state.reload(crate::app::Tags::Locked).await;
         // The manifest may now name other components.
         paths = watched(&state);
         seen = stamps(&paths);

@@ -58,7 +58,7 @@ fn write_manifest(dir: &Path, db: Option<&TestDatabase>, s3: Option<&S3Server>) 
 /// The stores of one plugin of the manifest, loaded in this process.
 async fn plugin_stores(manifest: &Path, name: &str) -> (Plugin, Stores) {
     let manifest = Manifest::load(manifest).unwrap();
-    let plugin = Plugin::load(&runtime(), plugin_spec(&manifest, name).unwrap()).await.unwrap();
+    let plugin = Plugin::load(&runtime(), plugin_spec(&manifest, name).await.unwrap()).await.unwrap();
     let stores = stores_of(&plugin);
     (plugin, stores)
 }
@@ -351,7 +351,7 @@ async fn the_readme_moves_the_embedded_default_to_postgres_and_s3() {
     s3.create_bucket("storehost");
     let artifacts = {
         let default = Manifest::parse(storehost::app::manifest::EMBEDDED_DEFAULT, "default", dir.path().to_path_buf(), |_| None).unwrap();
-        let plugin = Plugin::load(&runtime(), plugin_spec(&default, "files").unwrap()).await.unwrap();
+        let plugin = Plugin::load(&runtime(), plugin_spec(&default, "files").await.unwrap()).await.unwrap();
         // The example keeps artifacts under `artifacts/`, so its longest key is 1014 bytes.
         fill(&stores_of(&plugin), 1014).await
     };

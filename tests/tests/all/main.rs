@@ -10,6 +10,7 @@ mod faults;
 mod listings;
 mod persistence;
 mod postgres;
+mod registry;
 mod reload;
 mod s3;
 mod sandbox;

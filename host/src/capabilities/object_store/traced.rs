@@ -18,9 +18,19 @@ pub(super) struct Traced {
     pub(super) bucket: String,
 }
 
-/// The span of the operation under way, kept in the operation's config bag between hooks.
+/// The span of the operation under way, kept in the operation's config bag between hooks. An
+/// operation cut before its last hook (its timeout, the plugin call's deadline) drops the bag
+/// with the span still here: it ends as an error.
 #[derive(Debug)]
 struct Open(parking_lot::Mutex<Option<tracing::Span>>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.get_mut().take() {
+            span.record("otel.status_code", "ERROR").record("otel.status_description", "cut before it ended (a timeout or the call's deadline)");
+        }
+    }
+}
 
 impl Storable for Open {
     type Storer = StoreReplace<Self>;
@@ -56,7 +66,9 @@ impl Intercept for Traced {
             http.response.body.size = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
             http.request.resend_count = tracing::field::Empty,
+            aws.s3.presigned = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
         );
         cfg.interceptor_state().store_put(Open(parking_lot::Mutex::new(Some(span))));
         Ok(())
@@ -81,6 +93,11 @@ impl Intercept for Traced {
         let Some(span) = cfg.load::<Open>().and_then(|Open(span)| span.lock().take()) else { return Ok(()) };
         let attempts = cfg.load::<RequestAttempts>().map_or(1, RequestAttempts::attempts);
         span.record("http.request.resend_count", i64::from(attempts.saturating_sub(1)));
+        if context.response().is_none() && context.output_or_error().is_some_and(|result| result.is_ok()) {
+            // Signed, not sent: a presigned URL.
+            span.record("aws.s3.presigned", true);
+            return Ok(());
+        }
         if let Some(response) = context.response() {
             span.record("http.response.status_code", i64::from(response.status().as_u16()));
             if let Some(size) = response.headers().get("content-length").and_then(|v| v.parse::<i64>().ok()) {
