@@ -165,43 +165,67 @@ pub fn written<T>(result: &Result<T>) -> Written<'_, T> {
     }
 }
 
-/// A cache lookup, traced (with traces on) as a span of its own: the domain and the cache looked
-/// in, then what answered (`storehost.cache.tier`: `memory`, `disk` or `origin`) and how
+/// A cache lookup, traced (with traces on): the domain and the cache looked in, then what
+/// answered (`storehost.cache.tier`: `memory`, `disk` or `origin`) and how
 /// (`storehost.cache.result`: `hit`, `miss`, `stale`, or `coalesced`: a miss answered by another
-/// caller's load). The origin call a miss makes is a child of it.
-pub(crate) struct Lookup(tracing::Span);
+/// caller's load). A lookup that goes past the memory tier is a span of its own, the origin call
+/// of a miss its child; a memory hit, which takes a small fraction of what a span costs, is
+/// recorded on the span it happened in (the request's).
+pub(crate) struct Lookup {
+    domain: &'static str,
+    cache: &'static str,
+    span: std::sync::OnceLock<tracing::Span>,
+}
 
 impl Lookup {
     pub(crate) fn new(domain: &'static str, cache: &'static str) -> Self {
-        if !crate::base::telemetry::on() {
-            return Self(tracing::Span::none());
-        }
-        Self(tracing::info_span!(
-            target: "storehost::cache",
-            "cache lookup",
-            otel.name = %format_args!("cache {domain}.{cache}"),
-            storehost.cache.domain = domain,
-            storehost.cache.name = cache,
-            storehost.cache.tier = tracing::field::Empty,
-            storehost.cache.result = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        ))
+        Self { domain, cache, span: std::sync::OnceLock::new() }
     }
 
-    /// Records which tier answered, and how.
+    /// The lookup's span, made at its first use past the memory tier.
+    fn span(&self) -> &tracing::Span {
+        self.span.get_or_init(|| {
+            if !crate::base::telemetry::on() {
+                return tracing::Span::none();
+            }
+            let (domain, cache) = (self.domain, self.cache);
+            tracing::info_span!(
+                target: "storehost::cache",
+                "cache lookup",
+                otel.name = %format_args!("cache {domain}.{cache}"),
+                storehost.cache.domain = domain,
+                storehost.cache.name = cache,
+                storehost.cache.tier = tracing::field::Empty,
+                storehost.cache.result = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            )
+        })
+    }
+
+    /// Records which tier answered, and how: a memory hit on the current span, anything else
+    /// on the lookup's.
     pub(crate) fn found(&self, tier: &'static str, result: &'static str) {
-        self.0.record("storehost.cache.tier", tier).record("storehost.cache.result", result);
+        if !crate::base::telemetry::on() {
+            return;
+        }
+        if (tier, result) == ("memory", "hit") && self.span.get().is_none() {
+            let current = tracing::Span::current();
+            current.record("storehost.cache.domain", self.domain).record("storehost.cache.name", self.cache);
+            current.record("storehost.cache.tier", tier).record("storehost.cache.result", result);
+        } else {
+            self.span().record("storehost.cache.tier", tier).record("storehost.cache.result", result);
+        }
     }
 
     /// Records a miss whose origin read failed, with nothing stale to answer instead.
     pub(crate) fn failed(&self) {
+        self.span().record("otel.status_code", "ERROR");
         self.found("origin", "miss");
-        self.0.record("otel.status_code", "ERROR");
     }
 
     /// Runs `f` (what the lookup does past the memory tier) inside the lookup's span.
     pub(crate) async fn around<T>(&self, f: impl Future<Output = T>) -> T {
-        tracing::Instrument::instrument(f, self.0.clone()).await
+        tracing::Instrument::instrument(f, self.span().clone()).await
     }
 }
 

@@ -43,6 +43,10 @@ pub(crate) async fn around(State(state): State<Shared>, request: Request, next: 
         url.path = %request.uri().path(),
         http.response.status_code = tracing::field::Empty,
         http.response.body.size = tracing::field::Empty,
+        storehost.cache.domain = tracing::field::Empty,
+        storehost.cache.name = tracing::field::Empty,
+        storehost.cache.tier = tracing::field::Empty,
+        storehost.cache.result = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
     let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, crate::base::telemetry::caller(request.headers()));

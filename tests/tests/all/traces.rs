@@ -137,11 +137,18 @@ async fn the_manifest_alone_exports_over_grpc() {
     let http = reqwest::Client::new();
     let put = http.put(server.url("/v1/artifacts/grpc/one")).body("over grpc").send().await.unwrap();
     assert_eq!(put.status(), 200);
+    let get = http.get(server.url("/v1/artifacts/grpc/one")).send().await.unwrap();
+    assert_eq!(get.text().await.unwrap(), "over grpc");
     server.stop();
     let spans = received.of("from-the-manifest");
-    let request = request(&spans, "PUT /v1/artifacts/{*key}", "/v1/artifacts/grpc/one");
-    assert!(request.parent_span_id.is_empty(), "no caller: the request is the trace's root");
-    named(&children(&spans, request), "artifacts.open-write");
+    let put = request(&spans, "PUT /v1/artifacts/{*key}", "/v1/artifacts/grpc/one");
+    assert!(put.parent_span_id.is_empty(), "no caller: the request is the trace's root");
+    named(&children(&spans, put), "artifacts.open-write");
+    // A memory hit (the write filled the cache) is recorded on the request's span, not a span of its own.
+    let get = request(&spans, "GET /v1/artifacts/{*key}", "/v1/artifacts/grpc/one");
+    assert!(children(&spans, get).is_empty(), "{:#?}", children(&spans, get));
+    let found = ["storehost.cache.domain", "storehost.cache.name", "storehost.cache.tier", "storehost.cache.result"].map(|k| text(get, k));
+    assert_eq!(found, ["artifact", "blob", "memory", "hit"].map(|v| Some(v.to_string())), "{get:#?}");
 }
 
 /// request → cache lookup → plugin call → SQL statements on the postgres plugin: each statement
