@@ -238,3 +238,32 @@ async fn the_lock_file_pins_every_replica_until_locked_again_or_reloaded_with_re
     assert!(pulled.status.success(), "{}", text(&pulled));
     assert_eq!(std::fs::read(work.path().join("pulled.wasm")).unwrap(), storehost::builtin("memory").unwrap());
 }
+
+/// wkg, the Bytecode Alliance's registry CLI (installed by the test command): a component it
+/// pushed serves every domain in storehost, and one `storehost plugin push` pushed, it pulls
+/// byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wkg_and_storehost_read_each_others_pushes() {
+    let wkg = support::tool("STOREHOST_WKG", support::target_dir().join("tools/wkg/bin/wkg"));
+    let registry = Registry::start(&registry_binary(), None);
+    let work = tempfile::tempdir().unwrap();
+    let file = component(work.path(), "fs");
+    let no_config = work.path().join("no-docker-config");
+    std::fs::create_dir(&no_config).unwrap();
+    let wkg_run = |args: &[&str]| {
+        let output = Command::new(&wkg).current_dir(work.path()).args(args).env("DOCKER_CONFIG", &no_config).output().expect("running wkg");
+        assert!(output.status.success(), "wkg {args:?}: {}", text(&output));
+    };
+
+    let by_wkg = format!("{}/team/fs-by-wkg:1.0", registry.host);
+    wkg_run(&["oci", "push", "--insecure", &registry.host, &by_wkg, file.to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Some(&manifest(&registry.host, &format!("{{ oci = \"{by_wkg}\" }}"), "")), &[]);
+    every_domain_works(&server, "wkg").await;
+    server.stop();
+
+    let by_storehost = format!("{}/team/fs-by-storehost:1.0", registry.host);
+    push(work.path(), &file, &by_storehost, &[]);
+    wkg_run(&["oci", "pull", "--insecure", &registry.host, "-o", "pulled-by-wkg.wasm", &by_storehost]);
+    assert!(std::fs::read(work.path().join("pulled-by-wkg.wasm")).unwrap() == std::fs::read(&file).unwrap(), "wkg pulled other bytes");
+}
