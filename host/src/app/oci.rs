@@ -24,6 +24,8 @@ use oci_client::{Client, Reference};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::base::chain;
+
 /// The media type of a component's layer.
 pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// The media type of a component's config.
@@ -238,20 +240,6 @@ fn explained(error: OciDistributionError) -> anyhow::Error {
         OciDistributionError::DigestError(_) => anyhow!("the registry's bytes do not hash to their digest: refused ({error})"),
         _ => anyhow!("{}", chain(&error)),
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The component `reference` names, pinned to `digest` when given: from the cache when it holds

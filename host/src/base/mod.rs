@@ -10,6 +10,6 @@ pub mod telemetry;
 pub mod units;
 
 pub use context::Ctx;
-pub use error::{ErrorKind, Result, StoreError};
+pub use error::{ErrorKind, Result, StoreError, chain};
 pub use latency::{LATENCY_BUCKETS, LatencyHistogram, latency_quantile};
 pub use names::Domain;

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use wasmtime::component::{Linker, Resource};
 
 use super::{Capability, Failure, PluginIdentity, Scoped, ScopedData};
-use crate::base::units;
+use crate::base::{chain, units};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -224,21 +224,6 @@ pub struct Bucket {
 /// bucket (the contract's object-key rule).
 fn check_key(key: &str) -> Result<(), ObjectError> {
     storehost_plugin_rules::validate_object_key(key).map_err(ObjectError::Other)
-}
-
-/// An error and its sources, `: `-separated (the SDK's top-level errors say little alone).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn millis(t: Option<&DateTime>) -> u64 {
