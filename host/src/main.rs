@@ -389,6 +389,18 @@ async fn check(manifest: Manifest) -> Result<()> {
     for (domain, config) in app.manifest.domains.iter() {
         println!("  domain {domain}: origin {}", config.origin);
     }
+    // Which registry sources the lock file pinned (a digest in the manifest wins over it).
+    if let Some(path) = app.manifest.path.as_deref().map(storehost::app::oci::Lock::path_of)
+        && let Some(lock) = storehost::app::oci::Lock::load(&path)?
+    {
+        for (name, plugin) in &app.manifest.plugins {
+            if let storehost::app::Source::Oci { reference, digest: None } = &plugin.source
+                && let Some(digest) = lock.digest(name, reference)
+            {
+                println!("  lock {}: plugins.{name} pinned to {digest}", path.display());
+            }
+        }
+    }
     Ok(())
 }
 

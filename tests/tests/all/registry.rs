@@ -207,6 +207,7 @@ async fn the_lock_file_pins_every_replica_until_locked_again_or_reloaded_with_re
     assert_ne!(fs_digest, memory_digest);
     let checked = storehost(dir.path(), &["check", "--manifest", "storehost.toml"], &[]);
     assert!(checked.status.success() && text(&checked).contains("plugin files: fs "), "{}", text(&checked));
+    assert!(text(&checked).contains(&format!("storehost.lock: plugins.files pinned to {fs_digest}")), "check says which: {}", text(&checked));
     let server = Server::start(dir.path(), Some(&text_of), &[]);
     assert_eq!(loaded_source(&server).await, format!("oci://{reference}@{fs_digest}"));
     // A reload keeps the lock's; one told to resolve loads what the tag names now, in place.
