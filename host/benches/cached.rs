@@ -40,7 +40,8 @@ fn main() {
     let moka: moka::sync::Cache<String, Artifact> = moka::sync::Cache::new(10_000);
     moka.insert("bench/artifact".to_string(), artifact);
     let file = dir.path().join("artifacts/bench/artifact=");
-    assert_eq!(std::fs::read(&file).unwrap(), body, "the fs plugin's file layout changed");
+    // The plugin keeps the body after a header of its metadata: the anchor reads the same file.
+    assert!(std::fs::read(&file).unwrap().ends_with(&body), "the fs plugin's file layout changed");
 
     let hit = |n| {
         time_async(&rt, n, || async {
