@@ -24,7 +24,7 @@ use oci_client::{Client, Reference};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::base::chain;
+use crate::base::{chain, write_replacing};
 
 /// The media type of a component's layer.
 pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
@@ -140,26 +140,26 @@ impl Cache {
     /// The component of `digest`, if it is kept and whole: its manifest hashes to `digest` and
     /// its bytes to the digest of the manifest's layer.
     pub fn get(&self, digest: &str) -> Option<Vec<u8>> {
+        self.kept(digest).map(|(wasm, _)| wasm)
+    }
+
+    /// [`get`](Self::get), with the component's manifest.
+    fn kept(&self, digest: &str) -> Option<(Vec<u8>, OciImageManifest)> {
         let entry = self.entry(digest);
         let manifest = std::fs::read(entry.join("manifest.json")).ok()?;
         if sha256(&manifest) != digest {
             return None;
         }
         let manifest: OciImageManifest = serde_json::from_slice(&manifest).ok()?;
-        let layer = component_layer(&manifest).ok()?;
         let wasm = std::fs::read(entry.join("component.wasm")).ok()?;
-        (sha256(&wasm) == layer.digest).then_some(wasm)
+        (sha256(&wasm) == component_layer(&manifest).ok()?.digest).then_some((wasm, manifest))
     }
 
     fn put(&self, digest: &str, manifest: &[u8], wasm: &[u8]) -> Result<()> {
         let entry = self.entry(digest);
-        std::fs::create_dir_all(&entry).with_context(|| format!("creating {}", entry.display()))?;
-        for (name, bytes) in [("component.wasm", wasm), ("manifest.json", manifest)] {
-            let temp = tempfile::NamedTempFile::new_in(&entry)?;
-            std::fs::write(temp.path(), bytes)?;
-            temp.persist(entry.join(name))?;
-        }
-        Ok(())
+        // The manifest last: an entry without it is not kept.
+        write_replacing(&entry.join("component.wasm"), wasm)?;
+        write_replacing(&entry.join("manifest.json"), manifest)
     }
 
     /// The digest `reference` last resolved to.
@@ -170,12 +170,7 @@ impl Cache {
     }
 
     fn set_tag(&self, reference: &str, digest: &str) -> Result<()> {
-        let path = self.tag_file(reference);
-        std::fs::create_dir_all(path.parent().expect("tags/"))?;
-        let temp = tempfile::NamedTempFile::new_in(path.parent().expect("tags/"))?;
-        std::fs::write(temp.path(), format!("{reference} {digest}\n"))?;
-        temp.persist(path)?;
-        Ok(())
+        write_replacing(&self.tag_file(reference), format!("{reference} {digest}\n").as_bytes())
     }
 }
 
@@ -226,16 +221,15 @@ fn explained(error: OciDistributionError) -> anyhow::Error {
         OciDistributionError::ServerError { code, .. } => Some(*code),
         _ => None,
     };
-    let unknown =
-        status == Some(404) || codes.iter().any(|c| matches!(c, Code::ManifestUnknown | Code::NameUnknown | Code::NotFound | Code::BlobUnknown));
-    let denied = matches!(status, Some(401 | 403)) || codes.iter().any(|c| matches!(c, Code::Unauthorized | Code::Denied));
+    let unknown = matches!(error, OciDistributionError::ImageManifestNotFoundError(_))
+        || status == Some(404)
+        || codes.iter().any(|c| matches!(c, Code::ManifestUnknown | Code::NameUnknown | Code::NotFound | Code::BlobUnknown));
+    let denied = matches!(error, OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_))
+        || matches!(status, Some(401 | 403))
+        || codes.iter().any(|c| matches!(c, Code::Unauthorized | Code::Denied));
     match &error {
         e if unreachable(e) => anyhow!("the registry cannot be reached: {}", chain(e)),
-        OciDistributionError::ImageManifestNotFoundError(_) => anyhow!("no such tag or digest in the registry ({error})"),
         _ if unknown => anyhow!("no such tag or digest in the registry ({error})"),
-        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
-            anyhow!("the registry denied access ({error}); give credentials in [registries.\"HOST\"] or the Docker configuration")
-        }
         _ if denied => anyhow!("the registry denied access ({error}); give credentials in [registries.\"HOST\"] or the Docker configuration"),
         OciDistributionError::DigestError(_) => anyhow!("the registry's bytes do not hash to their digest: refused ({error})"),
         _ => anyhow!("{}", chain(&error)),
@@ -251,8 +245,7 @@ fn explained(error: OciDistributionError) -> anyhow::Error {
 pub async fn pull(reference: &str, digest: Option<&str>, cache: &Cache, registries: &Registries, bar: &indicatif::ProgressBar) -> Result<Pulled> {
     let parsed = parse(reference)?;
     let cached = |digest: &str, found| {
-        let wasm = cache.get(digest)?;
-        let manifest: OciImageManifest = serde_json::from_slice(&std::fs::read(cache.entry(digest).join("manifest.json")).ok()?).ok()?;
+        let (wasm, manifest) = cache.kept(digest)?;
         Some(Pulled { wasm, digest: digest.to_string(), found, annotations: manifest.annotations.unwrap_or_default() })
     };
     if let Some(digest) = digest {
@@ -288,11 +281,9 @@ pub async fn pull(reference: &str, digest: Option<&str>, cache: &Cache, registri
     let layer = component_layer(&manifest)?.clone();
     let mut wasm = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
     bar.set_length(u64::try_from(layer.size).unwrap_or(0));
+    // The client hashes the bytes as they come and refuses them unless they are the layer's.
     client.pull_blob(&pinned, &layer, Counted { out: &mut wasm, bar }).await.map_err(explained)?;
     bar.finish_and_clear();
-    if sha256(&wasm) != layer.digest {
-        bail!("the registry's layer {} hashes to {}: refused", layer.digest, sha256(&wasm));
-    }
     cache.put(&actual, &raw, &wasm).context("keeping it in the components cache")?;
     if digest.is_none() {
         cache.set_tag(reference, &actual).context("recording its digest in the components cache")?;

@@ -494,13 +494,7 @@ impl NodeInner {
 
     fn save_position(&self) -> anyhow::Result<()> {
         let Some(path) = &self.position_file else { return Ok(()) };
-        let text = format!("{} {}\n", self.log_id, *self.applied.borrow());
-        let dir = path.parent().context("the position file has no directory")?;
-        std::fs::create_dir_all(dir)?;
-        let temp = tempfile::NamedTempFile::new_in(dir)?;
-        std::fs::write(temp.path(), text)?;
-        temp.persist(path)?;
-        Ok(())
+        crate::base::write_replacing(path, format!("{} {}\n", self.log_id, *self.applied.borrow()).as_bytes())
     }
 
     pub(crate) fn stats(&self) -> ClusterStats {

@@ -7,7 +7,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -43,7 +43,7 @@ pub fn load(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> Result<(Compone
         }
     }
     let component = compile(engine, wasm)?;
-    if let Err(err) = store(&component, dir, &path) {
+    if let Err(err) = store(&component, &path) {
         tracing::warn!(dir = %dir.display(), %err, "cannot write the compiled-code cache");
     }
     Ok((component, CompileSource::Compiled))
@@ -62,11 +62,7 @@ fn deserialize(engine: &Engine, path: &Path) -> Result<Component> {
     unsafe { Component::deserialize_file(engine, path) }.map_err(|e| anyhow::anyhow!("{e:#}"))
 }
 
-fn store(component: &Component, dir: &Path, path: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+fn store(component: &Component, path: &Path) -> Result<()> {
     let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let temp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(temp.path(), &bytes)?;
-    temp.persist(path)?;
-    Ok(())
+    crate::base::write_replacing(path, &bytes)
 }
