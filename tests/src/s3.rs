@@ -45,6 +45,8 @@ struct KeyedFs {
     /// then streams from the file opened), and exclusively by a write, so that a read answers
     /// one version's body with that version's metadata, as S3 does.
     versions: tokio::sync::RwLock<()>,
+    /// GetObject requests per key (as the client named it), for tests that count origin reads.
+    gets: std::sync::Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 fn stored(key: &str) -> String {
@@ -89,6 +91,7 @@ impl S3 for KeyedFs {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        *self.gets.lock().entry(req.input.key.clone()).or_default() += 1;
         let req = req.map_input(|mut i| {
             i.key = stored(&i.key);
             i
@@ -270,6 +273,7 @@ pub struct S3Server {
     pub secret_key: String,
     root: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
+    gets: std::sync::Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl S3Server {
@@ -280,18 +284,20 @@ impl S3Server {
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the directory");
         let (access_key, secret_key) = ("storehost-test-key".to_string(), format!("secret-{}", std::process::id()));
+        let gets = std::sync::Arc::new(Mutex::new(BTreeMap::new()));
         let mut builder = s3s::service::S3ServiceBuilder::new(KeyedFs {
             fs,
             keys: Mutex::new(BTreeSet::new()),
             uploads: Mutex::new(BTreeMap::new()),
             versions: tokio::sync::RwLock::new(()),
+            gets: gets.clone(),
         });
         builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
         let service = builder.build();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let addr: SocketAddr = listener.local_addr().unwrap();
         let task = tokio::spawn(serve(listener, service));
-        S3Server { endpoint: format!("http://{addr}"), access_key, secret_key, root, task }
+        S3Server { endpoint: format!("http://{addr}"), access_key, secret_key, root, task, gets }
     }
 
     /// A grant of [`BUCKET`] with this server's key, path-style.
@@ -317,6 +323,11 @@ impl S3Server {
         let mut spec = crate::builtin("s3");
         spec.grants.object_store = Some(self.grant());
         spec
+    }
+
+    /// The GetObject requests the server has answered (or refused), per key.
+    pub fn gets(&self) -> BTreeMap<String, u64> {
+        self.gets.lock().clone()
     }
 
     /// Creates another bucket.

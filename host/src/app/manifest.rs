@@ -361,6 +361,10 @@ pub struct DomainConfig {
     /// How long past its TTL a cached entry may answer a read whose origin is unavailable or
     /// timed out (`X-Cache: stale`); entries dropped by a write never are. Default: never.
     pub stale_if_error: Option<Dur>,
+    /// With `[cluster]`: one cache across the replicas. Each key has an owner among them (a
+    /// consistent-hash ring over the live members); a replica that misses on a key it does not
+    /// own asks the owner, which fills once from the origin. Artifacts only (default false).
+    pub peer_fill: Option<bool>,
 }
 
 /// A manifest that could not be loaded: the file, the key, and what was expected.
@@ -452,6 +456,22 @@ impl Manifest {
                 return Err(
                     self.key_error(format!("domains.{name}.stale_if_error"), "needs a cache to keep entries in, and this domain is not cached")
                 );
+            }
+            if domain.peer_fill == Some(true) {
+                let key = format!("domains.{name}.peer_fill");
+                if name != Domain::Artifact {
+                    return Err(self.key_error(key, "only the artifact domain is filled from peers"));
+                }
+                if domain.cache == Some(false) {
+                    return Err(self.key_error(key, "needs a cache to fill, and this domain is not cached"));
+                }
+                match &self.cluster {
+                    None => return Err(self.key_error(key, "needs [cluster]: the replicas find each other through its log")),
+                    Some(cluster) if cluster.peer_secret.is_none() => {
+                        return Err(self.key_error(key, "needs [cluster] peer_secret: the secret the replicas ask each other with"));
+                    }
+                    Some(_) => {}
+                }
             }
             for (field, plugin) in refs {
                 if !self.plugins.contains_key(plugin) {

@@ -163,3 +163,25 @@ pub fn render_cluster(out: &mut String, s: &ClusterStats) {
         [(host, s.apply_latency_buckets.as_slice(), s.apply_latency_sum)],
     );
 }
+
+/// The peer-fill series of a host in a cluster (`[domains.artifact] peer_fill`).
+pub fn render_peers(out: &mut String, host_id: &str, s: &crate::cluster::PeerStats) {
+    let host = format!("host=\"{host_id}\"");
+    let name = "storehost_peer_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Reads of keys another member owns, asked of the owner, by result (skipped: the owner had just failed).\n# TYPE {name} counter"
+    );
+    for (result, n) in s.requests {
+        let _ = writeln!(out, "{name}{{{host},result=\"{result}\"}} {n}");
+    }
+    let series = [
+        ("storehost_peer_served_total", "counter", "Reads this host answered for other members, as the keys' owner.", s.served),
+        ("storehost_peer_hot_copies_total", "counter", "Owners' answers kept as hot copies.", s.hot),
+        ("storehost_peer_ring_changes_total", "counter", "Changes of the ring of members seen.", s.ring_changes),
+        ("storehost_peer_members", "gauge", "Live members on the ring, this host among them.", s.members.len() as u64),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{host}}} {value}");
+    }
+}

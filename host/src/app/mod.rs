@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use sha2::Digest as _;
 
 pub use manifest::{Manifest, ManifestError, Source};
-pub use metrics::{DomainMetrics, render_cluster, render_prometheus};
+pub use metrics::{DomainMetrics, render_cluster, render_peers, render_prometheus};
 
 use crate::base::Domain;
 use crate::cache::{CacheConfig, CachedArtifactStore, CachedProjectStore, CachedUiStore, CachedWorkspaceStore, Caches, DiskStoreConfig};
@@ -173,6 +173,9 @@ impl App {
             Some(node) => layers.replicated(node),
             None => layers.stores.clone(),
         };
+        if let (Some(cache), Some(peers)) = (&layers.caches.artifact, cluster.as_ref().and_then(|node| node.peers())) {
+            cache.set_peers(peers.clone());
+        }
         App { manifest, runtime, plugins, loads, stores, origins, caches: layers.caches.clone(), cluster, layers }
     }
 
@@ -509,6 +512,7 @@ pub fn cache_config(manifest: &Manifest, domain: Domain) -> Option<CacheConfig> 
         max_entries: memory.and_then(|m| m.max_entries),
         memory_max_body: memory.and_then(|m| m.max_body).map_or(defaults.memory_max_body, |s| s.0),
         stale_if_error: config.stale_if_error.map(|d| d.0),
+        peer_fill: config.peer_fill == Some(true),
         ..defaults
     };
     // The disk tier holds artifact blobs, unless the domain turns it off.

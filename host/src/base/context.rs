@@ -16,6 +16,9 @@ pub struct Ctx {
     min_log_seq: Option<u64>,
     written: Option<Arc<AtomicU64>>,
     stale: Option<Arc<AtomicU64>>,
+    /// Asked by another replica that owns none of the key (peer fill): answered here, never
+    /// passed on to another replica.
+    from_peer: bool,
 }
 
 impl Ctx {
@@ -67,6 +70,17 @@ impl Ctx {
         if let Some(slot) = &self.stale {
             slot.fetch_max(u64::try_from(age.as_millis()).unwrap_or(u64::MAX - 1) + 1, Ordering::AcqRel);
         }
+    }
+
+    /// The same context, for a read another replica asked this one to answer as the key's owner.
+    pub fn from_peer(mut self) -> Self {
+        self.from_peer = true;
+        self
+    }
+
+    /// Whether another replica asked for this read (it must be answered here).
+    pub fn is_from_peer(&self) -> bool {
+        self.from_peer
     }
 
     /// The log position the caller's reads must see, if it gave one.

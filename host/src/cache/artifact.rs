@@ -9,8 +9,8 @@
 //! the memory tier as `get` and `put` do; larger ones go through it untouched, and the disk
 //! tier keeps them as files, serving ranges from them (see [`super::stream`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +19,8 @@ use storehost_primitives::DiskStore;
 
 use super::stream::{self, CachingSink, OnWritten};
 use super::{CacheConfig, CacheMetrics, Lookup, NamedCache, ReadThrough, Written, read_through, stale, weight_str, written};
+use crate::cluster::Peers;
+use crate::cluster::peers::PeerAnswer;
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Ctx, Result, Served, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -31,6 +33,10 @@ struct ListKey {
 pub struct CachedArtifactStore {
     origin: Arc<dyn ArtifactStore>,
     blobs: Arc<ReadThrough<String, Artifact>>,
+    /// With peer fill: copies of bodies other replicas own, kept for the keys read often here.
+    hot: Option<ReadThrough<String, Artifact>>,
+    /// With peer fill: the ring of key owners (set once the host joined its cluster).
+    peers: OnceLock<Arc<Peers>>,
     lists: ReadThrough<ListKey, ArtifactPage>,
     urls: ReadThrough<(String, u32), Option<String>>,
     disk: Option<Arc<DiskStore>>,
@@ -73,9 +79,13 @@ impl CachedArtifactStore {
             (None, Some(disk)) => Some(Arc::new(DiskStore::open(disk.clone())?)),
             (None, None) => None,
         };
+        let blob_weight = |k: &String, a: &Artifact| weight_str(k) + meta_weight(&a.meta) + a.body.len();
+        let blob_share = if config.peer_fill { 0.7 } else { 0.8 };
         Ok(Self {
             origin,
-            blobs: Arc::new(ReadThrough::new(&config.tier(0.8), |k: &String, a: &Artifact| weight_str(k) + meta_weight(&a.meta) + a.body.len())),
+            blobs: Arc::new(ReadThrough::new(&config.tier(blob_share), blob_weight)),
+            hot: config.peer_fill.then(|| ReadThrough::new(&config.tier(0.1), blob_weight)),
+            peers: OnceLock::new(),
             lists: ReadThrough::new(&config.tier(0.1), |k: &ListKey, p: &ArtifactPage| {
                 weight_str(&k.prefix) + p.items.iter().map(meta_weight).sum::<usize>() + 64
             }),
@@ -91,8 +101,12 @@ impl CachedArtifactStore {
 
     /// Drops the cached blob of `key`, in memory and on disk.
     pub fn invalidate_key(&self, key: &str) {
-        self.blobs.invalidate_then(&key.to_string(), || self.disk_delete(key));
-        self.invalidate_urls(key);
+        let key = key.to_string();
+        self.blobs.invalidate_then(&key, || self.disk_delete(&key));
+        if let Some(hot) = &self.hot {
+            hot.invalidate(&key);
+        }
+        self.invalidate_urls(&key);
     }
 
     /// Drops every cached list page that could hold `key`.
@@ -108,6 +122,9 @@ impl CachedArtifactStore {
     /// Drops everything cached under `prefix` (blobs, lists and URLs).
     pub fn invalidate_prefix(&self, prefix: &str) {
         self.blobs.invalidate_if(|k, _| k.starts_with(prefix));
+        if let Some(hot) = &self.hot {
+            hot.invalidate_if(|k, _| k.starts_with(prefix));
+        }
         self.lists.invalidate_if(|k, _| k.prefix.starts_with(prefix) || prefix.starts_with(&k.prefix));
         self.urls.invalidate_if(|(k, _), _| k.starts_with(prefix));
         if let Some(disk) = self.disk_tier() {
@@ -128,6 +145,9 @@ impl CachedArtifactStore {
     /// Drops everything the memory tier holds (loads in flight are kept from filling it).
     fn clear_memory(&self) {
         self.blobs.invalidate_if(|_, _| true);
+        if let Some(hot) = &self.hot {
+            hot.invalidate_if(|_, _| true);
+        }
         self.lists.invalidate_if(|_, _| true);
         self.urls.invalidate_if(|_, _| true);
     }
@@ -188,12 +208,71 @@ impl CachedArtifactStore {
         self.invalidate_lists_for(key);
     }
 
-    /// `get`, recording in `lookup` which tier answered: memory, disk, then the origin.
+    /// Fills from the ring of key owners (peer fill) from now on, if this cache was made for it.
+    pub fn set_peers(&self, peers: Arc<Peers>) {
+        if self.hot.is_some() {
+            let _ = self.peers.set(peers);
+        }
+    }
+
+    /// The member to ask for `key`: with peer fill, for a read no member asked for, when
+    /// another member owns `key` and can be asked.
+    fn owner(&self, ctx: &Ctx, key: &str) -> Option<(&Peers, Arc<str>)> {
+        let peers = self.peers.get().filter(|_| !ctx.is_from_peer())?;
+        Some((peers, peers.ask(key)?))
+    }
+
+    /// Whether a write of `key` is kept in this host's tiers: unless another member owns it.
+    fn keeps(&self, key: &str) -> bool {
+        self.peers.get().is_none_or(|peers| peers.owner_of(key).is_none())
+    }
+
+    /// A read of `key`, which `owner` owns: a hot copy; else the owner's answer (one in
+    /// [`HOT_SAMPLE`](crate::cluster::peers::HOT_SAMPLE) kept as a hot copy); else, when the owner
+    /// could not answer, the origin's, which this host does not cache.
+    async fn read_unowned(&self, ctx: &Ctx, peers: &Peers, owner: &Arc<str>, key: &str, range: ByteRange, lookup: &Lookup) -> Result<ArtifactReader> {
+        let hot = self.hot.as_ref().expect("peers are set only with a hot tier");
+        let owned = key.to_string();
+        if let Some(artifact) = hot.get(&owned) {
+            lookup.found("memory", "hit");
+            return Ok(ArtifactReader::sliced(Artifact { served: Served::Memory, ..artifact }, range));
+        }
+        let ticket = hot.ticket(&owned);
+        match lookup.around(peers.read(ctx, owner, key, range, self.memory_max_body)).await {
+            PeerAnswer::Whole(artifact) => {
+                lookup.found("peer", "hit");
+                if peers.admit() {
+                    hot.complete(ticket, owned, Some(artifact.clone()), || {});
+                }
+                Ok(ArtifactReader::sliced(artifact, range))
+            }
+            PeerAnswer::Read(reader) => {
+                lookup.found("peer", "hit");
+                Ok(reader)
+            }
+            PeerAnswer::NotFound => {
+                lookup.found("peer", "miss");
+                Err(StoreError::NotFound(format!("no artifact {key:?}")))
+            }
+            PeerAnswer::Failed => {
+                lookup.found("origin", "miss");
+                lookup.around(self.origin.open_read(ctx, key, range)).await
+            }
+        }
+    }
+
+    /// `get`, recording in `lookup` which tier answered: memory, disk, then the origin (or,
+    /// with peer fill, the key's owner).
     async fn get_looked_up(&self, ctx: &Ctx, key: &str, lookup: &Lookup) -> Result<Artifact> {
         let owned = key.to_string();
         if let Some(artifact) = self.blobs.get(&owned) {
             lookup.found("memory", "hit");
             return Ok(Artifact { served: Served::Memory, ..artifact });
+        }
+        if let Some((peers, owner)) = self.owner(ctx, key) {
+            let reader = self.read_unowned(ctx, peers, &owner, key, ByteRange::ALL, lookup).await?;
+            let served = reader.served;
+            return Ok(Artifact { served, ..stream::gather(reader).await? });
         }
         let (from_disk, loaded) = (AtomicBool::new(false), AtomicBool::new(false));
         let load = async {
@@ -241,6 +320,9 @@ impl CachedArtifactStore {
         if let Some(artifact) = self.blobs.get(&owned) {
             lookup.found("memory", "hit");
             return Ok(ArtifactReader::sliced(Artifact { served: Served::Memory, ..artifact }, range));
+        }
+        if let Some((peers, owner)) = self.owner(ctx, key) {
+            return self.read_unowned(ctx, peers, &owner, key, range, lookup).await;
         }
         if let Some(disk) = self.disk_tier()
             && let Some(entry) = stream::open_entry(disk, key)
@@ -291,6 +373,9 @@ impl ArtifactStore for CachedArtifactStore {
     async fn put(&self, ctx: &Ctx, key: &str, body: Bytes, content_type: Option<String>) -> Result<ArtifactMeta> {
         let result = self.origin.put(ctx, key, body.clone(), content_type).await;
         match written(&result) {
+            // Another member owns the key: what this host held of it goes, and the owner's entry
+            // goes with the write's invalidation.
+            Written::Done(_) if !self.keeps(key) => self.forget(key),
             Written::Done(meta) => {
                 let artifact = Artifact::new(meta.clone(), body);
                 self.blobs.store_then(key.to_string(), artifact.clone(), || self.disk_put(&artifact));
@@ -311,7 +396,7 @@ impl ArtifactStore for CachedArtifactStore {
     async fn head(&self, ctx: &Ctx, key: &str) -> Result<ArtifactMeta> {
         let lookup = Lookup::new("artifact", "blob");
         let owned = key.to_string();
-        if let Some(artifact) = self.blobs.get(&owned) {
+        if let Some(artifact) = self.blobs.get(&owned).or_else(|| self.hot.as_ref()?.get(&owned)) {
             lookup.found("memory", "hit");
             return Ok(artifact.meta);
         }
@@ -410,7 +495,7 @@ impl OnWritten for CachedArtifactStore {
     fn written(&self, key: &str, result: &Result<ArtifactMeta>, body: Option<Bytes>) {
         match written(result) {
             Written::Done(meta) => {
-                match body.filter(|b| b.len() as u64 == meta.size) {
+                match body.filter(|b| b.len() as u64 == meta.size && self.keeps(key)) {
                     Some(body) => {
                         let artifact = Artifact::new(meta.clone(), body);
                         self.blobs.store_then(key.to_string(), artifact.clone(), || self.disk_put(&artifact));
@@ -428,7 +513,9 @@ impl OnWritten for CachedArtifactStore {
 
 impl CacheMetrics for CachedArtifactStore {
     fn caches(&self) -> Vec<NamedCache> {
-        vec![NamedCache::of("blob", &self.blobs), NamedCache::of("list", &self.lists), NamedCache::of("url", &self.urls)]
+        let mut caches = vec![NamedCache::of("blob", &self.blobs), NamedCache::of("list", &self.lists), NamedCache::of("url", &self.urls)];
+        caches.extend(self.hot.as_ref().map(|hot| NamedCache::of("hot", hot)));
+        caches
     }
 
     fn disk(&self) -> Option<storehost_primitives::DiskStats> {

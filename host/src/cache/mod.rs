@@ -49,6 +49,9 @@ pub struct CacheConfig {
     /// How long past its TTL an entry may still answer a read whose origin is unavailable or
     /// timed out (`None`: never). Such entries stay inside the memory budget and go first.
     pub stale_if_error: Option<Duration>,
+    /// The replicas share one cache (artifact blobs only): a tenth of the budget holds hot
+    /// copies of keys other replicas own.
+    pub peer_fill: bool,
 }
 
 impl Default for CacheConfig {
@@ -61,6 +64,7 @@ impl Default for CacheConfig {
             memory_max_body: Self::DEFAULT_MEMORY_MAX_BODY,
             clock: None,
             stale_if_error: None,
+            peer_fill: false,
         }
     }
 }

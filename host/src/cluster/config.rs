@@ -11,6 +11,9 @@ use crate::base::units;
 /// [cluster]
 /// log = { url = "${DATABASE_URL}", schema = "storehost_cluster" }
 /// max_staleness = "1s"
+/// # peer fill (`[domains.artifact] peer_fill = true`): each key has an owner among the replicas
+/// peer_secret = "${STOREHOST_PEER_SECRET}"
+/// advertise = "10.0.0.7:8080"
 /// ```
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,25 @@ pub struct ClusterConfig {
     /// How long events stay in the log. A host away for longer drops its caches when it returns.
     #[serde(default = "ClusterConfig::default_retain", deserialize_with = "units::duration")]
     pub retain: Duration,
+    /// Where the other replicas reach this one (`host:port`; default: the address it listens
+    /// on). Registered in the log's database while this host is up.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The secret the replicas share to ask each other for the keys they own (peer fill): at
+    /// least 16 bytes. Without it, no domain may set `peer_fill`.
+    #[serde(default)]
+    pub peer_secret: Option<String>,
+    /// How often a host says it is alive in the log's database.
+    #[serde(default = "ClusterConfig::default_heartbeat", deserialize_with = "units::duration")]
+    pub heartbeat: Duration,
+    /// A member whose last heartbeat is older than this leaves the ring: its keys go to its
+    /// neighbours.
+    #[serde(default = "ClusterConfig::default_member_timeout", deserialize_with = "units::duration")]
+    pub member_timeout: Duration,
+    /// The longest a read waits for a key's owner to start answering (within a quarter of the
+    /// read's own deadline) before it reads the origin itself.
+    #[serde(default = "ClusterConfig::default_peer_timeout", deserialize_with = "units::duration")]
+    pub peer_timeout: Duration,
 }
 
 /// Where the log lives.
@@ -62,6 +84,11 @@ impl ClusterConfig {
             max_staleness: Self::default_max_staleness(),
             poll: Self::default_poll(),
             retain: Self::default_retain(),
+            advertise: None,
+            peer_secret: None,
+            heartbeat: Self::default_heartbeat(),
+            member_timeout: Self::default_member_timeout(),
+            peer_timeout: Self::default_peer_timeout(),
         }
     }
 
@@ -84,6 +111,18 @@ impl ClusterConfig {
         Duration::from_secs(3600)
     }
 
+    fn default_heartbeat() -> Duration {
+        Duration::from_millis(500)
+    }
+
+    fn default_member_timeout() -> Duration {
+        Duration::from_secs(2)
+    }
+
+    fn default_peer_timeout() -> Duration {
+        Duration::from_millis(500)
+    }
+
     /// What is wrong with the settings, as `(key, problem)`.
     pub fn problem(&self) -> Option<(&'static str, String)> {
         let schema = &self.log.schema;
@@ -102,6 +141,15 @@ impl ClusterConfig {
         }
         if self.retain < self.max_staleness * 10 {
             return Some(("retain", format!("must be at least ten times max_staleness ({:?})", self.max_staleness)));
+        }
+        if self.peer_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Some(("peer_secret", "must be at least 16 bytes".into()));
+        }
+        if self.heartbeat.is_zero() || self.member_timeout < self.heartbeat * 3 {
+            return Some(("member_timeout", format!("must be at least three heartbeats ({:?})", self.heartbeat * 3)));
+        }
+        if self.peer_timeout.is_zero() {
+            return Some(("peer_timeout", "must be more than 0".into()));
         }
         None
     }

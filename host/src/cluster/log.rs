@@ -156,6 +156,15 @@ fn migrations(schema: &str) -> Vec<Vec<String>> {
         ],
         // The writer's trace context, for the span of the event's application on each host.
         vec![format!("ALTER TABLE {schema}.log ADD COLUMN trace text")],
+        // The replicas that are up, for the ring of key owners (peer fill).
+        vec![format!(
+            "CREATE TABLE {schema}.members (
+                 host_id text PRIMARY KEY,
+                 address text NOT NULL,
+                 heartbeat timestamptz NOT NULL DEFAULT clock_timestamp(),
+                 joined timestamptz NOT NULL DEFAULT clock_timestamp()
+             )"
+        )],
     ]
 }
 
@@ -324,6 +333,30 @@ impl InvalidationLog {
             pruned_through: row.try_get::<i64, _>("pruned_through")? as u64,
             log_id: row.try_get("log_id")?,
         })
+    }
+
+    /// Says that `host` is up at `address`, and returns the members whose last heartbeat is
+    /// younger than `timeout` (by the database's clock, which every host shares): `(host_id,
+    /// address)`, one per address (its latest), in address order. Rows long dead are deleted.
+    pub(crate) async fn heartbeat(&self, host: &str, address: &str, timeout: Duration) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let schema = &self.schema;
+        let statement = format!(
+            "WITH beat AS (INSERT INTO {schema}.members (host_id, address) VALUES ($1, $2)
+                           ON CONFLICT (host_id) DO UPDATE SET address = EXCLUDED.address, heartbeat = clock_timestamp()),
+                  gone AS (DELETE FROM {schema}.members WHERE heartbeat < clock_timestamp() - make_interval(secs => $3 * 100) AND host_id <> $1)
+             SELECT DISTINCT ON (address) host_id, address FROM (
+                 SELECT host_id, address, heartbeat FROM {schema}.members
+                 WHERE heartbeat >= clock_timestamp() - make_interval(secs => $3) AND host_id <> $1
+                 UNION ALL SELECT $1, $2, clock_timestamp()
+             ) m ORDER BY address, heartbeat DESC"
+        );
+        sqlx::query_as(&statement).bind(host).bind(address).bind(timeout.as_secs_f64()).fetch_all(&self.pool).await
+    }
+
+    /// Takes `host` out of the members (it is shutting down).
+    pub(crate) async fn leave(&self, host: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("DELETE FROM {}.members WHERE host_id = $1", self.schema)).bind(host).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Deletes the events older than `retain` and records how far it went, unless another host

@@ -11,15 +11,19 @@
 //! - a host whose last successful read of the log is older than `max_staleness` answers from its
 //!   origins, not its caches, until it has caught up: the bound holds when the log is down.
 //!
+//! With peer fill (`[domains.artifact] peer_fill`), the replicas share one cache: see [`peers`].
+//!
 //! Writes that bypass storehost (another tool writing the bucket) are covered only by TTLs.
 
 mod config;
 mod log;
 mod metrics;
 mod node;
+pub mod peers;
 mod replicated;
 
 pub use config::{ClusterConfig, LogConfig};
 pub use metrics::ClusterStats;
 pub use node::Node;
+pub use peers::{PeerStats, Peers};
 pub use replicated::Replicated;

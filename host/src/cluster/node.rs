@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 use super::config::ClusterConfig;
 use super::log::{InvalidationLog, Notification};
 use super::metrics::{ClusterMetrics, ClusterStats};
+use super::peers::Peers;
 use crate::base::{Ctx, StoreError};
 use crate::cache::{Caches, Invalidation};
 
@@ -52,6 +53,7 @@ enum Trigger {
 /// The running cluster membership of a host. Dropping it stops its tasks.
 pub struct Node {
     inner: Arc<NodeInner>,
+    stop: CancellationToken,
     _stop: DropGuard,
 }
 
@@ -81,6 +83,8 @@ pub(crate) struct NodeInner {
     saved: AtomicU64,
     log_id: String,
     pub(crate) metrics: ClusterMetrics,
+    /// The ring of key owners, with `peer_secret` set.
+    peers: Option<Arc<Peers>>,
 }
 
 impl Node {
@@ -110,12 +114,14 @@ impl Node {
             }
         };
         let (publish, queue) = mpsc::unbounded_channel();
+        let applied = watch::Sender::new(from);
+        let peers = config.peer_secret.as_deref().map(|secret| Arc::new(Peers::new(&config, secret, applied.subscribe())));
         let inner = Arc::new(NodeInner {
             config,
             log,
             caches: parking_lot::RwLock::new(caches),
             started,
-            applied: watch::Sender::new(from),
+            applied,
             synced_ns: AtomicU64::new(0),
             head_seen: AtomicU64::new(head.head),
             notified: Notify::new(),
@@ -127,6 +133,7 @@ impl Node {
             saved: AtomicU64::new(from),
             log_id: head.log_id,
             metrics,
+            peers,
         });
         // Catch up before serving: a restarted host replays what its disk tier missed.
         anyhow::ensure!(inner.catch_up(Trigger::Notified).await, "log: reading the invalidation log failed");
@@ -136,7 +143,32 @@ impl Node {
         tokio::spawn(inner.clone().listen_loop(stop.clone()));
         tokio::spawn(inner.clone().prune_loop(stop.clone()));
         tracing::info!(host = %inner.config.host_id, position = from, "joined the cluster");
-        Ok(Node { inner, _stop: stop.drop_guard() })
+        Ok(Node { inner, stop: stop.clone(), _stop: stop.drop_guard() })
+    }
+
+    /// The ring of key owners (with `peer_secret` set).
+    pub fn peers(&self) -> Option<&Arc<Peers>> {
+        self.inner.peers.as_ref()
+    }
+
+    /// Joins the ring of key owners, reached at `listening` (unless `advertise` names another
+    /// address): registers in the log's database and keeps saying it is alive, and follows who
+    /// else is. Without `peer_secret`, nothing.
+    pub fn join_ring(&self, listening: std::net::SocketAddr) {
+        let Some(peers) = &self.inner.peers else { return };
+        let address = self.inner.config.advertise.clone().unwrap_or_else(|| listening.to_string());
+        if peers.set_address(&address) {
+            tokio::spawn(self.inner.clone().membership_loop(peers.clone(), self.stop.clone()));
+        }
+    }
+
+    /// Leaves the ring (at shutdown), so that the others stop asking this host at once.
+    pub async fn leave_ring(&self) {
+        if self.inner.peers.is_some()
+            && let Err(e) = self.inner.log.leave(&self.inner.config.host_id).await
+        {
+            tracing::warn!(error = %e, "leaving the ring of key owners failed; the others see this host gone after member_timeout");
+        }
     }
 
     /// The caches other hosts' invalidations reach from now on (a reload rebuilt some).
@@ -473,6 +505,25 @@ impl NodeInner {
                         break;
                     }
                 }
+            }
+        }
+    }
+
+    /// Says this host is alive every heartbeat, and puts the members that are on the ring.
+    async fn membership_loop(self: Arc<Self>, peers: Arc<Peers>, stop: CancellationToken) {
+        let address = peers.address().unwrap_or_default().to_string();
+        let mut beat = tokio::time::interval(peers.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = beat.tick() => {}
+            }
+            match self.log.heartbeat(peers.host_id(), &address, peers.member_timeout).await {
+                Ok(members) => {
+                    peers.set_members(members.into_iter().map(|(_, address)| address).collect());
+                }
+                Err(e) => tracing::debug!(error = %e, "the heartbeat to the log's database failed"),
             }
         }
     }

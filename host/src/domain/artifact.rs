@@ -32,6 +32,8 @@ pub enum Served {
     Memory,
     /// The disk tier.
     Disk,
+    /// The replica that owns the key (peer fill).
+    Peer,
 }
 
 /// An artifact with its body. Cloning shares the body.

@@ -18,7 +18,7 @@ use super::Shared;
 use super::error::ErrorBody;
 use super::extract::NoQuery;
 use crate::app::metrics::render_histogram;
-use crate::app::{DomainMetrics, ReloadReport, render_cluster, render_prometheus};
+use crate::app::{DomainMetrics, ReloadReport, render_cluster, render_peers, render_prometheus};
 use crate::base::{Ctx, Domain, ErrorKind, StoreError};
 
 pub fn routes() -> OpenApiRouter<Shared> {
@@ -170,6 +170,9 @@ async fn metrics(State(state): State<Shared>) -> Response {
     render_prometheus(&mut out, &app.metrics());
     if let Some(node) = &app.cluster {
         render_cluster(&mut out, &node.stats());
+        if let Some(peers) = node.peers() {
+            render_peers(&mut out, &node.stats().host_id, &peers.stats());
+        }
     }
     let reloads = [
         ("storehost_reloads_total", "Reloads that put a new configuration in place.", state.reloads.load(Ordering::Relaxed)),

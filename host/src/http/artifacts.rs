@@ -65,9 +65,14 @@ fn if_range_holds(request: &HeaderMap, meta: &ArtifactMeta) -> bool {
     request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|value| value.trim() == etag(meta))
 }
 
-/// `X-Cache`, with a cache in front of the origin: whether memory answered.
+/// `X-Cache`, with a cache in front of the origin: whether memory answered (or, with peer
+/// fill, the key's owner).
 fn cache_header(state: &Shared, served: Served) -> Option<&'static str> {
-    state.app().caches.is_cached(Domain::Artifact).then_some(if served == Served::Memory { "hit" } else { "miss" })
+    state.app().caches.is_cached(Domain::Artifact).then_some(match served {
+        Served::Memory => "hit",
+        Served::Peer => "peer",
+        Served::Origin | Served::Disk => "miss",
+    })
 }
 
 /// Reads what a `GET` asks for: the whole artifact, or the range of its `Range` header. A

@@ -13,6 +13,7 @@ mod guard;
 pub mod log_seq;
 pub mod openapi;
 mod page;
+mod peer;
 mod projects;
 mod reload;
 mod runs;
@@ -253,6 +254,7 @@ pub fn router(state: Shared) -> Router {
     let routed = Router::new()
         .merge(public)
         .merge(tokened)
+        .merge(peer::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(Limits::DEFAULT_JSON_MAX_BODY as usize))
         .with_state(state.clone());
@@ -298,6 +300,9 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<()> {
     // The first line on stdout, for scripts and tests.
     println!("storehost listening on http://{local}");
     tracing::info!(%local, "serving");
+    if let Some(node) = &state.app().cluster {
+        node.join_ring(local);
+    }
     let hangups = tokio::spawn(reload::on_hangup(state.clone()));
     let secrets = tokio::spawn(refresh_secrets(state.clone()));
     let watcher = watch.then(|| tokio::spawn(reload::watch(state.clone())));
@@ -306,6 +311,9 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<()> {
     secrets.abort();
     if let Some(watcher) = watcher {
         watcher.abort();
+    }
+    if let Some(node) = &state.app().cluster {
+        node.leave_ring().await;
     }
     tracing::info!("shutting down: flushing caches");
     state.app().flush()?;

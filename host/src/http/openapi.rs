@@ -182,7 +182,7 @@ fn complete_operation(domain: bool, read: bool, operation: &mut Value) {
     }
     let answer_headers = if read {
         json!({
-            "X-Cache": { "description": "`hit` (memory), `miss`, or `stale`: an expired entry answered because the origin could not (`stale_if_error`)", "schema": { "type": "string" } },
+            "X-Cache": { "description": "`hit` (memory), `miss`, `peer` (the replica that owns the key answered: peer fill), or `stale`: an expired entry answered because the origin could not (`stale_if_error`)", "schema": { "type": "string" } },
             "Age": { "description": "With `X-Cache: stale`: seconds since the entry expired", "schema": { "type": "integer" } },
         })
     } else {

@@ -247,6 +247,20 @@ pub fn render(app: &App, reloads: u64) -> String {
                 s.backlog,
                 s.publish_failures
             );
+            if let Some(peers) = node.peers() {
+                let p = peers.stats();
+                let requests: Vec<String> = p.requests.iter().map(|(result, n)| format!("{n} {}", result.replace('_', " "))).collect();
+                let _ = writeln!(
+                    out,
+                    "<p id=\"peers\">Peer fill: this host is <code>{}</code> on a ring of {} ({}) · reads asked of owners: {} · {} answered for other members · {} hot copies kept.</p>",
+                    Escaped(if p.address.is_empty() { "not yet registered" } else { &p.address }),
+                    p.members.len(),
+                    Escaped(&p.members.join(", ")),
+                    requests.join(", "),
+                    p.served,
+                    p.hot
+                );
+            }
         }
         None => out.push_str("<p class=\"empty\" id=\"cluster\">A single host (no <code>[cluster]</code>).</p>\n"),
     }

@@ -8,6 +8,7 @@ mod conformance;
 mod copy;
 mod faults;
 mod listings;
+mod peer_fill;
 mod persistence;
 mod postgres;
 mod registry;
