@@ -594,6 +594,29 @@ mod tests {
     }
 
     #[test]
+    fn peer_fill_needs_a_cluster_with_a_secret_and_is_for_artifacts_only() {
+        let plugin = "[plugins.files]\nsource = \"builtin:fs\"\n";
+        let cluster = "[cluster]\nlog = { url = \"${DB}\" }\n";
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let alone = format!("{plugin}[domains]\nartifact = {{ origin = \"files\", peer_fill = true }}\n");
+        assert!(err(&alone).contains("domains.artifact.peer_fill: needs [cluster]"), "{}", err(&alone));
+        let no_secret = format!("{alone}{cluster}");
+        assert!(err(&no_secret).contains("domains.artifact.peer_fill: needs [cluster] peer_secret"), "{}", err(&no_secret));
+        let short = format!("{no_secret}peer_secret = \"short\"\n");
+        assert!(err(&short).contains("cluster.peer_secret: must be at least 16 bytes"), "{}", err(&short));
+        let uncached = format!("{plugin}[domains]\nartifact = {{ origin = \"files\", peer_fill = true, cache = false }}\n{cluster}");
+        assert!(err(&uncached).contains("domains.artifact.peer_fill: needs a cache"), "{}", err(&uncached));
+        let project = format!("{plugin}[domains]\nproject = {{ origin = \"files\", peer_fill = true }}\n{cluster}");
+        assert!(err(&project).contains("domains.project.peer_fill: only the artifact domain"), "{}", err(&project));
+        let beats = format!("{no_secret}peer_secret = \"sixteen bytes at least\"\nheartbeat = \"1s\"\nmember_timeout = \"2s\"\n");
+        assert!(err(&beats).contains("cluster.member_timeout: must be at least three heartbeats"), "{}", err(&beats));
+        let good = format!("{no_secret}peer_secret = \"sixteen bytes at least\"\nadvertise = \"10.0.0.7:8080\"\n");
+        let m = parse(&good).unwrap();
+        assert_eq!(m.domains.artifact.as_ref().unwrap().peer_fill, Some(true));
+        assert_eq!(m.cluster.unwrap().advertise.as_deref(), Some("10.0.0.7:8080"));
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_path() {
         let err = parse("[plugins.pg]\nsource = \"builtin:fs\"\ntimout = \"5s\"\n").unwrap_err().to_string();
         assert!(err.starts_with("test.toml: plugins.pg"), "{err}");

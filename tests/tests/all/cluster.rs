@@ -519,7 +519,8 @@ async fn the_replicas_example_keeps_three_replicas_coherent() {
     let db = TestDatabase::create().await;
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests/replicas.toml")).unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let servers: Vec<Server> = dirs.iter().map(|d| Server::start(d.path(), Some(&text), &[("DATABASE_URL", &db.url)])).collect();
+    let env = [("DATABASE_URL", db.url.as_str()), ("STOREHOST_PEER_SECRET", "a-secret-every-replica-shares")];
+    let servers: Vec<Server> = dirs.iter().map(|d| Server::start(d.path(), Some(&text), &env)).collect();
     let http = Client::new();
     let read = |i: usize| http.get(servers[i].url("/v1/projects/example")).send();
     let put = |i: usize, v: u32| http.put(servers[i].url("/v1/projects/example")).json(&json!({ "name": "e", "state": { "v": v } })).send();
@@ -533,6 +534,26 @@ async fn the_replicas_example_keeps_three_replicas_coherent() {
         let again = http.get(servers[i].url("/v1/projects/example")).header("storehost-min-seq", seq).send().await.unwrap();
         assert_eq!(again.json::<Value>().await.unwrap()["state"]["v"], 2, "replica {i}");
     }
+    // Artifacts are filled from their owners once the three are on each other's rings.
+    for server in &servers {
+        let started = Instant::now();
+        while !http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap().contains("storehost_peer_members{host=")
+            || !http.get(server.url("/admin")).send().await.unwrap().text().await.unwrap().contains("on a ring of 3")
+        {
+            assert!(started.elapsed() < Duration::from_secs(10), "the replicas never formed a ring of three");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut served = std::collections::BTreeMap::<String, usize>::new();
+    for k in 0..30 {
+        let path = format!("/v1/artifacts/example/{k}");
+        assert!(http.put(servers[0].url(&path)).body(format!("body {k}")).send().await.unwrap().status().is_success());
+        let read = http.get(servers[1].url(&path)).send().await.unwrap();
+        let cache = read.headers().get("x-cache").map_or("none".into(), |v| v.to_str().unwrap().to_string());
+        assert_eq!(read.text().await.unwrap(), format!("body {k}"));
+        *served.entry(cache).or_default() += 1;
+    }
+    assert!(served.get("peer").is_some_and(|n| *n >= 5), "replica 1 read no key from its owner: {served:?}");
 }
 
 /// The CLI records the position its writes were answered with and sends it with its reads.
