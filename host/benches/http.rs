@@ -23,9 +23,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use support::{Running, storehost, storehost_with};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Report;
@@ -34,16 +35,6 @@ const CONNECTIONS: usize = 32;
 const ROUND_SECS: u32 = 4;
 const ROUNDS: usize = 3;
 const KEYS: usize = 1000;
-
-/// A process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn tool(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
@@ -125,32 +116,6 @@ fn nginx(dir: &Path, root: &Path) -> (Running, String) {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The `storehost` binary serving `manifest` (the embedded default when `None`) from `dir`,
-/// its log in `dir/storehost.log`. `STOREHOST_BENCH_BINARY` names another build of it to
-/// measure (an earlier commit's, say) in place of this one's.
-fn storehost(dir: &Path, manifest: Option<&str>) -> (Running, String) {
-    storehost_with(dir, manifest, &[])
-}
-
-/// [`storehost`] with more environment variables.
-fn storehost_with(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> (Running, String) {
-    let binary = std::env::var_os("STOREHOST_BENCH_BINARY").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_storehost")), PathBuf::from);
-    let mut command = Command::new(binary);
-    command.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]).envs(env.iter().copied());
-    if let Some(text) = manifest {
-        let path = dir.join("storehost.toml");
-        std::fs::write(&path, text).unwrap();
-        command.arg("--manifest").arg(path);
-    }
-    let log = std::fs::File::create(dir.join("storehost.log")).unwrap();
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).spawn().expect("starting storehost");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let url =
-        first.trim().strip_prefix("storehost listening on ").unwrap_or_else(|| panic!("storehost did not start: {first:?}; see its log")).to_string();
-    (Running(child), url)
 }
 
 /// The set-up's HTTP client (one runtime and one connection pool for every request it makes).

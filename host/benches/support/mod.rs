@@ -7,7 +7,9 @@
 pub mod baseline;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Row {
@@ -228,4 +230,40 @@ pub async fn multipart_upload(client: &aws_sdk_s3::Client, bucket: &str, key: &s
         .unwrap();
     let parts = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
     client.complete_multipart_upload().bucket(bucket).key(key).upload_id(id).multipart_upload(parts).send().await.unwrap();
+}
+
+/// A process killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `storehost` binary serving `manifest` (the embedded default when `None`) from `dir`,
+/// its log in `dir/storehost.log`, and its URL. `STOREHOST_BENCH_BINARY` names another build of
+/// it to measure (an earlier commit's, say) in place of this one's.
+pub fn storehost(dir: &Path, manifest: Option<&str>) -> (Running, String) {
+    storehost_with(dir, manifest, &[])
+}
+
+/// [`storehost`] with more environment variables.
+pub fn storehost_with(dir: &Path, manifest: Option<&str>, env: &[(&str, &str)]) -> (Running, String) {
+    let binary = std::env::var_os("STOREHOST_BENCH_BINARY").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_storehost")), PathBuf::from);
+    let mut command = Command::new(binary);
+    command.current_dir(dir).arg("serve").args(["--listen", "127.0.0.1:0"]).envs(env.iter().copied());
+    if let Some(text) = manifest {
+        let path = dir.join("storehost.toml");
+        std::fs::write(&path, text).unwrap();
+        command.arg("--manifest").arg(path);
+    }
+    let log = std::fs::File::create(dir.join("storehost.log")).unwrap();
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).spawn().expect("starting storehost");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url =
+        first.trim().strip_prefix("storehost listening on ").unwrap_or_else(|| panic!("storehost did not start: {first:?}; see its log")).to_string();
+    (Running(child), url)
 }

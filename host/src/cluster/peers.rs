@@ -264,13 +264,17 @@ impl Peers {
             Some(len) => format!("{}-{}", range.offset, range.offset.saturating_add(len)),
             None => format!("{}-", range.offset),
         };
-        let request = self
+        let mut request = self
             .client
             .get(format!("http://{owner}{ROUTE}{}", crate::http::encode_path(key)))
             .header(AUTH_HEADER, self.signed(key))
             .header(crate::http::log_seq::MIN_SEQ, min_seq)
-            .header(RANGE_HEADER, asked)
-            .send();
+            .header(RANGE_HEADER, asked);
+        // With traces on, the owner's request span continues this read's trace.
+        if let Some(parent) = crate::base::telemetry::traceparent(&tracing::Span::current()) {
+            request = request.header("traceparent", parent);
+        }
+        let request = request.send();
         let response = match tokio::time::timeout(bound, request).await {
             Err(_) => return self.failed(owner, true, &format!("no answer in {bound:?}")),
             Ok(Err(e)) => return self.failed(owner, e.is_timeout(), &crate::base::chain(&e)),
