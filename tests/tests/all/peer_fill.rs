@@ -26,6 +26,10 @@ fn manifest(s3: &S3Server, cluster: Option<(&str, &str)>, peer_fill: bool, artif
 [runtime]
 compiled_cache = "{compiled}"
 
+# Bodies over 64 KiB stream through (from the owner, as it sends them) instead of being held.
+[cache.memory]
+max_body = "64KiB"
+
 [plugins.objects]
 source = "builtin:s3"
 object_store = {{ bucket = "{BUCKET}", endpoint = "{endpoint}", region = "us-east-1", path_style = true, access_key_id = "{key}", secret_access_key = "{secret}" }}
@@ -383,4 +387,44 @@ async fn the_owners_route_wants_the_secret_and_is_not_part_of_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let alone = Server::start(dir.path(), Some(&manifest(&s3, None, false, "1MiB")), &[]);
     assert_eq!(http.get(alone.url(&route)).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_and_bodies_too_large_to_hold_come_from_the_owner_byte_for_byte() {
+    let s3 = S3Server::start().await;
+    let replicas = Replicas::start(&s3, true, "64MiB").await;
+    let large: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i: u32| (i % 251) as u8).collect();
+    let small: Vec<u8> = (0..4096u32).map(|i| (i % 13) as u8).collect();
+    let http = &replicas.http;
+    let mut from_owner = 0;
+    for k in 0..6 {
+        for (name, bytes) in [("large", &large), ("small", &small)] {
+            let path = format!("/v1/artifacts/sizes/{k}/{name}");
+            assert_eq!(http.put(replicas.url(k % 3, &path)).body(bytes.clone()).send().await.unwrap().status(), StatusCode::OK);
+            for replica in 0..3 {
+                let whole = http.get(replicas.url(replica, &path)).send().await.unwrap();
+                assert_eq!(whole.status(), StatusCode::OK);
+                from_owner += usize::from(whole.headers().get("x-cache").is_some_and(|v| v == "peer"));
+                assert_eq!(whole.bytes().await.unwrap().as_ref(), bytes.as_slice(), "{path} on replica {replica}");
+                let (first, last) = (bytes.len() as u64 / 3, bytes.len() as u64 / 3 + 1000);
+                let part = http.get(replicas.url(replica, &path)).header("range", format!("bytes={first}-{last}")).send().await.unwrap();
+                assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+                assert_eq!(part.headers()["content-range"], format!("bytes {first}-{last}/{}", bytes.len()).as_str());
+                assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[first as usize..=last as usize], "{path} range on replica {replica}");
+                let suffix = http.get(replicas.url(replica, &path)).header("range", "bytes=-100").send().await.unwrap();
+                assert_eq!(suffix.bytes().await.unwrap().as_ref(), &bytes[bytes.len() - 100..]);
+            }
+        }
+    }
+    for m in 0..30 {
+        let missing = http.get(replicas.url(m % 3, &format!("/v1/artifacts/sizes/missing/{m}"))).send().await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+    println!("{from_owner} of 36 whole reads answered by the key's owner");
+    assert_eq!(from_owner, 24, "each body's two other replicas read it whole from its owner first");
+    let not_found: f64 = futures_util::future::join_all((0..3).map(|r| replicas.metric(r, "storehost_peer_requests_total", "result=\"not_found\"")))
+        .await
+        .into_iter()
+        .sum();
+    assert!(not_found >= 10.0, "owners said only {not_found} times that a missing key is missing");
 }

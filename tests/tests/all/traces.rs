@@ -334,6 +334,63 @@ async fn a_write_and_its_application_on_the_other_replicas_are_one_trace() {
     }
 }
 
+/// With peer fill, a read of a key another replica owns: the asking replica's lookup says the
+/// owner answered, and the owner's request span is a child of that lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_filled_by_the_keys_owner_continues_in_the_owners_request() {
+    let (collector, received) = http_receiver().await;
+    let db = TestDatabase::create().await;
+    let shared = tempfile::tempdir().unwrap();
+    let (mut servers, mut dirs) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = format!(
+            "[plugins.files]\nsource = \"builtin:fs\"\ndirs = {{ \"/data\" = {{ host = \"{}\", mode = \"rw\" }} }}\nconfig = {{ fsync = false }}\n\n[domains]\nartifact = {{ origin = \"files\", peer_fill = true }}\n\n[cluster]\nlog = {{ url = \"{}\" }}\nhost_id = \"host-{i}\"\npoll = \"250ms\"\npeer_secret = \"the trace test's peer secret\"\nheartbeat = \"100ms\"\nmember_timeout = \"1s\"\n",
+            shared.path().display(),
+            db.url
+        );
+        servers.push(Server::start(dir.path(), Some(&manifest), &exporting(&collector, &format!("replica-{i}"))));
+        dirs.push(dir);
+    }
+    let http = reqwest::Client::new();
+    for server in &servers {
+        let started = std::time::Instant::now();
+        while !http.get(server.url("/admin")).send().await.unwrap().text().await.unwrap().contains("on a ring of 3") {
+            assert!(started.elapsed() < Duration::from_secs(10), "no ring of three");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Keys written through replica 0 and read through replica 1, until one is answered by its
+    // owner (replica 0 or 2).
+    let mut found = None;
+    for k in 0..64 {
+        let path = format!("/v1/artifacts/owned/{k}");
+        assert_eq!(http.put(servers[0].url(&path)).body(vec![9u8; 2048]).send().await.unwrap().status(), 200);
+        let read = http.get(servers[1].url(&path)).header("traceparent", traceparent()).send().await.unwrap();
+        let peer = read.headers().get("x-cache").is_some_and(|v| v == "peer");
+        assert_eq!(read.bytes().await.unwrap().len(), 2048);
+        if peer {
+            found = Some(path);
+            break;
+        }
+    }
+    let path = found.expect("replica 1 read no key from an owner");
+    for server in servers {
+        server.stop();
+    }
+    let trace = hex::decode(TRACE).unwrap();
+    let asker = received.of("replica-1");
+    let get = request(&asker, "GET /v1/artifacts/{*key}", &path);
+    let lookup = named(&children(&asker, get), "cache artifact.blob");
+    assert_eq!((text(lookup, "storehost.cache.tier").as_deref(), text(lookup, "storehost.cache.result").as_deref()), (Some("peer"), Some("hit")));
+    let owners: Vec<Span> = ["replica-0", "replica-2"].iter().flat_map(|r| received.of(r)).collect();
+    let answered = owners
+        .iter()
+        .find(|s| s.trace_id == trace && text(s, "url.path").is_some_and(|p| p.starts_with("/_storehost/peer/artifacts/owned/")))
+        .unwrap_or_else(|| panic!("no owner's request span in the trace"));
+    assert_eq!(answered.parent_span_id, lookup.span_id, "the owner's request is a child of the asking lookup");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_telemetry_configured_nothing_is_exported_and_metrics_say_so() {
     let (collector, received) = http_receiver().await;
