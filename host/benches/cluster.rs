@@ -232,7 +232,7 @@ async fn native_gets(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[usize], conc
     let started = Instant::now();
     futures_util::stream::iter(keys)
         .for_each_concurrent(concurrency, |&k| async move {
-            let out = s3.get_object().bucket(bucket).key(format!("a/{}", peer_key(k))).send().await.unwrap();
+            let out = s3.get_object().bucket(bucket).key(peer_key(k)).send().await.unwrap();
             assert_eq!(out.body.collect().await.unwrap().into_bytes().len(), BODY);
         })
         .await;
@@ -255,7 +255,7 @@ async fn peer_fill(report: &mut Report, log: &str) {
     let s3 = grant.client().await.unwrap();
     let body = vec![7u8; BODY];
     for k in 0..PEER_KEYS {
-        s3.put_object().bucket("bench-peer").key(format!("a/{}", peer_key(k))).body(body.clone().into()).send().await.unwrap();
+        s3.put_object().bucket("bench-peer").key(peer_key(k)).body(body.clone().into()).send().await.unwrap();
     }
     let http = reqwest::Client::new();
     // One GET at a time on replica 0, once every key sits in its owner's memory: each answer is
