@@ -272,24 +272,21 @@ fn failure(err: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr through a thread of its own: a request formats its line and queues it, and the
-/// thread writes what is queued in as few writes as it can (a line per request costs no write
-/// on the request's path). The queue holds 128k lines; past that a request waits for room
-/// rather than a line being lost.
+/// Logs to stderr through a thread of its own: a request formats its line and appends it to a
+/// buffer in memory, and the thread writes what is held every few milliseconds in one write (a
+/// line per request costs no system call and wakes no thread on the request's path); see
+/// [`LogBuffer`](storehost::base::log_buffer::LogBuffer).
 ///
 /// The log has events only; with traces on, the `storehost` spans go to the exporter and each
 /// line in a traced request carries its `trace_id` and `span_id`.
-fn init_logging(format: LogFormat, telemetry: Option<&Telemetry>) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging(format: LogFormat, telemetry: Option<&Telemetry>) -> storehost::base::log_buffer::LogGuard {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("storehost-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let (writer, guard) = storehost::base::log_buffer::LogBuffer::new("storehost-log", std::io::stderr());
     let events = filter.and(tracing_subscriber::filter::filter_fn(|meta| meta.is_event()));
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let fmt = match format {

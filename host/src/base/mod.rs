@@ -5,6 +5,7 @@
 mod context;
 mod error;
 mod latency;
+pub mod log_buffer;
 mod names;
 pub mod telemetry;
 pub mod units;
