@@ -174,7 +174,7 @@ impl App {
             None => layers.stores.clone(),
         };
         if let (Some(cache), Some(peers)) = (&layers.caches.artifact, cluster.as_ref().and_then(|node| node.peers())) {
-            cache.set_peers(peers.clone());
+            cache.set_peers(peers.clone() as Arc<dyn crate::cache::PeerSource>);
         }
         App { manifest, runtime, plugins, loads, stores, origins, caches: layers.caches.clone(), cluster, layers }
     }

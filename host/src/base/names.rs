@@ -41,3 +41,16 @@ impl fmt::Display for Domain {
         f.write_str(self.name())
     }
 }
+
+/// Percent-encodes a key for a URL path, keeping `/`.
+pub fn encode_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

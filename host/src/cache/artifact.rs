@@ -17,10 +17,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storehost_primitives::DiskStore;
 
+use super::peer::{PeerAnswer, PeerSource};
 use super::stream::{self, CachingSink, OnWritten};
 use super::{CacheConfig, CacheMetrics, Lookup, NamedCache, ReadThrough, Written, read_through, stale, weight_str, written};
-use crate::cluster::Peers;
-use crate::cluster::peers::PeerAnswer;
 use crate::domain::{Artifact, ArtifactMeta, ArtifactPage, ArtifactReader, ArtifactSink, ArtifactStore, ByteRange, Ctx, Result, Served, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,7 +35,7 @@ pub struct CachedArtifactStore {
     /// With peer fill: copies of bodies other replicas own, kept for the keys read often here.
     hot: Option<ReadThrough<String, Artifact>>,
     /// With peer fill: the ring of key owners (set once the host joined its cluster).
-    peers: OnceLock<Arc<Peers>>,
+    peers: OnceLock<Arc<dyn PeerSource>>,
     lists: ReadThrough<ListKey, ArtifactPage>,
     urls: ReadThrough<(String, u32), Option<String>>,
     disk: Option<Arc<DiskStore>>,
@@ -209,7 +208,7 @@ impl CachedArtifactStore {
     }
 
     /// Fills from the ring of key owners (peer fill) from now on, if this cache was made for it.
-    pub fn set_peers(&self, peers: Arc<Peers>) {
+    pub fn set_peers(&self, peers: Arc<dyn PeerSource>) {
         if self.hot.is_some() {
             let _ = self.peers.set(peers);
         }
@@ -217,20 +216,28 @@ impl CachedArtifactStore {
 
     /// The member to ask for `key`: with peer fill, for a read no member asked for, when
     /// another member owns `key` and can be asked.
-    fn owner(&self, ctx: &Ctx, key: &str) -> Option<(&Peers, Arc<str>)> {
+    fn owner(&self, ctx: &Ctx, key: &str) -> Option<(&dyn PeerSource, Arc<str>)> {
         let peers = self.peers.get().filter(|_| !ctx.is_from_peer())?;
-        Some((peers, peers.ask(key)?))
+        Some((peers.as_ref(), peers.ask(key)?))
     }
 
     /// Whether a write of `key` is kept in this host's tiers: unless another member owns it.
     fn keeps(&self, key: &str) -> bool {
-        self.peers.get().is_none_or(|peers| peers.owner_of(key).is_none())
+        self.peers.get().is_none_or(|peers| !peers.owned_elsewhere(key))
     }
 
     /// A read of `key`, which `owner` owns: a hot copy; else the owner's answer (one in
-    /// [`HOT_SAMPLE`](crate::cluster::peers::HOT_SAMPLE) kept as a hot copy); else, when the owner
+    /// a sample, see [`PeerSource::admit`] kept as a hot copy); else, when the owner
     /// could not answer, the origin's, which this host does not cache.
-    async fn read_unowned(&self, ctx: &Ctx, peers: &Peers, owner: &Arc<str>, key: &str, range: ByteRange, lookup: &Lookup) -> Result<ArtifactReader> {
+    async fn read_unowned(
+        &self,
+        ctx: &Ctx,
+        peers: &dyn PeerSource,
+        owner: &Arc<str>,
+        key: &str,
+        range: ByteRange,
+        lookup: &Lookup,
+    ) -> Result<ArtifactReader> {
         let hot = self.hot.as_ref().expect("peers are set only with a hot tier");
         let owned = key.to_string();
         if let Some(artifact) = hot.get(&owned) {

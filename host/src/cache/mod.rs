@@ -11,6 +11,7 @@
 
 pub mod artifact;
 mod invalidation;
+pub mod peer;
 pub mod project;
 mod stream;
 pub mod ui;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use artifact::CachedArtifactStore;
 pub use invalidation::{Caches, Invalidation};
+pub use peer::{PeerAnswer, PeerSource};
 pub use project::CachedProjectStore;
 pub use storehost_primitives::{CacheStats, CoalescerStats, DiskStats, DiskStoreConfig, FsyncPolicy, SharedClock, TierConfig};
 pub use ui::CachedUiStore;

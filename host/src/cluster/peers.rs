@@ -24,10 +24,14 @@ use futures_util::StreamExt as _;
 use hashring::HashRing;
 use tokio::sync::watch;
 
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use super::config::ClusterConfig;
 use crate::base::{Ctx, StoreError};
+use crate::cache::{PeerAnswer, PeerSource};
 use crate::domain::{Artifact, ArtifactMeta, ArtifactReader, ByteRange, Served};
-use crate::http::signing::UrlSigner;
 
 /// The internal route's prefix; the key follows, percent-encoded as in the API's paths.
 pub const ROUTE: &str = "/_storehost/peer/artifacts/";
@@ -46,6 +50,8 @@ const VNODES: u32 = 64;
 pub const HOT_SAMPLE: u64 = 10;
 /// How long a signed request stays valid (clocks of replicas differ by less).
 const SIGNATURE_LIFETIME: u64 = 60;
+/// The API's `Storehost-Min-Seq`: the log position the owner must have applied to answer.
+const MIN_SEQ: &str = "storehost-min-seq";
 
 /// One place of a member on the ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,18 +81,6 @@ impl Ring {
         ring.batch_add(members.iter().flat_map(|address| (0..VNODES).map(|index| Place { address: address.clone(), index })).collect());
         Ring { members, ring }
     }
-}
-
-/// What an owner answered.
-pub(crate) enum PeerAnswer {
-    /// The whole artifact, read to its end.
-    Whole(Artifact),
-    /// A range, or a body too large to hold: streamed from the owner.
-    Read(ArtifactReader),
-    /// The owner says there is no such key.
-    NotFound,
-    /// No usable answer in time (the owner is down, slow, or refused): read the origin.
-    Failed,
 }
 
 /// The counters of peer fill.
@@ -127,7 +121,7 @@ pub struct PeerStats {
 /// This host's view of the ring, and its client to the other members.
 pub struct Peers {
     host_id: String,
-    signer: UrlSigner,
+    secret: Vec<u8>,
     /// Where the other members reach this one: set once it listens.
     address: OnceLock<Arc<str>>,
     ring: parking_lot::RwLock<Arc<Ring>>,
@@ -153,7 +147,7 @@ impl Peers {
             .expect("an HTTP client without TLS builds");
         Peers {
             host_id: config.host_id.clone(),
-            signer: UrlSigner::new(secret.as_bytes()),
+            secret: secret.as_bytes().to_vec(),
             address: OnceLock::new(),
             ring: parking_lot::RwLock::new(Arc::new(Ring::default())),
             resting: parking_lot::Mutex::new(HashMap::new()),
@@ -206,7 +200,7 @@ impl Peers {
 
     /// The member to ask for `key`: its owner, unless that is this host or it failed a moment
     /// ago (then this host reads the key itself).
-    pub(crate) fn ask(&self, key: &str) -> Option<Arc<str>> {
+    fn ask_owner(&self, key: &str) -> Option<Arc<str>> {
         let owner = self.owner_of(key)?;
         let mut resting = self.resting.lock();
         match resting.get(&owner) {
@@ -223,7 +217,7 @@ impl Peers {
     }
 
     /// Whether to keep an owner's answer as a hot copy: one in [`HOT_SAMPLE`].
-    pub(crate) fn admit(&self) -> bool {
+    fn admit_one(&self) -> bool {
         let admitted = self.answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOT_SAMPLE);
         if admitted {
             self.metrics.hot.fetch_add(1, Ordering::Relaxed);
@@ -231,17 +225,25 @@ impl Peers {
         admitted
     }
 
-    fn signed(&self, key: &str) -> String {
-        let expires = crate::http::signing::now_secs() + SIGNATURE_LIFETIME;
-        format!("{expires}.{}", self.signer.sign(&format!("peer\n{key}"), expires))
+    /// The signature of a request for `key` that expires at `expires` (unix seconds).
+    fn mac(&self, key: &str, expires: u64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(format!("peer\n{expires}\n{key}").as_bytes());
+        mac
     }
 
-    /// Whether `header` is a valid signature of a request for `key`.
+    fn signed(&self, key: &str) -> String {
+        let expires = now_secs() + SIGNATURE_LIFETIME;
+        format!("{expires}.{}", hex::encode(self.mac(key, expires).finalize().into_bytes()))
+    }
+
+    /// Whether `header` is a valid signature of a request for `key`, not expired (checked in
+    /// constant time).
     pub(crate) fn verify(&self, key: &str, header: Option<&str>) -> bool {
         let Some((expires, sig)) = header.and_then(|h| h.split_once('.')) else { return false };
-        let Ok(expires) = expires.parse::<u64>() else { return false };
-        let now = crate::http::signing::now_secs();
-        expires <= now + 2 * SIGNATURE_LIFETIME && self.signer.verify(&format!("peer\n{key}"), expires, sig, now).is_ok()
+        let (Ok(expires), Ok(sig)) = (expires.parse::<u64>(), hex::decode(sig)) else { return false };
+        let now = now_secs();
+        now < expires && expires <= now + 2 * SIGNATURE_LIFETIME && self.mac(key, expires).verify_slice(&sig).is_ok()
     }
 
     /// A failed request to `owner`: counted, and the owner left alone for a while.
@@ -257,7 +259,7 @@ impl Peers {
     /// configured timeout, at most a quarter of what is left of `ctx`'s deadline); a body of at
     /// most `hold` bytes is read whole before it is answered, so that an owner failing half-way
     /// costs nothing but the origin read that replaces it.
-    pub(crate) async fn read(&self, ctx: &Ctx, owner: &Arc<str>, key: &str, range: ByteRange, hold: u64) -> PeerAnswer {
+    async fn read_from(&self, ctx: &Ctx, owner: &Arc<str>, key: &str, range: ByteRange, hold: u64) -> PeerAnswer {
         let bound = ctx.get_deadline().map_or(self.timeout, |d| self.timeout.min(d.saturating_duration_since(Instant::now()) / 4));
         let min_seq = ctx.required_log_seq().unwrap_or(0).max(*self.applied.borrow());
         let asked = match range.len {
@@ -266,9 +268,9 @@ impl Peers {
         };
         let mut request = self
             .client
-            .get(format!("http://{owner}{ROUTE}{}", crate::http::encode_path(key)))
+            .get(format!("http://{owner}{ROUTE}{}", crate::base::encode_path(key)))
             .header(AUTH_HEADER, self.signed(key))
-            .header(crate::http::log_seq::MIN_SEQ, min_seq)
+            .header(MIN_SEQ, min_seq)
             .header(RANGE_HEADER, asked);
         // With traces on, the owner's request span continues this read's trace.
         if let Some(parent) = crate::base::telemetry::traceparent(&tracing::Span::current()) {
@@ -327,6 +329,29 @@ impl Peers {
             ring_changes: load(&m.ring_changes),
         }
     }
+}
+
+#[async_trait]
+impl PeerSource for Peers {
+    fn ask(&self, key: &str) -> Option<Arc<str>> {
+        self.ask_owner(key)
+    }
+
+    fn owned_elsewhere(&self, key: &str) -> bool {
+        self.owner_of(key).is_some()
+    }
+
+    async fn read(&self, ctx: &Ctx, owner: &Arc<str>, key: &str, range: ByteRange, hold: u64) -> PeerAnswer {
+        self.read_from(ctx, owner, key, range, hold).await
+    }
+
+    fn admit(&self) -> bool {
+        self.admit_one()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The metadata and the range of an owner's answer.
