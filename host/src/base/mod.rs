@@ -13,7 +13,7 @@ pub mod units;
 pub use context::Ctx;
 pub use error::{ErrorKind, Result, StoreError, chain};
 pub use latency::{LATENCY_BUCKETS, LatencyHistogram, latency_quantile};
-pub use names::{Domain, encode_path};
+pub use names::{Domain, encode_path, now_secs};
 
 /// Writes `bytes` to `path` whole or not at all: into a temporary file beside it (its directory
 /// created first), renamed into place, so a reader (or a crash) never sees half of it.

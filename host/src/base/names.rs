@@ -54,3 +54,8 @@ pub fn encode_path(key: &str) -> String {
     }
     out
 }
+
+/// Now, in unix seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

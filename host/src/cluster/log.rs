@@ -335,22 +335,20 @@ impl InvalidationLog {
         })
     }
 
-    /// Says that `host` is up at `address`, and returns the members whose last heartbeat is
-    /// younger than `timeout` (by the database's clock, which every host shares): `(host_id,
-    /// address)`, one per address (its latest), in address order. Rows long dead are deleted.
-    pub(crate) async fn heartbeat(&self, host: &str, address: &str, timeout: Duration) -> Result<Vec<(String, String)>, sqlx::Error> {
+    /// Says that `host` is up at `address`, and returns the addresses of the members whose last
+    /// heartbeat is younger than `timeout` (by the database's clock, which every host shares),
+    /// this one's among them. Rows long dead are deleted.
+    pub(crate) async fn heartbeat(&self, host: &str, address: &str, timeout: Duration) -> Result<Vec<String>, sqlx::Error> {
         let schema = &self.schema;
         let statement = format!(
             "WITH beat AS (INSERT INTO {schema}.members (host_id, address) VALUES ($1, $2)
                            ON CONFLICT (host_id) DO UPDATE SET address = EXCLUDED.address, heartbeat = clock_timestamp()),
                   gone AS (DELETE FROM {schema}.members WHERE heartbeat < clock_timestamp() - make_interval(secs => $3 * 100) AND host_id <> $1)
-             SELECT DISTINCT ON (address) host_id, address FROM (
-                 SELECT host_id, address, heartbeat FROM {schema}.members
-                 WHERE heartbeat >= clock_timestamp() - make_interval(secs => $3) AND host_id <> $1
-                 UNION ALL SELECT $1, $2, clock_timestamp()
-             ) m ORDER BY address, heartbeat DESC"
+             SELECT address FROM {schema}.members
+             WHERE heartbeat >= clock_timestamp() - make_interval(secs => $3) AND host_id <> $1
+             UNION SELECT $2"
         );
-        sqlx::query_as(&statement).bind(host).bind(address).bind(timeout.as_secs_f64()).fetch_all(&self.pool).await
+        sqlx::query_scalar(&statement).bind(host).bind(address).bind(timeout.as_secs_f64()).fetch_all(&self.pool).await
     }
 
     /// Takes `host` out of the members (it is shutting down).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::config::ClusterConfig;
@@ -53,8 +53,14 @@ enum Trigger {
 /// The running cluster membership of a host. Dropping it stops its tasks.
 pub struct Node {
     inner: Arc<NodeInner>,
+    /// Cancelled when the node is dropped: its tasks end.
     stop: CancellationToken,
-    _stop: DropGuard,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 pub(crate) struct NodeInner {
@@ -143,7 +149,7 @@ impl Node {
         tokio::spawn(inner.clone().listen_loop(stop.clone()));
         tokio::spawn(inner.clone().prune_loop(stop.clone()));
         tracing::info!(host = %inner.config.host_id, position = from, "joined the cluster");
-        Ok(Node { inner, stop: stop.clone(), _stop: stop.drop_guard() })
+        Ok(Node { inner, stop })
     }
 
     /// The ring of key owners (with `peer_secret` set).
@@ -512,16 +518,16 @@ impl NodeInner {
     /// Says this host is alive every heartbeat, and puts the members that are on the ring.
     async fn membership_loop(self: Arc<Self>, peers: Arc<Peers>, stop: CancellationToken) {
         let address = peers.address().unwrap_or_default().to_string();
-        let mut beat = tokio::time::interval(peers.heartbeat);
+        let mut beat = tokio::time::interval(self.config.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = beat.tick() => {}
             }
-            match self.log.heartbeat(peers.host_id(), &address, peers.member_timeout).await {
+            match self.log.heartbeat(&self.config.host_id, &address, self.config.member_timeout).await {
                 Ok(members) => {
-                    peers.set_members(members.into_iter().map(|(_, address)| address).collect());
+                    peers.set_members(members);
                 }
                 Err(e) => tracing::debug!(error = %e, "the heartbeat to the log's database failed"),
             }

@@ -29,7 +29,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::config::ClusterConfig;
-use crate::base::{Ctx, StoreError};
+use crate::base::{Ctx, StoreError, now_secs};
 use crate::cache::{PeerAnswer, PeerSource};
 use crate::domain::{Artifact, ArtifactMeta, ArtifactReader, ByteRange, Served};
 
@@ -120,7 +120,6 @@ pub struct PeerStats {
 
 /// This host's view of the ring, and its client to the other members.
 pub struct Peers {
-    host_id: String,
     secret: Vec<u8>,
     /// Where the other members reach this one: set once it listens.
     address: OnceLock<Arc<str>>,
@@ -129,9 +128,8 @@ pub struct Peers {
     resting: parking_lot::Mutex<HashMap<Arc<str>, Instant>>,
     client: reqwest::Client,
     timeout: Duration,
+    /// How long a member that failed a request is left alone.
     rest: Duration,
-    pub(crate) heartbeat: Duration,
-    pub(crate) member_timeout: Duration,
     /// The position this host has applied, which an owner must have applied to answer.
     applied: watch::Receiver<u64>,
     answers: AtomicU64,
@@ -146,7 +144,6 @@ impl Peers {
             .build()
             .expect("an HTTP client without TLS builds");
         Peers {
-            host_id: config.host_id.clone(),
             secret: secret.as_bytes().to_vec(),
             address: OnceLock::new(),
             ring: parking_lot::RwLock::new(Arc::new(Ring::default())),
@@ -154,16 +151,10 @@ impl Peers {
             client,
             timeout: config.peer_timeout,
             rest: config.member_timeout,
-            heartbeat: config.heartbeat,
-            member_timeout: config.member_timeout,
             applied,
             answers: AtomicU64::new(0),
             metrics: PeerMetrics::default(),
         }
-    }
-
-    pub(crate) fn host_id(&self) -> &str {
-        &self.host_id
     }
 
     /// Sets the address this host is reached on (once); false if one was set already.
@@ -198,33 +189,6 @@ impl Peers {
         (Some(&**owner) != self.address()).then(|| owner.clone())
     }
 
-    /// The member to ask for `key`: its owner, unless that is this host or it failed a moment
-    /// ago (then this host reads the key itself).
-    fn ask_owner(&self, key: &str) -> Option<Arc<str>> {
-        let owner = self.owner_of(key)?;
-        let mut resting = self.resting.lock();
-        match resting.get(&owner) {
-            Some(until) if *until > Instant::now() => {
-                self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-            Some(_) => {
-                resting.remove(&owner);
-                Some(owner)
-            }
-            None => Some(owner),
-        }
-    }
-
-    /// Whether to keep an owner's answer as a hot copy: one in [`HOT_SAMPLE`].
-    fn admit_one(&self) -> bool {
-        let admitted = self.answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOT_SAMPLE);
-        if admitted {
-            self.metrics.hot.fetch_add(1, Ordering::Relaxed);
-        }
-        admitted
-    }
-
     /// The signature of a request for `key` that expires at `expires` (unix seconds).
     fn mac(&self, key: &str, expires: u64) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
@@ -255,11 +219,55 @@ impl Peers {
         PeerAnswer::Failed
     }
 
+    pub fn stats(&self) -> PeerStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let m = &self.metrics;
+        PeerStats {
+            members: self.ring.read().members.iter().map(|m| m.to_string()).collect(),
+            address: self.address().unwrap_or_default().to_string(),
+            requests: [
+                ("ok", load(&m.ok)),
+                ("not_found", load(&m.not_found)),
+                ("error", load(&m.error)),
+                ("timeout", load(&m.timeout)),
+                ("skipped", load(&m.skipped)),
+            ],
+            served: load(&m.served),
+            hot: load(&m.hot),
+            ring_changes: load(&m.ring_changes),
+        }
+    }
+}
+
+#[async_trait]
+impl PeerSource for Peers {
+    /// The member to ask for `key`: its owner, unless that is this host or it failed a moment
+    /// ago (then this host reads the key itself).
+    fn ask(&self, key: &str) -> Option<Arc<str>> {
+        let owner = self.owner_of(key)?;
+        let mut resting = self.resting.lock();
+        match resting.get(&owner) {
+            Some(until) if *until > Instant::now() => {
+                self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Some(_) => {
+                resting.remove(&owner);
+                Some(owner)
+            }
+            None => Some(owner),
+        }
+    }
+
+    fn owned_elsewhere(&self, key: &str) -> bool {
+        self.owner_of(key).is_some()
+    }
+
     /// Asks `owner` for `range` of `key`. The answer's head must come within the bound (the
     /// configured timeout, at most a quarter of what is left of `ctx`'s deadline); a body of at
     /// most `hold` bytes is read whole before it is answered, so that an owner failing half-way
     /// costs nothing but the origin read that replaces it.
-    async fn read_from(&self, ctx: &Ctx, owner: &Arc<str>, key: &str, range: ByteRange, hold: u64) -> PeerAnswer {
+    async fn read(&self, ctx: &Ctx, owner: &Arc<str>, key: &str, range: ByteRange, hold: u64) -> PeerAnswer {
         let bound = ctx.get_deadline().map_or(self.timeout, |d| self.timeout.min(d.saturating_duration_since(Instant::now()) / 4));
         let min_seq = ctx.required_log_seq().unwrap_or(0).max(*self.applied.borrow());
         let asked = match range.len {
@@ -311,47 +319,14 @@ impl Peers {
         PeerAnswer::Read(ArtifactReader { meta, range: answered, body: crate::domain::body::once(body), served: Served::Peer })
     }
 
-    pub fn stats(&self) -> PeerStats {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let m = &self.metrics;
-        PeerStats {
-            members: self.ring.read().members.iter().map(|m| m.to_string()).collect(),
-            address: self.address().unwrap_or_default().to_string(),
-            requests: [
-                ("ok", load(&m.ok)),
-                ("not_found", load(&m.not_found)),
-                ("error", load(&m.error)),
-                ("timeout", load(&m.timeout)),
-                ("skipped", load(&m.skipped)),
-            ],
-            served: load(&m.served),
-            hot: load(&m.hot),
-            ring_changes: load(&m.ring_changes),
-        }
-    }
-}
-
-#[async_trait]
-impl PeerSource for Peers {
-    fn ask(&self, key: &str) -> Option<Arc<str>> {
-        self.ask_owner(key)
-    }
-
-    fn owned_elsewhere(&self, key: &str) -> bool {
-        self.owner_of(key).is_some()
-    }
-
-    async fn read(&self, ctx: &Ctx, owner: &Arc<str>, key: &str, range: ByteRange, hold: u64) -> PeerAnswer {
-        self.read_from(ctx, owner, key, range, hold).await
-    }
-
+    /// Whether to keep an owner's answer as a hot copy: one in [`HOT_SAMPLE`].
     fn admit(&self) -> bool {
-        self.admit_one()
+        let admitted = self.answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(HOT_SAMPLE);
+        if admitted {
+            self.metrics.hot.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The metadata and the range of an owner's answer.

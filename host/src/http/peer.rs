@@ -22,7 +22,7 @@ pub(crate) fn routes() -> Router<Shared> {
 /// layers (its caches, filled once from the origin), never passed on to another member.
 async fn read(State(state): State<Shared>, ctx: Ctx, ApiPath(key): ApiPath<String>, headers: HeaderMap) -> ApiResult<Response> {
     let app = state.app();
-    let Some(peers) = app.cluster.as_ref().and_then(|node| node.peers()).filter(|_| app.stores.artifact.is_some()) else {
+    let (Some(peers), Some(artifacts)) = (app.cluster.as_ref().and_then(|node| node.peers()), app.stores.artifact.as_ref()) else {
         return Err(ApiError::not_found("no such route"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -31,7 +31,6 @@ async fn read(State(state): State<Shared>, ctx: Ctx, ApiPath(key): ApiPath<Strin
     }
     validate_key(&key)?;
     let range = peers::asked_range(header(RANGE_HEADER)).ok_or_else(|| ApiError::invalid(format!("{RANGE_HEADER} must be START-END or START-")))?;
-    let artifacts = app.stores.artifact.clone().expect("checked");
     peers.metrics.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let reader = match artifacts.open_read(&ctx.from_peer(), &key, range).await {
         Err(StoreError::NotFound(why)) => {

@@ -222,9 +222,7 @@ enum Change {
     Rotate,
 }
 
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+pub(crate) use crate::base::now_secs;
 
 /// Keeps the secrets that may still verify a URL, current first.
 fn live(mut secrets: Vec<Secret>, now: u64) -> Vec<Secret> {

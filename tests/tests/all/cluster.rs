@@ -234,7 +234,7 @@ impl Write {
 }
 
 /// A pseudo-random host, from a seed the test advances.
-fn pick(seed: &mut u64, n: usize) -> usize {
+pub(crate) fn pick(seed: &mut u64, n: usize) -> usize {
     *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     ((*seed >> 33) % n as u64) as usize
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cluster::pick;
 use crate::support::Server;
 use futures_util::StreamExt as _;
 use reqwest::{Client, StatusCode};
@@ -169,8 +170,7 @@ async fn read_round_robin(replicas: &Replicas, keys: &[usize], live: &[usize]) {
 fn shuffled(n: usize, times: usize, mut seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..times).flat_map(|_| 0..n).collect();
     for i in (1..order.len()).rev() {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        order.swap(i, (seed >> 33) as usize % (i + 1));
+        order.swap(i, pick(&mut seed, i + 1));
     }
     order
 }
@@ -318,11 +318,6 @@ async fn an_owner_killed_mid_run_costs_no_request_and_rejoins_after_restart() {
     let fresh: Vec<usize> = shuffled(300, 1, 2).into_iter().map(|k| k + 300).collect();
     read_round_robin(&replicas, &fresh, &[0, 1, 2]).await;
     assert!(replicas.metric(2, "storehost_peer_served_total", "").await > 0.0, "the restarted replica owns no key");
-}
-
-fn pick(seed: &mut u64, n: usize) -> usize {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    ((*seed >> 33) % n as u64) as usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
