@@ -1,5 +1,7 @@
 //! `/v1/artifacts`, `/v1/artifact-urls` and the host-signed `/v1/signed` URLs.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -140,12 +142,34 @@ async fn get_artifact(
     _: NoQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    serve(&state, artifacts.as_ref(), &ctx, key_of(&key)?, &headers).await
+    serve(&state, artifacts.as_ref(), &ctx, &key, &headers).await
 }
+
+/// The hot read, `GET /v1/artifacts/{key}`, as the router would take it to [`get_artifact`]
+/// (its token check, the domain's store, no query), but without the router: `None` for any
+/// other request, or one the router should answer itself (a query to refuse, a key with
+/// percent-escapes to decode, no artifact store to say so of); the token check's refusal, or
+/// the store and the key.
+pub(super) fn hot_read<'r>(state: &Shared, request: &'r axum::extract::Request) -> Option<Result<(Arc<dyn ArtifactStore>, &'r str), Response>> {
+    let uri = request.uri();
+    if request.method() != axum::http::Method::GET || uri.query().is_some() {
+        return None;
+    }
+    let key = uri.path().strip_prefix(ARTIFACTS).filter(|key| !key.is_empty() && !key.contains('%'))?;
+    if let Err(refused) = super::auth::check(state, request.method(), uri.path(), request.headers()) {
+        return Some(Err(refused));
+    }
+    let store = state.app().stores.artifact.clone()?;
+    Some(Ok((store, key)))
+}
+
+/// The path under which artifacts are named.
+const ARTIFACTS: &str = "/v1/artifacts/";
 
 /// The answer to a `GET` of an artifact: 200 with the body, 206 with the range asked for, 304
 /// when the client has it, 416 for a range outside it. The body streams to the client.
-async fn serve(state: &Shared, artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+pub(super) async fn serve(state: &Shared, artifacts: &dyn ArtifactStore, ctx: &Ctx, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let key = key_of(key)?;
     let mut spec = body::requested(headers);
     let mut reader = read_requested(artifacts, ctx, key, spec).await?;
     // `If-Range`: the range only if the body is still the one the client has part of.

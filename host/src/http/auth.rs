@@ -42,22 +42,31 @@ fn presented(value: &str) -> Option<String> {
 }
 
 pub async fn require_scope(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    if state.tokens.is_empty() {
-        return next.run(request).await;
+    match check(&state, request.method(), request.uri().path(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused,
     }
-    let scope = needed(request.method(), request.uri().path());
-    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented);
+}
+
+/// Whether a request may go on: it presents a token with the scope its method and path need
+/// (or there are no tokens); otherwise the 401 or 403 answer.
+pub(crate) fn check(state: &Shared, method: &Method, path: &str, headers: &header::HeaderMap) -> Result<(), Response> {
+    if state.tokens.is_empty() {
+        return Ok(());
+    }
+    let scope = needed(method, path);
+    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented);
     let Some(presented) = presented else {
         let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required").into_response();
-        let challenge = if request.uri().path() == ADMIN_PAGE { "Basic realm=\"storehost\", charset=\"UTF-8\"" } else { "Bearer" };
+        let challenge = if path == ADMIN_PAGE { "Basic realm=\"storehost\", charset=\"UTF-8\"" } else { "Bearer" };
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(challenge));
-        return response;
+        return Err(response);
     };
     match state.tokens.iter().find(|t| same(&t.token, &presented)) {
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token").into_response(),
+        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token").into_response()),
         Some(token) if !token.scopes.contains(&scope) => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token lacks the {scope:?} scope").to_lowercase()).into_response()
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token lacks the {scope:?} scope").to_lowercase()).into_response())
         }
-        Some(_) => next.run(request).await,
+        Some(_) => Ok(()),
     }
 }

@@ -6,30 +6,11 @@
 //! shape, so every 4xx and 5xx a client sees is `{"error": {"kind", "message"}}`.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-
-/// Accepts connections and wraps each in a [`Connection`].
-pub(crate) struct Listener(pub(crate) TcpListener);
-
-impl axum::serve::Listener for Listener {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        let _ = stream.set_nodelay(true);
-        (Connection { stream, rewritten: None, heads: HeadScan::default() }, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
+use tokio::net::TcpStream;
 
 /// A TCP connection whose bodiless error answers are rewritten as JSON.
 pub(crate) struct Connection {
@@ -175,6 +156,10 @@ fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Connection {
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        Self { stream, rewritten: None, heads: HeadScan::default() }
+    }
+
     /// Writes out a rewritten answer; ready with the caller's byte count once it is all written.
     fn poll_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         while let Some((bytes, written, stands_for)) = &mut self.rewritten {

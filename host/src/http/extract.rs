@@ -8,9 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::log_seq::LogPositions;
-use super::stale::StaleSlot;
-use super::{ApiError, Shared};
+use super::{ApiError, Shared, Slots};
 use crate::base::{Ctx, Domain};
 use crate::domain::{ArtifactStore, ProjectArtifactStore, ProjectStore, RunnerStore, Stores, UiStore, WorkspaceStore};
 
@@ -60,17 +58,7 @@ impl FromRequestParts<Shared> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
-        let mut ctx = state.ctx();
-        if let Some(stale) = parts.extensions.get::<StaleSlot>() {
-            ctx = ctx.record_stale_in(stale.0.clone());
-        }
-        if let Some(positions) = parts.extensions.get::<LogPositions>() {
-            ctx = ctx.record_writes_in(positions.written.clone());
-            if let Some(seq) = positions.min_seq {
-                ctx = ctx.min_log_seq(seq);
-            }
-        }
-        Ok(ctx)
+        Ok(parts.extensions.get::<Slots>().map_or_else(|| state.ctx(), |slots| slots.ctx(state)))
     }
 }
 

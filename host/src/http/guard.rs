@@ -13,22 +13,21 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
-use super::{ApiError, Shared, log_seq, stale};
+use super::{ApiError, Front, Shared, Slots, log_seq, stale};
 
 /// The layer around every request (see the module's documentation). With traces on, the
 /// request is a span that continues its caller's trace (`traceparent`) and lasts until its
 /// body is sent.
-pub(crate) async fn around(State(state): State<Shared>, request: Request, next: Next) -> Response {
+pub(crate) async fn around(front: &Front, request: Request) -> Response {
     if !crate::base::telemetry::on() {
-        return handle(state, request, next).await;
+        return handle(front, request).await;
     }
-    let route = state.templates.get().and_then(|t| t.at(request.uri().path()).ok()).map(|found| found.value.as_str());
+    let route = front.state.templates.get().and_then(|t| t.at(request.uri().path()).ok()).map(|found| found.value.as_str());
     let name = match route {
         Some(route) => format!("{} {route}", request.method()),
         None => request.method().to_string(),
@@ -51,7 +50,7 @@ pub(crate) async fn around(State(state): State<Shared>, request: Request, next: 
     );
     let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, crate::base::telemetry::caller(request.headers()));
     let bodiless = request.method() == axum::http::Method::HEAD;
-    let response = handle(state, request, next).instrument(span.clone()).await;
+    let response = handle(front, request).instrument(span.clone()).await;
     span.record("http.response.status_code", i64::from(response.status().as_u16()));
     if response.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
@@ -111,18 +110,18 @@ impl Drop for Traced {
     }
 }
 
-async fn handle(state: Shared, mut request: Request, next: Next) -> Response {
+async fn handle(front: &Front, request: Request) -> Response {
     let started = Instant::now();
     let (method, uri) = (request.method().clone(), request.uri().clone());
-    let response = match refused(&state, &request) {
+    let response = match refused(&front.state, &request) {
         Some(error) => error.into_response(),
-        None => match log_seq::positions(&mut request) {
+        None => match log_seq::min_seq(request.headers()) {
             Err(error) => error.into_response(),
-            Ok(written) => {
-                let stale = stale::slot(&mut request);
-                let mut response = next.run(request).await;
-                stale::mark(&stale, &mut response);
-                log_seq::answer(&written, &mut response);
+            Ok(min_seq) => {
+                let slots = Slots::new(min_seq);
+                let mut response = front.answer(request, &slots).await;
+                stale::mark(&slots.stale, &mut response);
+                log_seq::answer(&slots.written, &mut response);
                 json_errors(response).await
             }
         },

@@ -2,10 +2,8 @@
 //! published at in the cluster's log (`Storehost-Log-Seq`), and a read that sends a position
 //! (`Storehost-Min-Seq`) is answered from a host's caches only once that host has applied it.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::response::Response;
 
@@ -20,24 +18,13 @@ pub const LOG_SEQ_HEADER: &str = "Storehost-Log-Seq";
 /// [`MIN_SEQ`] as documents write it.
 pub const MIN_SEQ_HEADER: &str = "Storehost-Min-Seq";
 
-/// What a request carries about log positions, for the request's `Ctx`.
-#[derive(Clone)]
-pub(crate) struct LogPositions {
-    pub(crate) min_seq: Option<u64>,
-    pub(crate) written: Arc<AtomicU64>,
-}
-
-/// Reads `Storehost-Min-Seq` into `request`'s positions; returns where its writes record
-/// theirs.
-pub(crate) fn positions(request: &mut Request) -> Result<Arc<AtomicU64>, ApiError> {
-    let min_seq = match request.headers().get(MIN_SEQ).map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok())) {
-        None => None,
-        Some(Some(seq)) => Some(seq),
-        Some(None) => return Err(ApiError::invalid(format!("{MIN_SEQ} must be a log position (a number)"))),
-    };
-    let written = Arc::new(AtomicU64::new(0));
-    request.extensions_mut().insert(LogPositions { min_seq, written: written.clone() });
-    Ok(written)
+/// The position a request's `Storehost-Min-Seq` asks for; 400 when it is not a number.
+pub(crate) fn min_seq(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    match headers.get(MIN_SEQ).map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok())) {
+        None => Ok(None),
+        Some(Some(seq)) => Ok(Some(seq)),
+        Some(None) => Err(ApiError::invalid(format!("{MIN_SEQ} must be a log position (a number)"))),
+    }
 }
 
 /// `Storehost-Log-Seq` on the answer of a request that wrote (at the position in `written`).

@@ -17,6 +17,7 @@ mod peer;
 mod projects;
 mod reload;
 mod runs;
+mod server;
 pub mod signing;
 mod stale;
 mod ui;
@@ -238,10 +239,9 @@ fn routes(limits: &Limits) -> (Routes, utoipa::openapi::OpenApi) {
     (Routes { tokened, public }, doc)
 }
 
-/// The router over a state. The layer around every request ([`guard::around`]) wraps the
-/// routed service whole, so that a request clones one service, not a chain per route; the
+/// The routes over a state, behind the layer around every request ([`guard::around`]); the
 /// bearer tokens' check wraps the routes that need it, when there are tokens.
-pub fn router(state: Shared) -> Router {
+fn routed(state: &Shared) -> Router {
     let (Routes { tokened, public }, doc) = routes(&state.limits);
     state.templates.get_or_init(|| {
         let mut templates = matchit::Router::new();
@@ -251,14 +251,87 @@ pub fn router(state: Shared) -> Router {
         templates
     });
     let tokened = if state.tokens.is_empty() { tokened } else { tokened.layer(middleware::from_fn_with_state(state.clone(), auth::require_scope)) };
-    let routed = Router::new()
+    Router::new()
         .merge(public)
         .merge(tokened)
         .merge(peer::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(Limits::DEFAULT_JSON_MAX_BODY as usize))
-        .with_state(state.clone());
-    Router::new().fallback_service(routed).layer(middleware::from_fn_with_state(state, guard::around))
+        .with_state(state.clone())
+}
+
+/// What answers every request: the layer around it ([`guard::around`]), then the routes, or
+/// for the hot read of an artifact (`GET /v1/artifacts/{key}`) its handler, called without
+/// the router ([`artifacts::hot_read`]).
+#[derive(Clone)]
+pub(crate) struct Front {
+    state: Shared,
+    routed: Router,
+}
+
+impl Front {
+    fn new(state: Shared) -> Self {
+        Self { routed: routed(&state), state }
+    }
+
+    /// The answer to `request`.
+    pub(crate) async fn respond(self, request: axum::extract::Request) -> axum::response::Response {
+        guard::around(&self, request).await
+    }
+
+    /// The answer of the routes (or of the hot read's handler) to a request that passed the
+    /// layer's checks, with its [`Slots`].
+    async fn answer(&self, mut request: axum::extract::Request, slots: &Slots) -> axum::response::Response {
+        use axum::response::IntoResponse as _;
+        if let Some(hot) = artifacts::hot_read(&self.state, &request) {
+            return match hot {
+                Err(refused) => refused,
+                Ok((store, key)) => {
+                    let ctx = slots.ctx(&self.state);
+                    artifacts::serve(&self.state, store.as_ref(), &ctx, key, request.headers()).await.into_response()
+                }
+            };
+        }
+        slots.give(request.extensions_mut());
+        let Ok(response) = tower_service::Service::call(&mut self.routed.clone(), request).await;
+        response
+    }
+}
+
+/// What the layer around a request gives its handler's `Ctx`: where it records a stale answer
+/// ([`stale`]) and its writes' log positions ([`log_seq`]), and the position it must read at.
+#[derive(Clone)]
+pub(crate) struct Slots {
+    pub(crate) stale: Arc<AtomicU64>,
+    pub(crate) written: Arc<AtomicU64>,
+    pub(crate) min_seq: Option<u64>,
+}
+
+impl Slots {
+    fn new(min_seq: Option<u64>) -> Self {
+        Self { stale: Arc::default(), written: Arc::default(), min_seq }
+    }
+
+    /// The request's context: the server's request timeout as its deadline, and these slots.
+    pub(crate) fn ctx(&self, state: &ServerState) -> Ctx {
+        let ctx = state.ctx().record_stale_in(self.stale.clone()).record_writes_in(self.written.clone());
+        match self.min_seq {
+            Some(seq) => ctx.min_log_seq(seq),
+            None => ctx,
+        }
+    }
+
+    /// Puts them in the request's extensions, for the `Ctx` extractor.
+    fn give(&self, extensions: &mut axum::http::Extensions) {
+        extensions.insert(self.clone());
+    }
+}
+
+/// The router over a state: every route behind the layer around every request, as [`serve`]
+/// serves them (for a server of the caller's own, or a test's).
+pub fn router(state: Shared) -> Router {
+    let front = Front::new(state);
+    Router::new().fallback(move |request: axum::extract::Request| front.clone().respond(request))
 }
 
 /// Checks that the listen address is allowed with the configured tokens.
@@ -306,7 +379,7 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<()> {
     let hangups = tokio::spawn(reload::on_hangup(state.clone()));
     let secrets = tokio::spawn(refresh_secrets(state.clone()));
     let watcher = watch.then(|| tokio::spawn(reload::watch(state.clone())));
-    axum::serve(connection::Listener(listener), router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    server::serve(listener, Front::new(state.clone()), shutdown_signal()).await?;
     hangups.abort();
     secrets.abort();
     if let Some(watcher) = watcher {
