@@ -288,6 +288,9 @@ fn init_logging(format: LogFormat, telemetry: Option<&Telemetry>) -> storehost::
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = storehost::base::log_buffer::LogBuffer::new("storehost-log", std::io::stderr());
     let events = filter.and(tracing_subscriber::filter::filter_fn(|meta| meta.is_event()));
+    if !ansi {
+        storehost::base::access_log::install(writer.clone(), matches!(format, LogFormat::Json));
+    }
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let fmt = match format {
         LogFormat::Text => fmt.event_format(WithIds::text(tracing_subscriber::fmt::format())).boxed(),

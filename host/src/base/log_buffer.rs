@@ -80,6 +80,16 @@ impl LogBuffer {
 
 impl Write for LogBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let mut held = self.0.held.lock();
         while held.bytes.len() >= MAX_HELD && !held.closed {
             self.0.full.notify_one();

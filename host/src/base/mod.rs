@@ -2,6 +2,7 @@
 //! names of the domains, the units manifests are written in, and traces (`telemetry`). It
 //! depends on nothing else of the host, and every other module may depend on it.
 
+pub mod access_log;
 mod context;
 mod error;
 mod latency;

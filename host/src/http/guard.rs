@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
 use super::{ApiError, Front, Shared, Slots, log_seq, stale};
+use crate::base::access_log;
 
 /// The layer around every request (see the module's documentation). With traces on, the
 /// request is a span that continues its caller's trace (`traceparent`) and lasts until its
@@ -126,14 +127,12 @@ async fn handle(front: &Front, request: Request) -> Response {
             }
         },
     };
-    tracing::info!(
-        target: "storehost::http",
-        %method,
-        path = %uri.path(),
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let latency_us = started.elapsed().as_micros() as u64;
+    let line = access_log::Request { method: method.as_str(), path: uri.path(), status: response.status().as_u16(), latency_us };
+    // A traced request's line carries its trace's ids: that takes the event.
+    if crate::base::telemetry::on() || !access_log::write(&line) {
+        tracing::info!(target: "storehost::http", %method, path = %uri.path(), status = line.status, latency_us, "request");
+    }
     response
 }
 
