@@ -188,6 +188,13 @@ async fn tokens_and_scopes() {
     assert_eq!(error_kind(put(Some("reader")).await.unwrap()).await, (StatusCode::FORBIDDEN, "forbidden".into()));
     assert_eq!(put(Some("s3cret")).await.unwrap().status(), 200);
     assert_eq!(http.get(server.url("/v1/artifacts/k")).bearer_auth("reader").send().await.unwrap().status(), 200);
+    // The hot read (past the router) checks tokens as the routes do.
+    let unsigned = http.get(server.url("/v1/artifacts/k")).send().await.unwrap();
+    assert_eq!(unsigned.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    assert_eq!(error_kind(unsigned).await, (StatusCode::UNAUTHORIZED, "unauthorized".into()));
+    let wrong = http.get(server.url("/v1/artifacts/k")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(error_kind(wrong).await, (StatusCode::UNAUTHORIZED, "unauthorized".into()));
+    assert_eq!(http.get(server.url("/v1/artifacts/k")).header("authorization", "Basic eDpyZWFkZXI=").send().await.unwrap().status(), 200);
     assert_eq!(http.get(server.url("/metrics")).bearer_auth("reader").send().await.unwrap().status(), 403);
     assert_eq!(http.get(server.url("/v1/admin/plugins")).bearer_auth("s3cret").send().await.unwrap().status(), 200);
     assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status(), 200, "health needs no token");
@@ -269,4 +276,64 @@ async fn a_request_past_its_timeout_is_504_and_the_server_keeps_serving() {
     assert_eq!(error_kind(response).await, (StatusCode::GATEWAY_TIMEOUT, "plugin-timeout".into()));
     assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
     assert_eq!(http.get(server.url("/v1/artifacts/other")).send().await.unwrap().status(), 404);
+}
+
+/// The server's threads under load and at shutdown: many connections at once, each answered
+/// whole on whichever thread took it; at SIGTERM a download in flight finishes whole, idle
+/// connections close, new ones are refused, and the process exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_served_on_every_thread_and_a_download_outlives_sigterm() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let http = Client::new();
+    let small: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    let big: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect();
+    assert_eq!(http.put(server.url("/v1/artifacts/small")).body(small.clone()).send().await.unwrap().status(), 200);
+    assert_eq!(http.put(server.url("/v1/artifacts/big")).body(big.clone()).send().await.unwrap().status(), 200);
+
+    // 64 connections of their own, 40 requests each: every answer whole.
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let (url, small) = (server.url("/v1/artifacts/small"), small.clone());
+        clients.push(tokio::spawn(async move {
+            let own = Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            for _ in 0..40 {
+                let answer = own.get(&url).send().await.unwrap();
+                assert_eq!(answer.status(), 200);
+                assert!(answer.bytes().await.unwrap() == small, "a body came back other than written");
+            }
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    // An idle keep-alive connection, and a download that has started.
+    let idle = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let mut download = Client::new().get(server.url("/v1/artifacts/big")).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    let mut got = download.chunk().await.unwrap().unwrap().to_vec();
+    let mut server = server;
+    Server::terminate(&server.child);
+    // The listener closes: a new connection is refused once the server has taken the signal.
+    let address = server.base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(&address).await.is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the server still accepts connections 5 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The idle connection is closed by the server.
+    let mut idle = idle;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut idle, &mut byte)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle connection stayed open: {read:?}");
+    // The download in flight finishes whole.
+    while let Some(chunk) = download.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len(), big.len());
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&big), "the download in flight came back other than written");
+    let status = support::wait(&mut server.child, Duration::from_secs(10)).expect("the server exits within 10 s of SIGTERM");
+    assert!(status.success(), "{status}");
 }

@@ -145,22 +145,29 @@ async fn get_artifact(
     serve(&state, artifacts.as_ref(), &ctx, &key, &headers).await
 }
 
+/// What [`hot_read`] found.
+pub(super) enum Hot<'r> {
+    /// The token check's answer.
+    Refused(Response),
+    /// The artifact store, and the key to read.
+    Read(Arc<dyn ArtifactStore>, &'r str),
+}
+
 /// The hot read, `GET /v1/artifacts/{key}`, as the router would take it to [`get_artifact`]
 /// (its token check, the domain's store, no query), but without the router: `None` for any
 /// other request, or one the router should answer itself (a query to refuse, a key with
-/// percent-escapes to decode, no artifact store to say so of); the token check's refusal, or
-/// the store and the key.
-pub(super) fn hot_read<'r>(state: &Shared, request: &'r axum::extract::Request) -> Option<Result<(Arc<dyn ArtifactStore>, &'r str), Response>> {
+/// percent-escapes to decode, no artifact store to say so of).
+pub(super) fn hot_read<'r>(state: &Shared, request: &'r axum::extract::Request) -> Option<Hot<'r>> {
     let uri = request.uri();
     if request.method() != axum::http::Method::GET || uri.query().is_some() {
         return None;
     }
     let key = uri.path().strip_prefix(ARTIFACTS).filter(|key| !key.is_empty() && !key.contains('%'))?;
-    if let Err(refused) = super::auth::check(state, request.method(), uri.path(), request.headers()) {
-        return Some(Err(refused));
+    if let Some(refused) = super::auth::refusal(state, request.method(), uri.path(), request.headers()) {
+        return Some(Hot::Refused(refused));
     }
     let store = state.app().stores.artifact.clone()?;
-    Some(Ok((store, key)))
+    Some(Hot::Read(store, key))
 }
 
 /// The path under which artifacts are named.

@@ -42,17 +42,17 @@ fn presented(value: &str) -> Option<String> {
 }
 
 pub async fn require_scope(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    match check(&state, request.method(), request.uri().path(), request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused,
+    match refusal(&state, request.method(), request.uri().path(), request.headers()) {
+        None => next.run(request).await,
+        Some(refused) => refused,
     }
 }
 
-/// Whether a request may go on: it presents a token with the scope its method and path need
-/// (or there are no tokens); otherwise the 401 or 403 answer.
-pub(crate) fn check(state: &Shared, method: &Method, path: &str, headers: &header::HeaderMap) -> Result<(), Response> {
+/// The 401 or 403 answer to a request that does not present a token with the scope its method
+/// and path need; `None` when it does (or there are no tokens).
+pub(crate) fn refusal(state: &Shared, method: &Method, path: &str, headers: &header::HeaderMap) -> Option<Response> {
     if state.tokens.is_empty() {
-        return Ok(());
+        return None;
     }
     let scope = needed(method, path);
     let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented);
@@ -60,13 +60,13 @@ pub(crate) fn check(state: &Shared, method: &Method, path: &str, headers: &heade
         let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required").into_response();
         let challenge = if path == ADMIN_PAGE { "Basic realm=\"storehost\", charset=\"UTF-8\"" } else { "Bearer" };
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(challenge));
-        return Err(response);
+        return Some(response);
     };
     match state.tokens.iter().find(|t| same(&t.token, &presented)) {
-        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token").into_response()),
+        None => Some(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown bearer token").into_response()),
         Some(token) if !token.scopes.contains(&scope) => {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token lacks the {scope:?} scope").to_lowercase()).into_response())
+            Some(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token lacks the {scope:?} scope").to_lowercase()).into_response())
         }
-        Some(_) => Ok(()),
+        Some(_) => None,
     }
 }

@@ -285,8 +285,8 @@ impl Front {
         use axum::response::IntoResponse as _;
         if let Some(hot) = artifacts::hot_read(&self.state, &request) {
             return match hot {
-                Err(refused) => refused,
-                Ok((store, key)) => {
+                artifacts::Hot::Refused(refused) => refused,
+                artifacts::Hot::Read(store, key) => {
                     let ctx = slots.ctx(&self.state);
                     artifacts::serve(&self.state, store.as_ref(), &ctx, key, request.headers()).await.into_response()
                 }
