@@ -26,7 +26,7 @@ use crate::base::access_log;
 /// body is sent.
 pub(crate) async fn around(front: &Front, request: Request) -> Response {
     if !crate::base::telemetry::on() {
-        return handle(front, request).await;
+        return handle(front, request, false).await;
     }
     let route = front.state.templates.get().and_then(|t| t.at(request.uri().path()).ok()).map(|found| found.value.as_str());
     let name = match route {
@@ -51,7 +51,7 @@ pub(crate) async fn around(front: &Front, request: Request) -> Response {
     );
     let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, crate::base::telemetry::caller(request.headers()));
     let bodiless = request.method() == axum::http::Method::HEAD;
-    let response = handle(front, request).instrument(span.clone()).await;
+    let response = handle(front, request, true).instrument(span.clone()).await;
     span.record("http.response.status_code", i64::from(response.status().as_u16()));
     if response.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
@@ -111,7 +111,8 @@ impl Drop for Traced {
     }
 }
 
-async fn handle(front: &Front, request: Request) -> Response {
+/// `traced`: the request is a span (see [`around`]).
+async fn handle(front: &Front, request: Request, traced: bool) -> Response {
     let started = Instant::now();
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = match refused(&front.state, &request) {
@@ -130,7 +131,7 @@ async fn handle(front: &Front, request: Request) -> Response {
     let latency_us = started.elapsed().as_micros() as u64;
     let line = access_log::Request { method: method.as_str(), path: uri.path(), status: response.status().as_u16(), latency_us };
     // A traced request's line carries its trace's ids: that takes the event.
-    if crate::base::telemetry::on() || !access_log::write(&line) {
+    if traced || !access_log::write(&line) {
         tracing::info!(target: "storehost::http", %method, path = %uri.path(), status = line.status, latency_us, "request");
     }
     response

@@ -292,7 +292,7 @@ impl Front {
                 }
             };
         }
-        slots.give(request.extensions_mut());
+        request.extensions_mut().insert(slots.clone());
         let Ok(response) = tower_service::Service::call(&mut self.routed.clone(), request).await;
         response
     }
@@ -319,11 +319,6 @@ impl Slots {
             Some(seq) => ctx.min_log_seq(seq),
             None => ctx,
         }
-    }
-
-    /// Puts them in the request's extensions, for the `Ctx` extractor.
-    fn give(&self, extensions: &mut axum::http::Extensions) {
-        extensions.insert(self.clone());
     }
 }
 

@@ -24,14 +24,13 @@ use super::connection::Connection;
 
 /// Serves `front` on the connections `listener` accepts until `shutdown` completes, then lets
 /// the connections' in-flight requests finish.
-pub(crate) async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub(crate) async fn serve(mut listener: TcpListener, front: Front, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stop = CancellationToken::new();
     let mut workers = Vec::with_capacity(threads);
     for index in 0..threads {
         workers.push(Worker::start(index, front.clone(), stop.clone())?);
     }
-    let mut listener = listener;
     let accepting = async {
         let mut next = 0;
         loop {
@@ -101,7 +100,7 @@ async fn connection(stream: TcpStream, front: Front, stop: CancellationToken, _o
         async move { Ok::<_, Infallible>(front.respond(request.map(Body::new)).await) }
     });
     let io = hyper_util::rt::TokioIo::new(Connection::new(stream));
-    let serving = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades();
+    let serving = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
     tokio::pin!(serving);
     tokio::select! {
         _ = serving.as_mut() => return,
