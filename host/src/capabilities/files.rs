@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
@@ -122,7 +123,7 @@ impl GrantedDirs {
         if !meta.is_file() {
             return Err(format!("opening {path}: not a file"));
         }
-        Ok(Some(HostFile { file, size: meta.len(), path: path.to_string() }))
+        Ok(Some(HostFile::new(file, meta.len(), path)))
     }
 
     /// The guest path `path` opened read-only inside its preopened directory; `None` when
@@ -161,15 +162,26 @@ fn read_in_place(file: &std::fs::File, offset: u64, len: usize) -> std::io::Resu
 
 /// A file a plugin opened through `storehost:host/files.file`: read by the plugin at offsets,
 /// and read by the host when the plugin hands it over as a body.
+///
+/// A file of at most [`HostFile::WHOLE`] bytes is read whole at its first read, and every later
+/// read (the plugin's of its header, the host's of the body) is a slice of those bytes: a small
+/// artifact opened to be served takes one positioned read however its record is laid out. The
+/// bytes are the file's as it was opened, as every read of the open file is.
 #[derive(Debug)]
 pub struct HostFile {
     file: std::fs::File,
     size: u64,
     /// The path the plugin opened, for error messages.
     path: String,
+    /// The whole file, once read (only for a file of at most [`HostFile::WHOLE`] bytes).
+    whole: std::sync::OnceLock<Bytes>,
 }
 
 impl HostFile {
+    fn new(file: std::fs::File, size: u64, path: &str) -> Self {
+        Self { file, size, path: path.to_string(), whole: std::sync::OnceLock::new() }
+    }
+
     /// Its length when it was opened.
     pub fn size(&self) -> u64 {
         self.size
@@ -178,24 +190,43 @@ impl HostFile {
     /// The longest read that zeroes its buffer and reads in place (see [`Self::read_at`]).
     pub const SHORT_READ: usize = 64 << 10;
 
+    /// The largest file read whole at its first read (see [`HostFile`]).
+    pub const WHOLE: u64 = 16 << 10;
+
     /// At most `len` bytes from `offset` (fewer only at the end of the file, none past it). A
     /// short read is one positioned read (one system call where the page cache holds it); a
     /// longer one goes into a buffer that is not zeroed first, and moves the file's position:
     /// the plugin reads the file, or the host does once the plugin handed it over, one read at
-    /// a time.
+    /// a time. A small file's reads after its first are slices of it (see [`HostFile`]).
     ///
     /// # Errors
     /// The read failed.
-    pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
         use std::io::{Seek, SeekFrom};
+        if let Some(whole) = self.whole()? {
+            let start = offset.min(whole.len() as u64) as usize;
+            return Ok(whole.slice(start..start + len.min(whole.len() - start)));
+        }
         let len = len.min(self.size.saturating_sub(offset) as usize);
         if len <= Self::SHORT_READ {
-            return read_in_place(&self.file, offset, len);
+            return read_in_place(&self.file, offset, len).map(Bytes::from);
         }
         let mut out = Vec::with_capacity(len);
         (&self.file).seek(SeekFrom::Start(offset))?;
         (&self.file).take(len as u64).read_to_end(&mut out)?;
-        Ok(out)
+        Ok(Bytes::from(out))
+    }
+
+    /// The whole file when it is small enough to be read whole, read at the first call.
+    fn whole(&self) -> std::io::Result<Option<&Bytes>> {
+        if self.size > Self::WHOLE {
+            return Ok(None);
+        }
+        if let Some(whole) = self.whole.get() {
+            return Ok(Some(whole));
+        }
+        let read = Bytes::from(read_in_place(&self.file, 0, self.size as usize)?);
+        Ok(Some(self.whole.get_or_init(|| read)))
     }
 
     /// The path the plugin opened it by.
@@ -253,7 +284,8 @@ impl wit::HostFile for Scoped<'_, Files> {
 
     fn read_at(&mut self, file: Resource<HostFile>, offset: u64, len: u64) -> wasmtime::Result<Result<Vec<u8>, String>> {
         let file = self.table.get(&file)?;
-        Ok(file.read_at(offset, usize::try_from(len).unwrap_or(usize::MAX)).map_err(|e| format!("reading {}: {e}", file.path)))
+        let read = file.read_at(offset, usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(read.map(Vec::from).map_err(|e| format!("reading {}: {e}", file.path)))
     }
 
     fn drop(&mut self, file: Resource<HostFile>) -> wasmtime::Result<()> {
@@ -310,16 +342,16 @@ mod tests {
 
         let file = dirs.open("/data/a/file").unwrap().unwrap();
         assert_eq!(file.size(), 11);
-        assert_eq!(file.read_at(6, 100).unwrap(), b"world");
-        assert_eq!(file.read_at(0, 5).unwrap(), b"hello");
-        assert_eq!(file.read_at(11, 5).unwrap(), b"");
-        assert_eq!(file.read_at(50, 5).unwrap(), b"");
-        assert_eq!(file.read_at(4, 3).unwrap(), b"o w");
-        assert_eq!(file.read_at(8, 100).unwrap(), b"rld");
+        assert_eq!(file.read_at(6, 100).unwrap(), &b"world"[..]);
+        assert_eq!(file.read_at(0, 5).unwrap(), &b"hello"[..]);
+        assert_eq!(file.read_at(11, 5).unwrap(), &b"[..]);
+        assert_eq!(file.read_at(50, 5).unwrap(), &b"[..]);
+        assert_eq!(file.read_at(4, 3).unwrap(), &b"o w"[..]);
+        assert_eq!(file.read_at(8, 100).unwrap(), &b"rld"[..]);
         // The file as it was opened: one renamed over its path later is not seen.
         std::fs::write(inside.join("a/next"), b"HELLO WORLD, LONGER").unwrap();
         std::fs::rename(inside.join("a/next"), inside.join("a/file")).unwrap();
-        assert_eq!(file.read_at(0, 100).unwrap(), b"hello world");
+        assert_eq!(file.read_at(0, 100).unwrap(), &b"hello world"[..]);
 
         assert!(dirs.open("/data/a/missing").unwrap().is_none());
         for escape in ["/data/../secret", "/data/a/../../secret", "/data/link-out", "/data/relative-out"] {
@@ -330,5 +362,31 @@ mod tests {
             assert!(dirs.open(outside_grant).is_err(), "{outside_grant} was not refused");
         }
         assert!(dirs.open("/data/a").unwrap_err().contains("not a file"));
+    }
+
+    /// A small file is read once, whole, at its first read: later reads are slices of those
+    /// bytes, even after the file changes in place. A larger one is read where asked, each time.
+    #[test]
+    fn a_small_file_is_read_whole_once_and_a_larger_one_where_asked() {
+        let (_root, inside, dirs) = sandbox();
+        let small: Vec<u8> = (0..HostFile::WHOLE as usize).map(|i| (i * 7) as u8).collect();
+        let large: Vec<u8> = (0..HostFile::WHOLE as usize + 1).map(|i| (i * 11) as u8).collect();
+        std::fs::write(inside.join("small"), &small).unwrap();
+        std::fs::write(inside.join("large"), &large).unwrap();
+
+        let file = dirs.open("/data/small").unwrap().unwrap();
+        assert_eq!(file.read_at(0, 4).unwrap(), &small[..4]);
+        std::fs::write(inside.join("small"), vec![0u8; small.len()]).unwrap();
+        assert_eq!(file.read_at(12, 4096).unwrap(), &small[12..4108]);
+        assert_eq!(file.read_at(small.len() as u64 - 3, 100).unwrap(), &small[small.len() - 3..]);
+        assert_eq!(file.read_at(small.len() as u64 + 5, 100).unwrap(), &b""[..]);
+
+        let file = dirs.open("/data/large").unwrap().unwrap();
+        assert_eq!(file.read_at(0, 4).unwrap(), &large[..4]);
+        assert_eq!(file.read_at(large.len() as u64 - 3, 100).unwrap(), &large[large.len() - 3..]);
+        let mut changed = large.clone();
+        changed[100] ^= 0xff;
+        std::fs::write(inside.join("large"), &changed).unwrap();
+        assert_eq!(file.read_at(96, 8).unwrap(), &changed[96..104]);
     }
 }

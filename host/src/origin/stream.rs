@@ -88,9 +88,10 @@ pub(super) fn opened(
 
 /// `len` bytes of `file` from `offset`, read by the host in chunks of [`CHUNK`] bytes. A chunk
 /// of at most [`HostFile::SHORT_READ`] bytes is read in place: one positioned read from the page
-/// cache costs less than handing it to another thread and back. A longer one is read on the
-/// blocking pool (a chunk from the page cache still takes a good part of a millisecond). A file
-/// that ends early ends the stream with an error.
+/// cache costs less than handing it to another thread and back (and a small file the plugin
+/// already read is not read again: see [`HostFile`]). A longer one is read on the blocking pool
+/// (a chunk from the page cache still takes a good part of a millisecond). A file that ends
+/// early ends the stream with an error.
 pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
     let failed = |file: &HostFile, e: &dyn std::fmt::Display| StoreError::Internal(format!("reading {}: {e}", file.path()));
     Box::pin(stream::try_unfold((Arc::new(file), offset, offset + len), move |(file, at, end)| async move {
@@ -109,7 +110,7 @@ pub(super) fn file(file: HostFile, offset: u64, len: u64) -> BodyStream {
             return Err(failed(&file, &format_args!("the file ended {} bytes early", end - at)));
         }
         let next = at + chunk.len() as u64;
-        Ok(Some((Bytes::from(chunk), (file, next, end))))
+        Ok(Some((chunk, (file, next, end))))
     }))
 }
 

@@ -162,7 +162,7 @@ impl PluginInner {
         let started = Instant::now();
         let deadline = self.deadline(ctx, started);
         warm.store.data_mut().set_deadline(Some(deadline));
-        let Some(call) = f(&warm.guests, &mut warm.store) else {
+        let Some(call) = f(&*warm.guests, &mut warm.store) else {
             return (Err(StoreError::Internal(format!("plugin {} does not export the interface of {method}", self.spec.name))), true);
         };
         let outcome = tokio::select! {

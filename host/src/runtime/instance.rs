@@ -103,10 +103,12 @@ impl fmt::Display for DeadlineReached {
 
 impl std::error::Error for DeadlineReached {}
 
-/// A ready instance: its store and its typed exports.
+/// A ready instance: its store and its typed exports. The exports are a handle for each function
+/// of every interface (about a KiB): boxed, so that leasing an instance, holding it for a stream
+/// and giving it back move two pointers, not them.
 pub(crate) struct Warm {
     pub(crate) store: Store<PluginState>,
-    pub(crate) guests: Guests,
+    pub(crate) guests: Box<Guests>,
 }
 
 impl PluginInner {
@@ -156,7 +158,7 @@ impl PluginInner {
         };
         store.data_mut().set_deadline(None);
         bump(&self.counters.instances_created);
-        Ok((Warm { store, guests }, info))
+        Ok((Warm { store, guests: Box::new(guests) }, info))
     }
 
     /// Awaits an instance's `init`, bounded by the plugin's timeout.

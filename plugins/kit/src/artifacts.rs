@@ -44,28 +44,48 @@ struct Layout {
     body_start: u64,
 }
 
-/// Reads a record's layout from an opened value.
+/// How much of a record is read first: its layout, and the metadata of one written whole.
+const HEAD: usize = 1024;
+/// The most metadata a record written in chunks is read with in one read from where its body
+/// ends; beyond it (a record that says so is likely damaged), its length is read first.
+const MAX_TAIL: u64 = 64 << 10;
+
+/// Reads a record's layout from an opened value: two reads for either layout (one for a record
+/// written whole whose metadata fits in [`HEAD`]), the second of a record written in chunks
+/// being exactly its metadata and the length after it.
 fn layout(key: &str, value: &mut dyn ValueReader) -> Result<Layout> {
-    let head = value.read_at(0, 4096)?;
-    let Some(first) = head.get(..4) else { return Err(internal("truncated artifact record", key)) };
+    let truncated = || internal("truncated artifact record", key);
+    let head = value.read_at(0, HEAD)?;
+    let Some(first) = head.get(..4) else { return Err(truncated()) };
     let first = u32::from_le_bytes(first.try_into().unwrap());
     if first != STREAMED {
         let len = first as usize;
         let header = if head.len() >= 4 + len { head[4..4 + len].to_vec() } else { value.read_at(4, len)? };
         if header.len() != len {
-            return Err(internal("truncated artifact record", key));
+            return Err(truncated());
         }
         return Ok(Layout { meta: decode(Table::Artifacts, key, &header)?, body_start: 4 + len as u64 });
     }
-    let body_len = u64::from_le_bytes(head.get(4..12).ok_or_else(|| internal("truncated artifact record", key))?.try_into().unwrap());
-    let meta_start = STREAMED_BODY_START + body_len;
-    let size = value.size();
-    let tail = value.read_at(size.saturating_sub(4), 4)?;
-    let meta_len = u32::from_le_bytes(tail.as_slice().try_into().map_err(|_| internal("truncated artifact record", key))?) as u64;
-    if meta_start + meta_len + 4 != size {
-        return Err(internal("artifact record lengths disagree", key));
-    }
-    let header = value.read_at(meta_start, meta_len as usize)?;
+    let body_len = u64::from_le_bytes(head.get(4..12).ok_or_else(truncated)?.try_into().unwrap());
+    let disagree = || internal("artifact record lengths disagree", key);
+    let meta_start = STREAMED_BODY_START.checked_add(body_len).ok_or_else(disagree)?;
+    let tail_len = value.size().checked_sub(meta_start).filter(|len| *len >= 4).ok_or_else(disagree)?;
+    let header = if tail_len <= MAX_TAIL {
+        let mut tail = value.read_at(meta_start, tail_len as usize)?;
+        if tail.len() as u64 != tail_len {
+            return Err(truncated());
+        }
+        let meta_len = u32::from_le_bytes(tail[tail.len() - 4..].try_into().unwrap());
+        tail.truncate(tail.len() - 4);
+        (meta_len as usize == tail.len()).then_some(tail).ok_or_else(disagree)?
+    } else {
+        let tail = value.read_at(meta_start + tail_len - 4, 4)?;
+        let meta_len = u32::from_le_bytes(tail.as_slice().try_into().map_err(|_| truncated())?) as u64;
+        if meta_len + 4 != tail_len {
+            return Err(disagree());
+        }
+        value.read_at(meta_start, meta_len as usize)?
+    };
     Ok(Layout { meta: decode(Table::Artifacts, key, &header)?, body_start: STREAMED_BODY_START })
 }
 
