@@ -344,8 +344,8 @@ mod tests {
         assert_eq!(file.size(), 11);
         assert_eq!(file.read_at(6, 100).unwrap(), &b"world"[..]);
         assert_eq!(file.read_at(0, 5).unwrap(), &b"hello"[..]);
-        assert_eq!(file.read_at(11, 5).unwrap(), &b"[..]);
-        assert_eq!(file.read_at(50, 5).unwrap(), &b"[..]);
+        assert_eq!(file.read_at(11, 5).unwrap(), &b""[..]);
+        assert_eq!(file.read_at(50, 5).unwrap(), &b""[..]);
         assert_eq!(file.read_at(4, 3).unwrap(), &b"o w"[..]);
         assert_eq!(file.read_at(8, 100).unwrap(), &b"rld"[..]);
         // The file as it was opened: one renamed over its path later is not seen.

@@ -339,6 +339,77 @@ async fn the_fs_plugin_hands_the_host_its_files_so_the_bytes_skip_the_plugin() {
     assert_eq!(plugin.stats().calls - before, 1, "reading a run's file called the plugin");
 }
 
+/// A small artifact of the fs plugin is read from its file in one read, however its record is
+/// laid out (written whole or in chunks, metadata short or longer than the first read): the
+/// bytes are the version opened, also when it is replaced before its body is read; and a
+/// damaged record is an error that says so, never another body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_fs_records_are_read_whole_and_damaged_ones_are_refused() {
+    use storehost::base::ErrorKind;
+    use storehost::domain::{ArtifactStore, ByteRange, Ctx};
+    use storehost::origin::PluginArtifactStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Ctx::background();
+    let plugin = storehost_tests::load(&storehost_tests::runtime(), storehost_tests::fs_spec(dir.path())).await;
+    let store = std::sync::Arc::new(PluginArtifactStore::new(plugin).unwrap());
+    let streamed = |key: &'static str, body: Vec<u8>, content_type: Option<String>| {
+        let store = store.clone();
+        let ctx = ctx.clone();
+        async move {
+            let mut sink = store.open_write(&ctx, key, content_type, None).await.unwrap();
+            sink.write(&ctx, Bytes::from(body)).await.unwrap();
+            sink.finish(&ctx).await.unwrap()
+        }
+    };
+    let long_type = format!("text/plain; note={}", "x".repeat(3000));
+    let body = pattern(5000);
+    let cases = [
+        ("small/streamed.bin", streamed("small/streamed.bin", body.clone(), None).await),
+        ("small/streamed-long-meta.bin", streamed("small/streamed-long-meta.bin", body.clone(), Some(long_type.clone())).await),
+        ("small/whole.bin", store.put(&ctx, "small/whole.bin", Bytes::from(body.clone()), None).await.unwrap()),
+        (
+            "small/whole-long-meta.bin",
+            store.put(&ctx, "small/whole-long-meta.bin", Bytes::from(body.clone()), Some(long_type.clone())).await.unwrap(),
+        ),
+    ];
+    for (key, meta) in &cases {
+        let reader = store.open_read(&ctx, key, ByteRange::ALL).await.unwrap();
+        assert_eq!(&reader.meta, meta, "{key}");
+        store.put(&ctx, key, Bytes::from_static(b"replaced"), None).await.unwrap();
+        assert!(drain(reader.body).await == body, "{key}: not the version opened");
+        let reader = store.open_read(&ctx, key, ByteRange::new(5, None)).await.unwrap();
+        assert_eq!(drain(reader.body).await, b"ced", "{key}: the range of the new version");
+    }
+    assert_eq!(cases[1].1.content_type.as_deref(), Some(long_type.as_str()));
+
+    // Damaged records of one written in chunks: the trailing length cut off, and a body length
+    // past the end of the file.
+    let file = dir.path().join("artifacts/damaged/a.bin=");
+    let damaged = |key: &'static str, damage: fn(&mut Vec<u8>)| {
+        let (store, ctx, file) = (store.clone(), ctx.clone(), file.clone());
+        async move {
+            streamed(key, pattern(300), None).await;
+            let mut record = std::fs::read(&file).unwrap();
+            damage(&mut record);
+            std::fs::write(&file, record).unwrap();
+            match store.open_read(&ctx, key, ByteRange::ALL).await {
+                Err(e) => (e.kind(), e.to_string()),
+                Ok(reader) => panic!("a damaged record was read: {:?}", reader.meta),
+            }
+        }
+    };
+    let (kind, message) = damaged("damaged/a.bin", |record| {
+        record.pop();
+    })
+    .await;
+    assert_eq!(kind, ErrorKind::Internal, "{message}");
+    assert!(message.contains("artifact record lengths disagree"), "{message}");
+    let (kind, message) = damaged("damaged/a.bin", |record| record[4..12].copy_from_slice(&u64::MAX.to_le_bytes())).await;
+    assert_eq!(kind, ErrorKind::Internal, "{message}");
+    assert!(message.contains("artifact record lengths disagree"), "{message}");
+}
+
 /// A component built against 0.2.0 (the fs plugin with its exports renamed to 0.2.0's, the two
 /// interfaces 0.2.1 adds renamed out of the contract) loads as 0.2.0, and its bodies stream
 /// through its readers, a call per chunk.
