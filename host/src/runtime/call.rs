@@ -162,7 +162,7 @@ impl PluginInner {
         let started = Instant::now();
         let deadline = self.deadline(ctx, started);
         warm.store.data_mut().set_deadline(Some(deadline));
-        let Some(call) = f(&*warm.guests, &mut warm.store) else {
+        let Some(call) = f(&warm.guests, &mut warm.store) else {
             return (Err(StoreError::Internal(format!("plugin {} does not export the interface of {method}", self.spec.name))), true);
         };
         let outcome = tokio::select! {
@@ -274,7 +274,6 @@ pub(crate) enum Handed<H> {
 }
 
 /// An opened body: a session over the guest's resource, or what the host took.
-#[expect(clippy::large_enum_variant, reason = "made once per body and moved into its stream, as a session alone would be")]
 pub(crate) enum Opened<H> {
     Session(Session),
     Host(H),
