@@ -70,22 +70,17 @@ fn layout(key: &str, value: &mut dyn ValueReader) -> Result<Layout> {
     let disagree = || internal("artifact record lengths disagree", key);
     let meta_start = STREAMED_BODY_START.checked_add(body_len).ok_or_else(disagree)?;
     let tail_len = value.size().checked_sub(meta_start).filter(|len| *len >= 4).ok_or_else(disagree)?;
-    let header = if tail_len <= MAX_TAIL {
-        let mut tail = value.read_at(meta_start, tail_len as usize)?;
-        if tail.len() as u64 != tail_len {
-            return Err(truncated());
-        }
-        let meta_len = u32::from_le_bytes(tail[tail.len() - 4..].try_into().unwrap());
-        tail.truncate(tail.len() - 4);
-        (meta_len as usize == tail.len()).then_some(tail).ok_or_else(disagree)?
-    } else {
-        let tail = value.read_at(meta_start + tail_len - 4, 4)?;
-        let meta_len = u32::from_le_bytes(tail.as_slice().try_into().map_err(|_| truncated())?) as u64;
-        if meta_len + 4 != tail_len {
-            return Err(disagree());
-        }
-        value.read_at(meta_start, meta_len as usize)?
-    };
+    // Usually one read of the metadata and its length; past MAX_TAIL, the length alone first.
+    let (at, want) = if tail_len <= MAX_TAIL { (meta_start, tail_len) } else { (meta_start + tail_len - 4, 4) };
+    let mut tail = value.read_at(at, want as usize)?;
+    if tail.len() as u64 != want {
+        return Err(truncated());
+    }
+    let meta_len = u32::from_le_bytes(tail.split_off(tail.len() - 4).try_into().unwrap()) as u64;
+    if meta_len + 4 != tail_len {
+        return Err(disagree());
+    }
+    let header = if tail.len() as u64 == meta_len { tail } else { value.read_at(meta_start, meta_len as usize)? };
     Ok(Layout { meta: decode(Table::Artifacts, key, &header)?, body_start: STREAMED_BODY_START })
 }
 
