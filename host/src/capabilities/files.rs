@@ -102,28 +102,30 @@ impl GrantedDirs {
     }
 
     /// At most `max_len` bytes of the file at the guest path `path`; `None` when there is none.
-    /// A file of at most [`HostFile::SHORT_READ`] bytes is read as long as its size said when it
-    /// was opened, in as few reads (with no read to find the end).
+    /// A file of at most [`HostFile::WHOLE`] bytes (or a read of at most that many) takes one
+    /// positioned read into a buffer of that size, without asking the file's size first; a
+    /// longer one asks it, then reads the rest.
     pub fn read(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, String> {
         let Some(file) = self.open_read(path)? else { return Ok(None) };
-        let size = file.metadata().map_err(|e| format!("reading {path}: {e}"))?.len();
         let failed = |e: std::io::Error| format!("reading {path}: {e}");
-        if size.min(max_len) <= HostFile::SHORT_READ as u64 {
-            return read_in_place(&file, 0, size.min(max_len) as usize).map(Some).map_err(failed);
+        let first = max_len.min(HostFile::WHOLE + 1) as usize;
+        let mut out = Vec::with_capacity(first);
+        read_into(&file, &mut out, 0, first).map_err(failed)?;
+        if out.len() < first || out.len() as u64 == max_len {
+            return Ok(Some(out));
         }
-        let mut out = Vec::with_capacity(size.min(max_len) as usize);
-        file.take(max_len).read_to_end(&mut out).map_err(failed)?;
+        use std::io::{Seek, SeekFrom};
+        let size = file.metadata().map_err(failed)?.len();
+        out.reserve(size.min(max_len).saturating_sub(out.len() as u64) as usize);
+        (&file).seek(SeekFrom::Start(out.len() as u64)).map_err(failed)?;
+        (&file).take(max_len - out.len() as u64).read_to_end(&mut out).map_err(failed)?;
         Ok(Some(out))
     }
 
     /// The file at the guest path `path`, opened for reading; `None` when there is none.
     pub fn open(&self, path: &str) -> Result<Option<HostFile>, String> {
         let Some(file) = self.open_read(path)? else { return Ok(None) };
-        let meta = file.metadata().map_err(|e| format!("opening {path}: {e}"))?;
-        if !meta.is_file() {
-            return Err(format!("opening {path}: not a file"));
-        }
-        Ok(Some(HostFile::new(file, meta.len(), path)))
+        HostFile::opened(file, path).map(Some).map_err(|e| format!("opening {path}: {e}"))
     }
 
     /// The guest path `path` opened read-only inside its preopened directory; `None` when
@@ -142,44 +144,74 @@ impl GrantedDirs {
     }
 }
 
-/// At most `len` bytes of `file` from `offset` by positioned reads into a zeroed buffer: one
-/// system call where the page cache holds them, no read to find the end, no position moved.
+/// At most `len` bytes of `file` from `offset` by positioned reads: one system call where the
+/// page cache holds them, no read to find the end, no position moved.
 fn read_in_place(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let mut out = vec![0u8; len];
-    let mut filled = 0;
-    while filled < len {
-        match file.read_at(&mut out[filled..], offset + filled as u64) {
+    let mut out = Vec::with_capacity(len);
+    read_into(file, &mut out, offset, len)?;
+    Ok(out)
+}
+
+/// Appends at most `len` bytes of `file` from `offset` to `out` by positioned reads into its
+/// spare room, not zeroed first: fewer only at the end of the file, no position moved.
+fn read_into(file: &std::fs::File, out: &mut Vec<u8>, offset: u64, len: usize) -> std::io::Result<()> {
+    let (start, end) = (out.len(), out.len() + len);
+    out.reserve_exact(len);
+    while out.len() < end {
+        let at = offset + (out.len() - start) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(out), at) {
             Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    out.truncate(filled);
-    Ok(out)
+    // The spare room may have held more than was asked for.
+    out.truncate(end);
+    Ok(())
 }
 
 /// A file a plugin opened through `storehost:host/files.file`: read by the plugin at offsets,
 /// and read by the host when the plugin hands it over as a body.
 ///
-/// A file of at most [`HostFile::WHOLE`] bytes is read whole at its first read, and every later
-/// read (the plugin's of its header, the host's of the body) is a slice of those bytes: a small
-/// artifact opened to be served takes one positioned read however its record is laid out. The
-/// bytes are the file's as it was opened, as every read of the open file is.
+/// Its first [`HostFile::WHOLE`] bytes and one more are read when it is opened, in one
+/// positioned read: a file that fits is then whole, its size is what the read found (no
+/// `statx`), and every read of it (the plugin's of its header, the host's of the body) is a
+/// slice of those bytes, so that a small artifact opened to be served takes one read however its
+/// record is laid out. A longer file's size is asked of the file system, and a read within its
+/// first bytes is a slice of them too. The bytes are the file's as it was opened, as every read
+/// of the open file is.
 #[derive(Debug)]
 pub struct HostFile {
     file: std::fs::File,
     size: u64,
     /// The path the plugin opened, for error messages.
     path: String,
-    /// The whole file, once read (only for a file of at most [`HostFile::WHOLE`] bytes).
-    whole: std::sync::OnceLock<Bytes>,
+    /// The file's first bytes, read at open: all of them when it is at most [`HostFile::WHOLE`]
+    /// bytes long.
+    head: Bytes,
 }
 
 impl HostFile {
-    fn new(file: std::fs::File, size: u64, path: &str) -> Self {
-        Self { file, size, path: path.to_string(), whole: std::sync::OnceLock::new() }
+    /// `file`, with its first bytes read; a directory is refused.
+    fn opened(file: std::fs::File, path: &str) -> std::io::Result<Self> {
+        let mut head = Vec::with_capacity(Self::WHOLE as usize + 1);
+        match read_into(&file, &mut head, 0, Self::WHOLE as usize + 1) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
+                return Err(std::io::Error::other("not a file"));
+            }
+            read => read?,
+        }
+        let size = if head.len() as u64 <= Self::WHOLE {
+            head.len() as u64
+        } else {
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a file"));
+            }
+            meta.len().max(head.len() as u64)
+        };
+        Ok(Self { file, size, path: path.to_string(), head: Bytes::from(head) })
     }
 
     /// Its length when it was opened.
@@ -187,46 +219,35 @@ impl HostFile {
         self.size
     }
 
-    /// The longest read that zeroes its buffer and reads in place (see [`Self::read_at`]).
+    /// The longest read that reads in place (see [`Self::read_at`]).
     pub const SHORT_READ: usize = 64 << 10;
 
-    /// The largest file read whole at its first read (see [`HostFile`]).
+    /// The largest file read whole when it is opened (see [`HostFile`]).
     pub const WHOLE: u64 = 16 << 10;
 
     /// At most `len` bytes from `offset` (fewer only at the end of the file, none past it). A
-    /// short read is one positioned read (one system call where the page cache holds it); a
-    /// longer one goes into a buffer that is not zeroed first, and moves the file's position:
-    /// the plugin reads the file, or the host does once the plugin handed it over, one read at
-    /// a time. A small file's reads after its first are slices of it (see [`HostFile`]).
+    /// read within the bytes read at open is a slice of them; another short read is one
+    /// positioned read (one system call where the page cache holds it); a longer one moves the
+    /// file's position: the plugin reads the file, or the host does once the plugin handed it
+    /// over, one read at a time.
     ///
     /// # Errors
     /// The read failed.
     pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
         use std::io::{Seek, SeekFrom};
-        if let Some(whole) = self.whole()? {
-            let start = offset.min(whole.len() as u64) as usize;
-            return Ok(whole.slice(start..start + len.min(whole.len() - start)));
+        let start = offset.min(self.size);
+        let len = len.min((self.size - start) as usize);
+        let end = start as usize + len;
+        if end <= self.head.len() {
+            return Ok(self.head.slice(start as usize..end));
         }
-        let len = len.min(self.size.saturating_sub(offset) as usize);
         if len <= Self::SHORT_READ {
-            return read_in_place(&self.file, offset, len).map(Bytes::from);
+            return read_in_place(&self.file, start, len).map(Bytes::from);
         }
         let mut out = Vec::with_capacity(len);
-        (&self.file).seek(SeekFrom::Start(offset))?;
+        (&self.file).seek(SeekFrom::Start(start))?;
         (&self.file).take(len as u64).read_to_end(&mut out)?;
         Ok(Bytes::from(out))
-    }
-
-    /// The whole file when it is small enough to be read whole, read at the first call.
-    fn whole(&self) -> std::io::Result<Option<&Bytes>> {
-        if self.size > Self::WHOLE {
-            return Ok(None);
-        }
-        if let Some(whole) = self.whole.get() {
-            return Ok(Some(whole));
-        }
-        let read = Bytes::from(read_in_place(&self.file, 0, self.size as usize)?);
-        Ok(Some(self.whole.get_or_init(|| read)))
     }
 
     /// The path the plugin opened it by.
@@ -364,29 +385,45 @@ mod tests {
         assert!(dirs.open("/data/a").unwrap_err().contains("not a file"));
     }
 
-    /// A small file is read once, whole, at its first read: later reads are slices of those
-    /// bytes, even after the file changes in place. A larger one is read where asked, each time.
+    /// A small file is read whole when it is opened: every read is a slice of those bytes, even
+    /// after the file changes in place. A larger one's first bytes are read then too, and the
+    /// rest where asked, each time.
     #[test]
-    fn a_small_file_is_read_whole_once_and_a_larger_one_where_asked() {
+    fn a_small_file_is_read_whole_at_open_and_a_larger_one_where_asked() {
         let (_root, inside, dirs) = sandbox();
         let small: Vec<u8> = (0..HostFile::WHOLE as usize).map(|i| (i * 7) as u8).collect();
-        let large: Vec<u8> = (0..HostFile::WHOLE as usize + 1).map(|i| (i * 11) as u8).collect();
+        let large: Vec<u8> = (0..3 * HostFile::WHOLE as usize).map(|i| (i * 11) as u8).collect();
         std::fs::write(inside.join("small"), &small).unwrap();
         std::fs::write(inside.join("large"), &large).unwrap();
 
         let file = dirs.open("/data/small").unwrap().unwrap();
-        assert_eq!(file.read_at(0, 4).unwrap(), &small[..4]);
+        assert_eq!(file.size(), small.len() as u64);
         std::fs::write(inside.join("small"), vec![0u8; small.len()]).unwrap();
+        assert_eq!(file.read_at(0, 4).unwrap(), &small[..4]);
         assert_eq!(file.read_at(12, 4096).unwrap(), &small[12..4108]);
         assert_eq!(file.read_at(small.len() as u64 - 3, 100).unwrap(), &small[small.len() - 3..]);
         assert_eq!(file.read_at(small.len() as u64 + 5, 100).unwrap(), &b""[..]);
 
         let file = dirs.open("/data/large").unwrap().unwrap();
-        assert_eq!(file.read_at(0, 4).unwrap(), &large[..4]);
-        assert_eq!(file.read_at(large.len() as u64 - 3, 100).unwrap(), &large[large.len() - 3..]);
+        assert_eq!(file.size(), large.len() as u64);
         let mut changed = large.clone();
         changed[100] ^= 0xff;
+        changed[2 * HostFile::WHOLE as usize] ^= 0xff;
         std::fs::write(inside.join("large"), &changed).unwrap();
-        assert_eq!(file.read_at(96, 8).unwrap(), &changed[96..104]);
+        // Within the first bytes: as opened; past them: as the file is now.
+        assert_eq!(file.read_at(96, 8).unwrap(), &large[96..104]);
+        let past = 2 * HostFile::WHOLE;
+        assert_eq!(file.read_at(past - 4, 8).unwrap(), &changed[past as usize - 4..past as usize + 4]);
+        assert_eq!(file.read_at(large.len() as u64 - 3, 100).unwrap(), &changed[large.len() - 3..]);
+        // A read across the end of the first bytes is one read of the file.
+        let edge = HostFile::WHOLE - 2;
+        assert_eq!(file.read_at(edge, 8).unwrap(), &changed[edge as usize..edge as usize + 8]);
+
+        // Whole-file reads: at most the bytes asked for, whatever the size.
+        assert_eq!(dirs.read("/data/small", u64::MAX).unwrap().unwrap(), vec![0u8; small.len()]);
+        assert_eq!(dirs.read("/data/large", u64::MAX).unwrap().unwrap(), changed);
+        assert_eq!(dirs.read("/data/large", HostFile::WHOLE + 1).unwrap().unwrap(), &changed[..HostFile::WHOLE as usize + 1]);
+        assert_eq!(dirs.read("/data/large", HostFile::WHOLE + 7).unwrap().unwrap(), &changed[..HostFile::WHOLE as usize + 7]);
+        assert_eq!(dirs.read("/data/large", 0).unwrap().unwrap(), b"");
     }
 }
