@@ -52,9 +52,14 @@ pub fn once(body: Bytes) -> BodyStream {
     if body.is_empty() { Box::pin(stream::empty()) } else { Box::pin(stream::once(async move { Ok(body) })) }
 }
 
-/// Collects a stream whole (for a caller that needs the body in one piece).
+/// Collects a stream whole (for a caller that needs the body in one piece). A body of one
+/// chunk is that chunk, not a copy of it.
 pub async fn collect(mut body: BodyStream) -> Result<Bytes> {
-    let mut all = BytesMut::new();
+    let Some(first) = body.next().await.transpose()? else { return Ok(Bytes::new()) };
+    let Some(second) = body.next().await.transpose()? else { return Ok(first) };
+    let mut all = BytesMut::with_capacity(first.len() + second.len());
+    all.extend_from_slice(&first);
+    all.extend_from_slice(&second);
     while let Some(chunk) = body.next().await {
         all.extend_from_slice(&chunk?);
     }

@@ -128,8 +128,7 @@ impl Plugin {
             inner.counters.error(crate::base::ErrorKind::Cancelled);
             return Err(StoreError::Cancelled);
         }
-        let deadline = inner.deadline(ctx, Instant::now());
-        let mut lease = inner.pool.acquire(&inner.spec.name, ctx, deadline).await.inspect_err(|e| {
+        let mut lease = inner.pool.acquire(&inner.spec.name, ctx, || inner.deadline(ctx, Instant::now())).await.inspect_err(|e| {
             if matches!(e, StoreError::Unavailable(_)) {
                 bump(&inner.counters.rejected)
             }
@@ -138,7 +137,9 @@ impl Plugin {
         let warm = match lease.warm.take() {
             Some(warm) => warm,
             None => {
-                let started = inner.instantiate().await.map_err(|e| e.within(&format!("plugin \"{}\" starting an instance", inner.spec.name)));
+                // Boxed: starting an instance is rare, and its future is large (kilobytes moved
+                // with every call's future otherwise).
+                let started = Box::pin(inner.instantiate()).await.map_err(|e| e.within(&format!("plugin \"{}\" starting an instance", inner.spec.name)));
                 started.inspect_err(|e| inner.counters.error(e.kind()))?.0
             }
         };
@@ -237,6 +238,9 @@ impl PluginInner {
 
 /// Awaits `lease`, recording in `span` how long the call waited for an instance.
 async fn waited<T>(span: &tracing::Span, lease: impl Future<Output = T>) -> T {
+    if span.is_disabled() {
+        return lease.await;
+    }
     let started = Instant::now();
     let leased = lease.await;
     span.record("storehost.wait_us", started.elapsed().as_micros() as i64);

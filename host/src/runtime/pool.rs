@@ -34,30 +34,33 @@ impl<W> Pool<W> {
         self.idle.lock().push(warm);
     }
 
-    pub(crate) async fn acquire(&self, plugin: &str, ctx: &Ctx, deadline: Instant) -> Result<Lease<W>, StoreError> {
+    /// A permit and the instance to use with it. A call that finds every instance busy waits
+    /// (in a boxed future: the common case stays small) until one is free, `deadline()` passes
+    /// or the caller cancels.
+    pub(crate) async fn acquire(&self, plugin: &str, ctx: &Ctx, deadline: impl FnOnce() -> Instant) -> Result<Lease<W>, StoreError> {
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(StoreError::Unavailable(format!(
-                        "plugin {plugin}: all {} instances busy and {} calls already waiting",
-                        self.size, self.queue
-                    )));
-                }
-                let waited = tokio::select! {
-                    permit = self.slots.clone().acquire_owned() => Ok(permit.expect("the semaphore is never closed")),
-                    _ = tokio::time::sleep_until(deadline.into()) => Err(StoreError::Unavailable(format!(
-                        "plugin {plugin}: no instance became free before the call's deadline"
-                    ))),
-                    _ = ctx.cancellation().cancelled() => Err(StoreError::Cancelled),
-                };
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                waited?
-            }
+            Err(_) => Box::pin(self.wait(plugin, ctx, deadline())).await?,
         };
         let warm = self.idle.lock().pop();
         Ok(Lease { _permit: permit, warm })
+    }
+
+    /// Waits for a permit, as one of at most `queue` callers.
+    async fn wait(&self, plugin: &str, ctx: &Ctx, deadline: Instant) -> Result<OwnedSemaphorePermit, StoreError> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Unavailable(format!("plugin {plugin}: all {} instances busy and {} calls already waiting", self.size, self.queue)));
+        }
+        let waited = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => Ok(permit.expect("the semaphore is never closed")),
+            _ = tokio::time::sleep_until(deadline.into()) => Err(StoreError::Unavailable(format!(
+                "plugin {plugin}: no instance became free before the call's deadline"
+            ))),
+            _ = ctx.cancellation().cancelled() => Err(StoreError::Cancelled),
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        waited
     }
 
     /// Returns a healthy instance; the lease's slot frees when it is dropped.
