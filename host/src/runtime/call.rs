@@ -139,7 +139,8 @@ impl Plugin {
             None => {
                 // Boxed: starting an instance is rare, and its future is large (kilobytes moved
                 // with every call's future otherwise).
-                let started = Box::pin(inner.instantiate()).await.map_err(|e| e.within(&format!("plugin \"{}\" starting an instance", inner.spec.name)));
+                let started =
+                    Box::pin(inner.instantiate()).await.map_err(|e| e.within(&format!("plugin \"{}\" starting an instance", inner.spec.name)));
                 started.inspect_err(|e| inner.counters.error(e.kind()))?.0
             }
         };

@@ -50,7 +50,10 @@ impl<W> Pool<W> {
     async fn wait(&self, plugin: &str, ctx: &Ctx, deadline: Instant) -> Result<OwnedSemaphorePermit, StoreError> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(StoreError::Unavailable(format!("plugin {plugin}: all {} instances busy and {} calls already waiting", self.size, self.queue)));
+            return Err(StoreError::Unavailable(format!(
+                "plugin {plugin}: all {} instances busy and {} calls already waiting",
+                self.size, self.queue
+            )));
         }
         let waited = tokio::select! {
             permit = self.slots.clone().acquire_owned() => Ok(permit.expect("the semaphore is never closed")),
