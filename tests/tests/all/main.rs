@@ -20,6 +20,7 @@ mod sql;
 mod stale;
 mod streaming;
 mod traces;
+mod whole_reads;
 
 /// Starts the real `storehost` binary (shared with the host's own tests).
 #[path = "../../../host/tests/support/mod.rs"]
