@@ -216,6 +216,19 @@ enum PluginCommand {
     },
 }
 
+/// Raises the soft limit on open files to the hard one, as servers do: connections and the files
+/// the plugins keep open between reads count against it.
+fn raise_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "the limit on open files stays {:?}", limit.current);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the async runtime");
@@ -257,6 +270,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(manifest: Manifest, listen: Option<String>, watch: bool) -> Result<()> {
+    raise_file_limit();
     let app = App::build(manifest).await?;
     storehost::http::serve(app, storehost::http::ServeOptions { listen, watch }).await
 }

@@ -5,14 +5,15 @@
 //! it), each in one host call. A file a plugin opens that way can be handed back to the host as
 //! an artifact's body ([`HostFile`]), which the host then reads without the plugin.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+use super::open_files::OpenFiles;
 use super::{Capability, PluginIdentity, Scoped, ScopedData};
 
 pub(crate) mod bindings {
@@ -69,8 +70,12 @@ pub fn wasi_ctx(dirs: &[DirGrant]) -> Result<WasiCtx> {
 /// Every plugin has it, over the directories it is granted (none: every read is refused).
 pub struct Files;
 
-/// A plugin's preopened directories, opened once: guest path and directory handle.
-pub struct GrantedDirs(Vec<(String, std::fs::File)>);
+/// A plugin's preopened directories, opened once (guest path and directory handle), and the
+/// files kept open in them between reads.
+pub struct GrantedDirs {
+    dirs: Vec<(String, std::fs::File)>,
+    open: OpenFiles,
+}
 
 impl Capability for Files {
     const INTERFACE: &'static str = "storehost:host/files";
@@ -84,7 +89,7 @@ impl Capability for Files {
                 .with_context(|| format!("opening {} (granted as {})", dir.host.display(), dir.guest))?;
             dirs.push((dir.guest.trim_end_matches('/').to_string(), handle));
         }
-        Ok(GrantedDirs(dirs))
+        Ok(GrantedDirs::new(dirs))
     }
 
     fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> Scoped<'_, Self>) -> wasmtime::Result<()> {
@@ -93,11 +98,17 @@ impl Capability for Files {
 }
 
 impl GrantedDirs {
-    /// The directory holding the guest path `path`, and `path` relative to it.
-    fn resolve<'a>(&self, path: &'a str) -> Option<(&std::fs::File, &'a Path)> {
-        self.0.iter().find_map(|(guest, dir)| {
+    fn new(dirs: Vec<(String, std::fs::File)>) -> Self {
+        let open = OpenFiles::new(dirs.len());
+        Self { dirs, open }
+    }
+
+    /// The directory holding the guest path `path` (its index and handle), and `path`
+    /// relative to it.
+    fn resolve<'a>(&self, path: &'a str) -> Option<(usize, &std::fs::File, &'a Path)> {
+        self.dirs.iter().enumerate().find_map(|(index, (guest, dir))| {
             let rest = if guest.is_empty() { path.strip_prefix('/')? } else { path.strip_prefix(guest.as_str())?.strip_prefix('/')? };
-            Some((dir, Path::new(rest)))
+            Some((index, dir, Path::new(rest)))
         })
     }
 
@@ -114,11 +125,9 @@ impl GrantedDirs {
         if out.len() < first || out.len() as u64 == max_len {
             return Ok(Some(out));
         }
-        use std::io::{Seek, SeekFrom};
         let size = file.metadata().map_err(failed)?.len();
-        out.reserve(size.min(max_len).saturating_sub(out.len() as u64) as usize);
-        (&file).seek(SeekFrom::Start(out.len() as u64)).map_err(failed)?;
-        (&file).take(max_len - out.len() as u64).read_to_end(&mut out).map_err(failed)?;
+        let rest = size.min(max_len).saturating_sub(out.len() as u64);
+        read_into(&file, &mut out, first as u64, usize::try_from(rest).unwrap_or(usize::MAX)).map_err(failed)?;
         Ok(Some(out))
     }
 
@@ -128,15 +137,18 @@ impl GrantedDirs {
         HostFile::opened(file, path).map(Some).map_err(|e| format!("opening {path}: {e}"))
     }
 
-    /// The guest path `path` opened read-only inside its preopened directory; `None` when
-    /// nothing is there.
-    fn open_read(&self, path: &str) -> Result<Option<std::fs::File>, String> {
-        let Some((dir, relative)) = self.resolve(path) else { return Err(format!("{path} is outside the preopened directories")) };
-        let mut options = cap_primitives::fs::OpenOptions::new();
-        options.read(true);
-        // cap-primitives resolves `relative` inside `dir`: `..`, absolute paths and symlinks
-        // cannot leave it.
-        match cap_primitives::fs::open(dir, relative, &options) {
+    /// The guest path `path` opened read-only inside its preopened directory (a file kept open
+    /// from an earlier read where it can be, see [`OpenFiles`]); `None` when nothing is there.
+    fn open_read(&self, path: &str) -> Result<Option<Arc<std::fs::File>>, String> {
+        let Some((index, dir, relative)) = self.resolve(path) else { return Err(format!("{path} is outside the preopened directories")) };
+        let opened = self.open.open(index, dir, relative).unwrap_or_else(|| {
+            let mut options = cap_primitives::fs::OpenOptions::new();
+            options.read(true);
+            // cap-primitives resolves `relative` inside `dir`: `..`, absolute paths and
+            // symlinks cannot leave it.
+            cap_primitives::fs::open(dir, relative, &options).map(Arc::new)
+        });
+        match opened {
             Ok(file) => Ok(Some(file)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("opening {path}: {e}")),
@@ -153,14 +165,17 @@ fn read_in_place(file: &std::fs::File, offset: u64, len: usize) -> std::io::Resu
 }
 
 /// Appends at most `len` bytes of `file` from `offset` to `out` by positioned reads into its
-/// spare room, not zeroed first: fewer only at the end of the file, no position moved.
+/// spare room, not zeroed first: fewer only at the end of the file, no position moved. A read
+/// of a file that gives fewer bytes than asked has reached its end (that is the only short read
+/// of a regular file), so a file shorter than `len` takes one read, not a second to find the end.
 fn read_into(file: &std::fs::File, out: &mut Vec<u8>, offset: u64, len: usize) -> std::io::Result<()> {
     let (start, end) = (out.len(), out.len() + len);
     out.reserve_exact(len);
     while out.len() < end {
         let at = offset + (out.len() - start) as u64;
+        let asked = out.spare_capacity_mut().len();
         match rustix::io::pread(file, rustix::buffer::spare_capacity(out), at) {
-            Ok(0) => break,
+            Ok(n) if n < asked => break,
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -183,7 +198,7 @@ fn read_into(file: &std::fs::File, out: &mut Vec<u8>, offset: u64, len: usize) -
 /// of the open file is.
 #[derive(Debug)]
 pub struct HostFile {
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     size: u64,
     /// The path the plugin opened, for error messages.
     path: String,
@@ -194,7 +209,7 @@ pub struct HostFile {
 
 impl HostFile {
     /// `file`, with its first bytes read; a directory is refused.
-    fn opened(file: std::fs::File, path: &str) -> std::io::Result<Self> {
+    fn opened(file: Arc<std::fs::File>, path: &str) -> std::io::Result<Self> {
         let mut head = Vec::with_capacity(Self::WHOLE as usize + 1);
         match read_into(&file, &mut head, 0, Self::WHOLE as usize + 1) {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
@@ -219,35 +234,28 @@ impl HostFile {
         self.size
     }
 
-    /// The longest read that reads in place (see [`Self::read_at`]).
+    /// The longest read of a body the host makes on the thread serving it; a longer one is
+    /// made on the blocking pool.
     pub const SHORT_READ: usize = 64 << 10;
 
     /// The largest file read whole when it is opened (see [`HostFile`]).
     pub const WHOLE: u64 = 16 << 10;
 
     /// At most `len` bytes from `offset` (fewer only at the end of the file, none past it). A
-    /// read within the bytes read at open is a slice of them; another short read is one
-    /// positioned read (one system call where the page cache holds it); a longer one moves the
-    /// file's position: the plugin reads the file, or the host does once the plugin handed it
-    /// over, one read at a time.
+    /// read within the bytes read at open is a slice of them; another is positioned reads (one
+    /// system call where the page cache holds the bytes), which move no position: a file kept
+    /// open is read by several at once.
     ///
     /// # Errors
     /// The read failed.
     pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
-        use std::io::{Seek, SeekFrom};
         let start = offset.min(self.size);
         let len = len.min((self.size - start) as usize);
         let end = start as usize + len;
         if end <= self.head.len() {
             return Ok(self.head.slice(start as usize..end));
         }
-        if len <= Self::SHORT_READ {
-            return read_in_place(&self.file, start, len).map(Bytes::from);
-        }
-        let mut out = Vec::with_capacity(len);
-        (&self.file).seek(SeekFrom::Start(start))?;
-        (&self.file).take(len as u64).read_to_end(&mut out)?;
-        Ok(Bytes::from(out))
+        read_in_place(&self.file, start, len).map(Bytes::from)
     }
 
     /// The path the plugin opened it by.
@@ -320,7 +328,7 @@ mod tests {
     use super::*;
 
     fn granted(dir: &Path) -> GrantedDirs {
-        GrantedDirs(vec![("/data".into(), cap_primitives::fs::open_ambient_dir(dir, cap_primitives::ambient_authority()).unwrap())])
+        GrantedDirs::new(vec![("/data".into(), cap_primitives::fs::open_ambient_dir(dir, cap_primitives::ambient_authority()).unwrap())])
     }
 
     /// A granted directory holding `a/file` ("hello world"), a symlink to it and two symlinks

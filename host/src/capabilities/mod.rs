@@ -12,6 +12,7 @@ pub mod config;
 pub mod files;
 pub mod log;
 pub mod object_store;
+mod open_files;
 pub mod sql;
 
 use std::collections::BTreeMap;

@@ -18,6 +18,15 @@ pub(crate) struct Pool<W> {
     queue: u32,
 }
 
+/// One call counted among those waiting, until it is dropped.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The right to run one call, with the warm instance to run it on (if one was idle).
 pub(crate) struct Lease<W> {
     _permit: OwnedSemaphorePermit,
@@ -55,15 +64,16 @@ impl<W> Pool<W> {
                 self.size, self.queue
             )));
         }
-        let waited = tokio::select! {
+        // Counted out however the wait ends, also when the caller is dropped while waiting (a
+        // client that went away).
+        let _counted = Waiting(&self.waiting);
+        tokio::select! {
             permit = self.slots.clone().acquire_owned() => Ok(permit.expect("the semaphore is never closed")),
             _ = tokio::time::sleep_until(deadline.into()) => Err(StoreError::Unavailable(format!(
                 "plugin {plugin}: no instance became free before the call's deadline"
             ))),
             _ = ctx.cancellation().cancelled() => Err(StoreError::Cancelled),
-        };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        waited
+        }
     }
 
     /// Returns a healthy instance; the lease's slot frees when it is dropped.

@@ -152,6 +152,34 @@ async fn calls_beyond_the_queue_fail_fast_with_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_gone_while_waiting_for_an_instance_leaves_the_queue() {
+    let spec = mock(|s| {
+        s.settings.queue = 1;
+        s.config.insert("fault.artifacts.get.slow".into(), "delay-ms=400".into());
+    });
+    let (plugin, store, _) = artifacts(spec).await;
+    let store = std::sync::Arc::new(store);
+    let spawn = |key: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move { store.get(&Ctx::background(), key).await })
+    };
+    let running = spawn("slow");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A caller waits for the one instance, then goes away (a client that hung up).
+    let gone = spawn("slow");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(plugin.stats().pool_waiting, 1);
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    assert_eq!(plugin.stats().pool_waiting, 0, "a caller that went away still counts as waiting");
+    // Its place in the queue is free: the next caller waits and is answered, not refused.
+    let next = store.get(&Ctx::background(), "k").await.unwrap_err();
+    assert_eq!(next.kind(), storehost::base::ErrorKind::NotFound, "{next}");
+    assert_eq!(running.await.unwrap().unwrap_err().kind(), storehost::base::ErrorKind::NotFound);
+    assert_eq!(plugin.stats().rejected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_errors_reach_the_caller_typed() {
     let (_, store, control) = artifacts(mock(|_| {})).await;
     for (kind, error) in [

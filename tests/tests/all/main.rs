@@ -15,6 +15,7 @@ mod registry;
 mod reload;
 mod s3;
 mod sandbox;
+mod shared_dir;
 mod signed_urls;
 mod sql;
 mod stale;
