@@ -93,7 +93,10 @@ impl OpenFiles {
             if let Some(file) = state.files[grant].get(relative) {
                 return Some(Ok(file.clone()));
             }
-            kept.watch_to(&mut state, grant, dir, relative).ok()?;
+            if let Err(e) = kept.watch_to(&mut state, grant, dir, relative) {
+                // A directory on the way that is not there: neither is the file.
+                return (e.kind() == io::ErrorKind::NotFound).then_some(Err(e));
+            }
             state.generation
         };
         let file = match rustix::fs::openat2(dir, relative, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
