@@ -87,8 +87,10 @@ impl OpenFiles {
             return None;
         }
         let kept = self.kept.get_or_init(|| Kept::new(self.grants)).as_ref()?;
+        // Another thread holding the kept files is not waited for: the caller opens the file
+        // afresh, which is always right, and costs less than a wait.
         let generation = {
-            let mut state = kept.state.lock();
+            let mut state = kept.state.try_lock()?;
             kept.drain(&mut state);
             if let Some(file) = state.files[grant].get(relative) {
                 return Some(Ok(file.clone()));
@@ -105,10 +107,11 @@ impl OpenFiles {
             // A symbolic link, or a system without openat2: the caller opens it.
             Err(_) => return None,
         };
-        let mut state = kept.state.lock();
-        kept.drain(&mut state);
-        if state.generation == generation {
-            state.keep(grant, relative, file.clone());
+        if let Some(mut state) = kept.state.try_lock() {
+            kept.drain(&mut state);
+            if state.generation == generation {
+                state.keep(grant, relative, file.clone());
+            }
         }
         Some(Ok(file))
     }
