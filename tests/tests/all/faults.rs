@@ -125,14 +125,19 @@ async fn a_cancelled_caller_stops_its_call() {
     assert_eq!(plugin.stats().cancellations, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_beyond_the_queue_fail_fast_with_unavailable() {
+/// The mock on one instance with room for one waiting call; `get("slow")` takes 400 ms.
+async fn one_instance_queue_of_one() -> (Plugin, std::sync::Arc<PluginArtifactStore>) {
     let spec = mock(|s| {
         s.settings.queue = 1;
         s.config.insert("fault.artifacts.get.slow".into(), "delay-ms=400".into());
     });
     let (plugin, store, _) = artifacts(spec).await;
-    let store = std::sync::Arc::new(store);
+    (plugin, std::sync::Arc::new(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_queue_fail_fast_with_unavailable() {
+    let (plugin, store) = one_instance_queue_of_one().await;
     let slow: Vec<_> = (0..2)
         .map(|_| {
             let store = store.clone();
@@ -153,12 +158,7 @@ async fn calls_beyond_the_queue_fail_fast_with_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_gone_while_waiting_for_an_instance_leaves_the_queue() {
-    let spec = mock(|s| {
-        s.settings.queue = 1;
-        s.config.insert("fault.artifacts.get.slow".into(), "delay-ms=400".into());
-    });
-    let (plugin, store, _) = artifacts(spec).await;
-    let store = std::sync::Arc::new(store);
+    let (plugin, store) = one_instance_queue_of_one().await;
     let spawn = |key: &'static str| {
         let store = store.clone();
         tokio::spawn(async move { store.get(&Ctx::background(), key).await })
