@@ -192,7 +192,8 @@ impl Kept {
             if let Some(component) = next {
                 path.push(component);
             }
-            if state.watches.contains_key(&(grant, path.clone())) {
+            let key = (grant, path.clone());
+            if state.watches.contains_key(&key) {
                 continue;
             }
             let wd = if path.as_os_str().is_empty() {
@@ -201,14 +202,12 @@ impl Kept {
                 let fd = rustix::fs::openat2(dir, &path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?;
                 self.add_watch(fd.as_fd())?
             };
-            if let Some(other) = state.dirs.get(&wd) {
-                // The same directory under another name (a bind mount): not kept.
-                if other != &(grant, path.clone()) {
-                    return Err(io::Error::other("a directory watched under two names"));
-                }
+            // The same directory under another name (a bind mount): not kept.
+            if state.dirs.get(&wd).is_some_and(|other| *other != key) {
+                return Err(io::Error::other("a directory watched under two names"));
             }
-            state.dirs.insert(wd, (grant, path.clone()));
-            state.watches.insert((grant, path.clone()), wd);
+            state.dirs.insert(wd, key.clone());
+            state.watches.insert(key, wd);
         }
         Ok(())
     }
@@ -239,14 +238,16 @@ impl State {
     /// directories there.
     fn forget_under(&mut self, inotify: &OwnedFd, grant: usize, path: &Path) {
         self.files[grant].retain(|p, _| !p.starts_with(path));
-        let under: Vec<(usize, PathBuf)> = self.watches.keys().filter(|(g, p)| *g == grant && p.starts_with(path)).cloned().collect();
-        for key in under {
-            if let Some(wd) = self.watches.remove(&key) {
-                self.dirs.remove(&wd);
+        let dirs = &mut self.dirs;
+        self.watches.retain(|(g, p), wd| {
+            let under = *g == grant && p.starts_with(path);
+            if under {
+                dirs.remove(wd);
                 // Already gone when the directory was removed; its last event is then ignored.
-                let _ = inotify::remove_watch(inotify, wd);
+                let _ = inotify::remove_watch(inotify, *wd);
             }
-        }
+            !under
+        });
     }
 
     /// Lets go of every kept file and every watch.

@@ -163,12 +163,7 @@ impl PluginInner {
     {
         let started = Instant::now();
         let deadline = self.deadline(ctx, started);
-        warm.store.data_mut().set_deadline(Some(deadline));
-        // The next epoch tick, not one passed while the instance was idle, is when the call
-        // yields to the executor: a call that ends before the tick runs through. (Yielding at
-        // the start of most calls let more calls than instances run at once on a thread,
-        // and the rest queued for the pool.)
-        warm.store.set_epoch_deadline(1);
+        warm.begin(deadline);
         let Some(call) = f(&warm.guests, &mut warm.store) else {
             return (Err(StoreError::Internal(format!("plugin {} does not export the interface of {method}", self.spec.name))), true);
         };
@@ -341,7 +336,7 @@ impl Held {
             && self.healthy
         {
             let deadline = Instant::now() + inner.settings.timeout;
-            self.warm.store.data_mut().set_deadline(Some(deadline));
+            self.warm.begin(deadline);
             let dropped = tokio::time::timeout_at(deadline.into(), resource.resource_drop_async(&mut self.warm.store)).await;
             self.healthy = matches!(dropped, Ok(Ok(())));
             if !self.healthy {

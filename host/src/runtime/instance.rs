@@ -111,6 +111,18 @@ pub(crate) struct Warm {
     pub(crate) guests: Box<Guests>,
 }
 
+impl Warm {
+    /// Starts a call (or a stream's clean-up) that must end by `deadline`: host functions and
+    /// the epoch check see it, and the guest yields to the executor at the next epoch tick, not
+    /// at one that passed while the instance was idle (a call that ends before the tick runs
+    /// through; yielding at the start of most calls let more calls than instances run at once
+    /// on a thread, and the rest queued for the pool).
+    pub(crate) fn begin(&mut self, deadline: Instant) {
+        self.store.data_mut().set_deadline(Some(deadline));
+        self.store.set_epoch_deadline(1);
+    }
+}
+
 impl PluginInner {
     /// A fresh instance: instantiated, described and initialised with the plugin's config.
     pub(crate) async fn instantiate(&self) -> Result<(Warm, PluginInfo), StoreError> {

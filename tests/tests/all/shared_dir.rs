@@ -37,8 +37,9 @@ fn round_of(got: &str) -> Option<usize> {
     (body(round) == got).then_some(round)
 }
 
-fn url(server: &Server, key: usize) -> String {
-    server.url(&format!("/v1/artifacts/shared/k{key}"))
+/// Key `key`'s URL on the replica at `base`.
+fn url(base: &str, key: usize) -> String {
+    format!("{base}/v1/artifacts/shared/k{key}")
 }
 
 /// Reads every key from `server` until `stop`, keeping their files open there; every answer
@@ -46,7 +47,7 @@ fn url(server: &Server, key: usize) -> String {
 async fn keep_reading(http: Client, server: String, stop: Arc<AtomicBool>, reads: Arc<AtomicU64>) -> Result<(), String> {
     let mut i = 0;
     while !stop.load(Ordering::Relaxed) {
-        let answer = http.get(format!("{server}/v1/artifacts/shared/k{}", i % KEYS)).send().await.map_err(|e| e.to_string())?;
+        let answer = http.get(url(&server, i % KEYS)).send().await.map_err(|e| e.to_string())?;
         i += 1;
         let status = answer.status();
         let text = answer.text().await.map_err(|e| format!("a {status} body was cut: {e}"))?;
@@ -75,17 +76,17 @@ async fn replicas_sharing_a_directory_without_caches_answer_each_others_last_wri
         let key = round % KEYS;
         let (writer, reader) = if round % 2 == 0 { (&one, &two) } else { (&two, &one) };
         let wrote = if round % 9 == 8 {
-            let answer = http.delete(url(writer, key)).send().await.unwrap();
+            let answer = http.delete(url(&writer.base, key)).send().await.unwrap();
             assert!(answer.status().is_success(), "a delete answered {}", answer.status());
             None
         } else {
-            let answer = http.put(url(writer, key)).body(body(round)).send().await.unwrap();
+            let answer = http.put(url(&writer.base, key)).body(body(round)).send().await.unwrap();
             assert!(answer.status().is_success(), "a write answered {}", answer.status());
             Some(round)
         };
         last[key] = wrote;
         for (server, which) in [(reader, "the other replica"), (writer, "the writer")] {
-            let answer = http.get(url(server, key)).send().await.unwrap();
+            let answer = http.get(url(&server.base, key)).send().await.unwrap();
             let status = answer.status();
             let got = match status {
                 StatusCode::NOT_FOUND => None,
