@@ -236,7 +236,19 @@ pub async fn multipart_upload(client: &aws_sdk_s3::Client, bucket: &str, key: &s
 pub struct Running(pub Child);
 
 impl Drop for Running {
+    /// Asks the process to stop (SIGTERM) and waits for it, killing it after a few seconds:
+    /// nginx's master stops its workers when asked, while killing it left them running.
     fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.0);
+        if rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok() {
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
