@@ -120,7 +120,7 @@ impl GrantedDirs {
         let Some(file) = self.open_read(path)? else { return Ok(None) };
         let failed = |e: std::io::Error| format!("reading {path}: {e}");
         let first = max_len.min(HostFile::WHOLE + 1) as usize;
-        let mut out = Vec::with_capacity(first);
+        let mut out = Vec::new();
         read_into(&file, &mut out, 0, first).map_err(failed)?;
         if out.len() < first || out.len() as u64 == max_len {
             return Ok(Some(out));
@@ -154,14 +154,6 @@ impl GrantedDirs {
             Err(e) => Err(format!("opening {path}: {e}")),
         }
     }
-}
-
-/// At most `len` bytes of `file` from `offset` by positioned reads: one system call where the
-/// page cache holds them, no read to find the end, no position moved.
-fn read_in_place(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(len);
-    read_into(file, &mut out, offset, len)?;
-    Ok(out)
 }
 
 /// Appends at most `len` bytes of `file` from `offset` to `out` by positioned reads into its
@@ -210,7 +202,7 @@ pub struct HostFile {
 impl HostFile {
     /// `file`, with its first bytes read; a directory is refused.
     fn opened(file: Arc<std::fs::File>, path: &str) -> std::io::Result<Self> {
-        let mut head = Vec::with_capacity(Self::WHOLE as usize + 1);
+        let mut head = Vec::new();
         match read_into(&file, &mut head, 0, Self::WHOLE as usize + 1) {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
                 return Err(std::io::Error::other("not a file"));
@@ -255,7 +247,9 @@ impl HostFile {
         if end <= self.head.len() {
             return Ok(self.head.slice(start as usize..end));
         }
-        read_in_place(&self.file, start, len).map(Bytes::from)
+        let mut out = Vec::new();
+        read_into(&self.file, &mut out, start, len)?;
+        Ok(Bytes::from(out))
     }
 
     /// The path the plugin opened it by.

@@ -118,9 +118,14 @@ impl Warm {
     /// through; yielding at the start of most calls let more calls than instances run at once
     /// on a thread, and the rest queued for the pool).
     pub(crate) fn begin(&mut self, deadline: Instant) {
-        self.store.data_mut().set_deadline(Some(deadline));
-        self.store.set_epoch_deadline(1);
+        begin(&mut self.store, deadline);
     }
+}
+
+/// See [`Warm::begin`]; also how a fresh instance's instantiation, `describe` and `init` start.
+fn begin(store: &mut Store<PluginState>, deadline: Instant) {
+    store.data_mut().set_deadline(Some(deadline));
+    store.set_epoch_deadline(1);
 }
 
 impl PluginInner {
@@ -136,10 +141,9 @@ impl PluginInner {
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.memory);
-        store.data_mut().set_deadline(Some(Instant::now() + self.settings.timeout));
+        begin(&mut store, Instant::now() + self.settings.timeout);
         // At every epoch tick the plugin yields to the executor (so it never holds a worker
         // thread for long) and is stopped once its call is past its deadline.
-        store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| match ctx.data().deadline() {
             Some(deadline) if Instant::now() >= deadline => Err(wasmtime::Error::new(DeadlineReached)),
             _ => Ok(UpdateDeadline::Yield(1)),
